@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+import { ConfigError, configHelp, loadConfig, type ServiceConfig } from './config.js';
+import { createLogger } from './log.js';
+import { startService, storeOptions } from './service.js';
+import { openStore } from './store/clickhouse.js';
+import { applyRetention, migrate } from './store/migrations.js';
+
+const USAGE = `breakwater: a per-tenant circuit breaker and observability plane for AI agents
+
+Usage:
+  breakwater serve   [flags]   run the OTLP receiver (:4318) and the API (:4000); applies migrations first
+  breakwater migrate [flags]   apply ClickHouse migrations and exit
+  breakwater --help            this text
+
+Storage: CLICKHOUSE_URL unset = embedded ClickHouse in --data-dir; set = that server.
+`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help' || rest.includes('--help')) {
+    process.stdout.write(`${USAGE}\n${configHelp()}\n`);
+    return command === undefined ? 2 : 0;
+  }
+  let config: ServiceConfig;
+  try {
+    config = loadConfig(rest, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`breakwater: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'migrate':
+      return runMigrate(config);
+    default:
+      process.stderr.write(`breakwater: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serve(config: ServiceConfig): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const service = await startService(config, log);
+  return new Promise((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'stopping: no new requests, flushing accepted spans');
+      service.stop().then(
+        () => resolve(0),
+        (err) => {
+          log.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}
+
+async function runMigrate(config: ServiceConfig): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const store = await openStore(storeOptions(config));
+  try {
+    const result = await migrate(store.client);
+    await applyRetention(store.client, config.retentionDays);
+    log.info({ mode: store.mode, applied: result.applied, alreadyApplied: result.alreadyApplied }, 'migrations applied');
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`breakwater: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

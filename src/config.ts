@@ -1,0 +1,160 @@
+// Service configuration: command-line flags over BREAKWATER_* / CLICKHOUSE_* environment variables
+// over defaults, validated up front (as the OpenTelemetry Collector validates its Config) so a bad
+// value stops the process with a message naming the flag and the variable.
+
+export interface ServiceConfig {
+  host: string;
+  otlpPort: number;
+  graphqlPort: number;
+  dataDir: string;
+  /** unset = embedded ClickHouse (chdb) under dataDir */
+  clickhouseUrl: string | undefined;
+  clickhouseUser: string;
+  clickhousePassword: string;
+  clickhouseDatabase: string;
+  policyFile: string;
+  /** the policy file was named explicitly (a missing explicit file is an error) */
+  policyFileExplicit: boolean;
+  /** limit on an OTLP body, compressed and decompressed */
+  maxBodyBytes: number;
+  retentionDays: number;
+  batchMaxSpans: number;
+  batchMaxDelayMs: number;
+  /** spans waiting for ClickHouse; past it the receiver answers 503 with Retry-After */
+  queueMaxSpans: number;
+  /** reject spans without tenant.id in partial_success (the default) instead of filing them under '' */
+  requireTenant: boolean;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** allow listening on a non-loopback address without auth tokens */
+  insecure: boolean;
+}
+
+interface Setting {
+  key: keyof ServiceConfig;
+  flag: string;
+  env: string;
+  kind: 'string' | 'port' | 'int' | 'bool' | 'level';
+  default: string | undefined;
+  help: string;
+  /** lower bound for int settings */
+  min?: number;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { key: 'host', flag: 'host', env: 'BREAKWATER_HOST', kind: 'string', default: '127.0.0.1', help: 'address both listeners bind' },
+  { key: 'otlpPort', flag: 'otlp-port', env: 'BREAKWATER_OTLP_PORT', kind: 'port', default: '4318', help: 'OTLP/HTTP receiver port (/v1/traces)' },
+  { key: 'graphqlPort', flag: 'graphql-port', env: 'BREAKWATER_GRAPHQL_PORT', kind: 'port', default: '4000', help: 'GraphQL, health and metrics port' },
+  { key: 'dataDir', flag: 'data-dir', env: 'BREAKWATER_DATA_DIR', kind: 'string', default: './data', help: 'embedded ClickHouse data directory' },
+  { key: 'clickhouseUrl', flag: 'clickhouse-url', env: 'CLICKHOUSE_URL', kind: 'string', default: undefined, help: 'ClickHouse server URL; unset = embedded' },
+  { key: 'clickhouseUser', flag: 'clickhouse-user', env: 'CLICKHOUSE_USER', kind: 'string', default: 'default', help: 'ClickHouse server user' },
+  { key: 'clickhousePassword', flag: 'clickhouse-password', env: 'CLICKHOUSE_PASSWORD', kind: 'string', default: '', help: 'ClickHouse server password (prefer the env var)' },
+  { key: 'clickhouseDatabase', flag: 'clickhouse-database', env: 'CLICKHOUSE_DATABASE', kind: 'string', default: 'breakwater', help: 'ClickHouse server database (created if absent; embedded uses its own data dir)' },
+  { key: 'policyFile', flag: 'config', env: 'BREAKWATER_CONFIG', kind: 'string', default: './breakwater.yaml', help: 'policy file (YAML), reloaded on change' },
+  { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'BREAKWATER_MAX_BODY_BYTES', kind: 'int', default: String(16 * 1024 * 1024), min: 1024, help: 'largest OTLP body accepted, compressed and decompressed' },
+  { key: 'retentionDays', flag: 'retention-days', env: 'BREAKWATER_RETENTION_DAYS', kind: 'int', default: '30', min: 1, help: 'days spans are kept (ClickHouse TTL)' },
+  { key: 'batchMaxSpans', flag: 'batch-max-spans', env: 'BREAKWATER_BATCH_MAX_SPANS', kind: 'int', default: '20000', min: 1, help: 'spans per ClickHouse insert' },
+  { key: 'batchMaxDelayMs', flag: 'batch-max-delay-ms', env: 'BREAKWATER_BATCH_MAX_DELAY_MS', kind: 'int', default: '50', min: 0, help: 'longest a span waits for its batch' },
+  { key: 'queueMaxSpans', flag: 'queue-max-spans', env: 'BREAKWATER_QUEUE_MAX_SPANS', kind: 'int', default: '200000', min: 1, help: 'spans waiting for ClickHouse before ingest answers 503' },
+  { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
+  { key: 'logLevel', flag: 'log-level', env: 'BREAKWATER_LOG_LEVEL', kind: 'level', default: 'info', help: 'debug | info | warn | error | silent' },
+  { key: 'insecure', flag: 'insecure', env: 'BREAKWATER_INSECURE', kind: 'bool', default: 'false', help: 'allow a non-loopback host without auth tokens' },
+];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+
+function parseValue(setting: Setting, raw: string, source: string): unknown {
+  switch (setting.kind) {
+    case 'string':
+      if (raw.length > 4096) throw new ConfigError(`${source}: value longer than 4096 characters`);
+      return raw;
+    case 'bool': {
+      const v = raw.toLowerCase();
+      if (['true', '1', 'yes', 'on', ''].includes(v)) return true;
+      if (['false', '0', 'no', 'off'].includes(v)) return false;
+      throw new ConfigError(`${source}: expected true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'level':
+      if ((LOG_LEVELS as readonly string[]).includes(raw)) return raw;
+      throw new ConfigError(`${source}: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw)}`);
+    case 'port':
+    case 'int': {
+      if (!/^\d{1,15}$/.test(raw)) throw new ConfigError(`${source}: expected a non-negative integer, got ${JSON.stringify(raw)}`);
+      const n = Number(raw);
+      if (setting.kind === 'port' && n > 65535) throw new ConfigError(`${source}: port must be 0-65535, got ${n}`);
+      if (setting.min !== undefined && n < setting.min) throw new ConfigError(`${source}: must be at least ${setting.min}, got ${n}`);
+      return n;
+    }
+  }
+}
+
+/**
+ * Builds the config from flags (`--name value`, `--name=value`, bare `--flag` for booleans) over
+ * env over defaults. Unknown flags are errors, not ignored: a typo must not silently run defaults.
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ServiceConfig {
+  const flagValues = parseFlags(argv);
+  const config: Record<string, unknown> = {};
+  for (const setting of SETTINGS) {
+    const fromFlag = flagValues.get(setting.flag);
+    const fromEnv = env[setting.env];
+    if (fromFlag !== undefined) config[setting.key] = parseValue(setting, fromFlag, `--${setting.flag}`);
+    else if (fromEnv !== undefined && fromEnv !== '') config[setting.key] = parseValue(setting, fromEnv, setting.env);
+    else config[setting.key] = setting.default === undefined ? undefined : parseValue(setting, setting.default, `default of --${setting.flag}`);
+  }
+  config.policyFileExplicit = flagValues.has('config') || Boolean(env.BREAKWATER_CONFIG);
+  const result = config as unknown as ServiceConfig;
+  if (result.clickhouseUrl !== undefined) {
+    try {
+      const url = new URL(result.clickhouseUrl);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+    } catch {
+      throw new ConfigError(`CLICKHOUSE_URL / --clickhouse-url: expected an http(s) URL, got ${JSON.stringify(result.clickhouseUrl)}`);
+    }
+  }
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(result.clickhouseDatabase)) {
+    throw new ConfigError(`CLICKHOUSE_DATABASE / --clickhouse-database: expected an identifier, got ${JSON.stringify(result.clickhouseDatabase)}`);
+  }
+  return result;
+}
+
+function parseFlags(argv: readonly string[]): Map<string, string> {
+  const known = new Map(SETTINGS.map((s) => [s.flag, s]));
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)} (flags look like --name value)`);
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    const setting = known.get(name);
+    if (!setting) throw new ConfigError(`unknown flag --${name}; see --help`);
+    let value: string;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else if (setting.kind === 'bool' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
+    else {
+      const next = argv[i + 1];
+      if (next === undefined) throw new ConfigError(`flag --${name} needs a value`);
+      value = next;
+      i++;
+    }
+    values.set(name, value);
+  }
+  return values;
+}
+
+export function configHelp(): string {
+  const rows = SETTINGS.map((s) => {
+    const def = s.default === undefined ? '' : ` (default ${s.default === '' ? '""' : s.default})`;
+    return `  --${s.flag.padEnd(22)} ${s.env.padEnd(28)} ${s.help}${def}`;
+  });
+  return ['Flags (each also read from the environment variable beside it):', ...rows].join('\n');
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host) || host.startsWith('127.');
+}

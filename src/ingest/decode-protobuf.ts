@@ -1,0 +1,502 @@
+// Hand-written protobuf wire-format decoder for ExportTraceServiceRequest.
+//
+// Why not protobufjs: it materialises an intermediate message tree (Long objects, oneof
+// bookkeeping, prototype defaults) that we would then walk again to build the model. Decoding
+// straight into the model halves the allocations on the hottest path of the receiver.
+// referenceDecode (otlp-proto-schema.ts) is the oracle the tests hold this decoder to.
+//
+// Input is untrusted. Every read is bounds-checked against the end of its enclosing message,
+// AnyValue nesting and unknown-group nesting are capped (no unbounded recursion), and every
+// failure is an OtlpDecodeError naming the field and offset.
+//
+// Protobuf semantics followed: unknown fields of every wire type are skipped (forward
+// compatibility), and so is a known field arriving with an unexpected wire type (what protoc
+// and protobufjs do); for a repeated singular field the last value wins and messages merge.
+import {
+  OtlpDecodeError,
+  type AnyValue,
+  type KeyValue,
+  type KvList,
+  type OtlpEvent,
+  type OtlpLink,
+  type OtlpResource,
+  type OtlpResourceSpans,
+  type OtlpScope,
+  type OtlpScopeSpans,
+  type OtlpSpan,
+  type OtlpStatus,
+  type OtlpTraceRequest,
+} from './otlp-model.js';
+
+/** AnyValue levels allowed (a KeyValue's value is level 1); deeper input is rejected. */
+export const MAX_ANY_VALUE_DEPTH = 32;
+/** Nesting of unknown groups (deprecated wire types 3/4) we are willing to skip. */
+const MAX_GROUP_DEPTH = 32;
+
+// Wire types.
+const VARINT = 0;
+const I64 = 1;
+const LEN = 2;
+const SGROUP = 3;
+const EGROUP = 4;
+const I32 = 5;
+
+// Fields are dispatched on the whole tag, (field number << 3) | wire type, so a known field
+// with the wrong wire type falls through to the unknown-field path instead of being misread.
+// Literal case labels let V8 compile each switch to a jump table.
+
+// Strict: proto3 string fields must be valid UTF-8. ignoreBOM keeps a leading U+FEFF as data.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Below this length a JS loop beats the TextDecoder call overhead for ASCII strings. */
+const SHORT_STRING = 32;
+
+const HEX_BYTE: string[] = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+class Reader {
+  pos = 0;
+  /** High 32 bits of the last varint read by readVarint64. */
+  hi = 0;
+  /** Last tag read, for error messages. */
+  tag = 0;
+  readonly view: DataView;
+
+  constructor(readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  fail(problem: string, at = this.pos): never {
+    const field = this.tag === 0 ? '' : `field ${this.tag >>> 3} (wire type ${this.tag & 7}): `;
+    throw new OtlpDecodeError(`invalid OTLP protobuf: ${field}${problem} at offset ${at}`);
+  }
+}
+
+export function decodeTraceRequestProtobuf(bytes: Uint8Array): OtlpTraceRequest {
+  const r = new Reader(bytes);
+  const end = bytes.length;
+  const resourceSpans: OtlpResourceSpans[] = [];
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    if (tag === ((1 << 3) | LEN)) resourceSpans.push(decodeResourceSpans(r, readEnd(r, end)));
+    else skipField(r, end, tag);
+  }
+  return { resourceSpans };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages. Each decoder consumes exactly [r.pos, end).
+
+function decodeResourceSpans(r: Reader, end: number): OtlpResourceSpans {
+  const rs: OtlpResourceSpans = {
+    resource: { attributes: [], droppedAttributesCount: 0 },
+    scopeSpans: [],
+    schemaUrl: '',
+  };
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (1 << 3) | LEN: decodeResource(r, readEnd(r, end), rs.resource); break;
+      case (2 << 3) | LEN: rs.scopeSpans.push(decodeScopeSpans(r, readEnd(r, end))); break;
+      case (3 << 3) | LEN: rs.schemaUrl = readString(r, end); break;
+      default: skipField(r, end, tag);
+    }
+  }
+  return rs;
+}
+
+function decodeResource(r: Reader, end: number, resource: OtlpResource): void {
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (1 << 3) | LEN: resource.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (2 << 3) | VARINT: resource.droppedAttributesCount = readUint32(r, end); break;
+      default: skipField(r, end, tag);
+    }
+  }
+}
+
+function decodeScopeSpans(r: Reader, end: number): OtlpScopeSpans {
+  const ss: OtlpScopeSpans = {
+    scope: { name: '', version: '', attributes: [], droppedAttributesCount: 0 },
+    spans: [],
+    schemaUrl: '',
+  };
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (1 << 3) | LEN: decodeScope(r, readEnd(r, end), ss.scope); break;
+      case (2 << 3) | LEN: ss.spans.push(decodeSpan(r, readEnd(r, end))); break;
+      case (3 << 3) | LEN: ss.schemaUrl = readString(r, end); break;
+      default: skipField(r, end, tag);
+    }
+  }
+  return ss;
+}
+
+function decodeScope(r: Reader, end: number, scope: OtlpScope): void {
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (1 << 3) | LEN: scope.name = readString(r, end); break;
+      case (2 << 3) | LEN: scope.version = readString(r, end); break;
+      case (3 << 3) | LEN: scope.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (4 << 3) | VARINT: scope.droppedAttributesCount = readUint32(r, end); break;
+      default: skipField(r, end, tag);
+    }
+  }
+}
+
+function decodeSpan(r: Reader, end: number): OtlpSpan {
+  const span: OtlpSpan = {
+    traceId: '',
+    spanId: '',
+    traceState: '',
+    parentSpanId: '',
+    flags: 0,
+    name: '',
+    kind: 0,
+    startTimeUnixNano: 0n,
+    endTimeUnixNano: 0n,
+    attributes: [],
+    droppedAttributesCount: 0,
+    events: [],
+    droppedEventsCount: 0,
+    links: [],
+    droppedLinksCount: 0,
+    status: { code: 0, message: '' },
+  };
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (1 << 3) | LEN: span.traceId = readHex(r, end); break;
+      case (2 << 3) | LEN: span.spanId = readHex(r, end); break;
+      case (3 << 3) | LEN: span.traceState = readString(r, end); break;
+      case (4 << 3) | LEN: span.parentSpanId = readHex(r, end); break;
+      case (5 << 3) | LEN: span.name = readString(r, end); break;
+      case (6 << 3) | VARINT: span.kind = readInt32(r, end); break;
+      case (7 << 3) | I64: span.startTimeUnixNano = readFixed64(r, end); break;
+      case (8 << 3) | I64: span.endTimeUnixNano = readFixed64(r, end); break;
+      case (9 << 3) | LEN: span.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (10 << 3) | VARINT: span.droppedAttributesCount = readUint32(r, end); break;
+      case (11 << 3) | LEN: span.events.push(decodeEvent(r, readEnd(r, end))); break;
+      case (12 << 3) | VARINT: span.droppedEventsCount = readUint32(r, end); break;
+      case (13 << 3) | LEN: span.links.push(decodeLink(r, readEnd(r, end))); break;
+      case (14 << 3) | VARINT: span.droppedLinksCount = readUint32(r, end); break;
+      case (15 << 3) | LEN: decodeStatus(r, readEnd(r, end), span.status); break;
+      case (16 << 3) | I32: span.flags = readFixed32(r, end); break;
+      default: skipField(r, end, tag);
+    }
+  }
+  return span;
+}
+
+function decodeEvent(r: Reader, end: number): OtlpEvent {
+  const event: OtlpEvent = { timeUnixNano: 0n, name: '', attributes: [], droppedAttributesCount: 0 };
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (1 << 3) | I64: event.timeUnixNano = readFixed64(r, end); break;
+      case (2 << 3) | LEN: event.name = readString(r, end); break;
+      case (3 << 3) | LEN: event.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (4 << 3) | VARINT: event.droppedAttributesCount = readUint32(r, end); break;
+      default: skipField(r, end, tag);
+    }
+  }
+  return event;
+}
+
+function decodeLink(r: Reader, end: number): OtlpLink {
+  const link: OtlpLink = {
+    traceId: '',
+    spanId: '',
+    traceState: '',
+    attributes: [],
+    droppedAttributesCount: 0,
+    flags: 0,
+  };
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (1 << 3) | LEN: link.traceId = readHex(r, end); break;
+      case (2 << 3) | LEN: link.spanId = readHex(r, end); break;
+      case (3 << 3) | LEN: link.traceState = readString(r, end); break;
+      case (4 << 3) | LEN: link.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (5 << 3) | VARINT: link.droppedAttributesCount = readUint32(r, end); break;
+      case (6 << 3) | I32: link.flags = readFixed32(r, end); break;
+      default: skipField(r, end, tag);
+    }
+  }
+  return link;
+}
+
+function decodeStatus(r: Reader, end: number, status: OtlpStatus): void {
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (2 << 3) | LEN: status.message = readString(r, end); break;
+      case (3 << 3) | VARINT: status.code = readInt32(r, end); break;
+      default: skipField(r, end, tag);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes. `depth` is the AnyValue level the KeyValue's value will sit at.
+
+function decodeKeyValue(r: Reader, end: number, depth: number): KeyValue {
+  const kv: KeyValue = { key: '', value: null };
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (1 << 3) | LEN: kv.key = readString(r, end); break;
+      case (2 << 3) | LEN: kv.value = decodeAnyValue(r, readEnd(r, end), depth, kv.value); break;
+      default: skipField(r, end, tag);
+    }
+  }
+  return kv;
+}
+
+/**
+ * AnyValue is a oneof: the last member on the wire wins. `value` is what an earlier occurrence
+ * of the same field decoded to; a repeated array/kvlist member merges into it, as protobuf
+ * merges repeated occurrences of a message.
+ */
+function decodeAnyValue(r: Reader, end: number, depth: number, value: AnyValue): AnyValue {
+  if (depth > MAX_ANY_VALUE_DEPTH) r.fail(`AnyValue nested deeper than ${MAX_ANY_VALUE_DEPTH} levels`);
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case (1 << 3) | LEN: value = readString(r, end); break;
+      case (2 << 3) | VARINT: value = readBool(r, end); break;
+      case (3 << 3) | VARINT: value = readInt64(r, end); break;
+      case (4 << 3) | I64: value = readDouble(r, end); break;
+      case (5 << 3) | LEN:
+        value = decodeArrayValue(r, readEnd(r, end), depth, Array.isArray(value) ? value : []);
+        break;
+      case (6 << 3) | LEN:
+        value = decodeKvList(r, readEnd(r, end), depth, isKvList(value) ? value : { kvlist: [] });
+        break;
+      case (7 << 3) | LEN: value = readBytes(r, end); break;
+      default: skipField(r, end, tag);
+    }
+  }
+  return value;
+}
+
+function isKvList(value: AnyValue): value is KvList {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+}
+
+function decodeArrayValue(r: Reader, end: number, depth: number, values: AnyValue[]): AnyValue[] {
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    if (tag === ((1 << 3) | LEN)) values.push(decodeAnyValue(r, readEnd(r, end), depth + 1, null));
+    else skipField(r, end, tag);
+  }
+  return values;
+}
+
+function decodeKvList(r: Reader, end: number, depth: number, list: KvList): KvList {
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    if (tag === ((1 << 3) | LEN)) list.kvlist.push(decodeKeyValue(r, readEnd(r, end), depth + 1));
+    else skipField(r, end, tag);
+  }
+  return list;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire primitives. `end` is the end of the enclosing message; nothing reads past it.
+
+function readTag(r: Reader, end: number): number {
+  const at = r.pos;
+  const tag = readVarint32(r, end);
+  // Field number 0 is reserved and never valid; treating it as unknown would hide garbage.
+  if (tag >>> 3 === 0) {
+    r.tag = 0;
+    r.fail(`invalid tag ${tag} (field number 0)`, at);
+  }
+  r.tag = tag;
+  return tag;
+}
+
+/** Reads a length prefix and returns the end offset of the payload it announces. */
+function readEnd(r: Reader, end: number): number {
+  const at = r.pos;
+  const length = readVarint32(r, end);
+  if (length > end - r.pos) r.fail(`length ${length} runs past the end of its message (${end - r.pos} bytes left)`, at);
+  return r.pos + length;
+}
+
+/** Low 32 bits of a varint (1 to 10 bytes), unsigned. */
+function readVarint32(r: Reader, end: number): number {
+  const pos = r.pos;
+  if (pos < end) {
+    const b = r.buf[pos]!;
+    if (b < 0x80) {
+      r.pos = pos + 1;
+      return b;
+    }
+  }
+  return readVarint64(r, end) >>> 0;
+}
+
+/** Returns the low 32 bits of a varint (as int32) and leaves the high 32 bits in r.hi. */
+function readVarint64(r: Reader, end: number): number {
+  const buf = r.buf;
+  const start = r.pos;
+  let pos = start;
+  let lo = 0;
+  let hi = 0;
+  let b: number;
+  // Bytes 1-4 carry bits 0-27.
+  for (let shift = 0; shift < 28; shift += 7) {
+    if (pos >= end) r.fail('truncated varint', start);
+    b = buf[pos++]!;
+    lo |= (b & 0x7f) << shift;
+    if (b < 0x80) return finishVarint(r, pos, lo, 0);
+  }
+  // Byte 5 straddles the halves: bits 28-31 go low, bits 32-34 go high.
+  if (pos >= end) r.fail('truncated varint', start);
+  b = buf[pos++]!;
+  lo |= (b & 0x7f) << 28;
+  hi = (b & 0x7f) >>> 4;
+  if (b < 0x80) return finishVarint(r, pos, lo, hi);
+  // Bytes 6-9 carry bits 35-62.
+  for (let shift = 3; shift < 31; shift += 7) {
+    if (pos >= end) r.fail('truncated varint', start);
+    b = buf[pos++]!;
+    hi |= (b & 0x7f) << shift;
+    if (b < 0x80) return finishVarint(r, pos, lo, hi);
+  }
+  // Byte 10 carries only bit 63; anything more is not a 64-bit value (Go's protowire agrees).
+  if (pos >= end) r.fail('truncated varint', start);
+  b = buf[pos++]!;
+  if (b > 1) r.fail(b < 0x80 ? 'varint overflows 64 bits' : 'varint longer than 10 bytes', start);
+  return finishVarint(r, pos, lo, hi | (b << 31));
+}
+
+function finishVarint(r: Reader, pos: number, lo: number, hi: number): number {
+  r.pos = pos;
+  r.hi = hi;
+  return lo;
+}
+
+function readUint32(r: Reader, end: number): number {
+  return readVarint32(r, end);
+}
+
+/** int32 / enum: negative values arrive sign-extended to 10 bytes; the low 32 bits are the value. */
+function readInt32(r: Reader, end: number): number {
+  return readVarint32(r, end) | 0;
+}
+
+function readBool(r: Reader, end: number): boolean {
+  const lo = readVarint64(r, end);
+  return lo !== 0 || r.hi !== 0;
+}
+
+function readInt64(r: Reader, end: number): bigint {
+  const lo = readVarint64(r, end);
+  const hi = r.hi;
+  // Small magnitudes, the common case, need a single BigInt conversion.
+  if (hi === 0 && lo >= 0) return BigInt(lo);
+  if (hi === -1 && lo < 0) return BigInt(lo);
+  return BigInt.asIntN(64, (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
+}
+
+function need(r: Reader, end: number, bytes: number): number {
+  const pos = r.pos;
+  if (bytes > end - pos) r.fail(`truncated: ${bytes} bytes needed, ${end - pos} left`);
+  r.pos = pos + bytes;
+  return pos;
+}
+
+function readFixed32(r: Reader, end: number): number {
+  return r.view.getUint32(need(r, end, 4), true);
+}
+
+function readFixed64(r: Reader, end: number): bigint {
+  const pos = need(r, end, 8);
+  const lo = r.view.getUint32(pos, true);
+  const hi = r.view.getUint32(pos + 4, true);
+  return hi === 0 ? BigInt(lo) : (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+function readDouble(r: Reader, end: number): number {
+  return r.view.getFloat64(need(r, end, 8), true);
+}
+
+function readBytes(r: Reader, end: number): Uint8Array {
+  const stop = readEnd(r, end);
+  const start = r.pos;
+  r.pos = stop;
+  // A copy, not a view: the model must not pin (or alias) the whole request buffer.
+  return r.buf.slice(start, stop);
+}
+
+function readHex(r: Reader, end: number): string {
+  const stop = readEnd(r, end);
+  const buf = r.buf;
+  let hex = '';
+  for (let i = r.pos; i < stop; i++) hex += HEX_BYTE[buf[i]!]!;
+  r.pos = stop;
+  return hex;
+}
+
+function readString(r: Reader, end: number): string {
+  const stop = readEnd(r, end);
+  const start = r.pos;
+  r.pos = stop;
+  if (stop - start <= SHORT_STRING) {
+    const ascii = readShortAscii(r.buf, start, stop);
+    if (ascii !== undefined) return ascii;
+  }
+  try {
+    return utf8.decode(r.buf.subarray(start, stop));
+  } catch {
+    return r.fail('string is not valid UTF-8', start);
+  }
+}
+
+/** The string if every byte is ASCII (then UTF-8 decoding is the identity), else undefined. */
+function readShortAscii(buf: Uint8Array, start: number, stop: number): string | undefined {
+  let s = '';
+  for (let i = start; i < stop; i++) {
+    const c = buf[i]!;
+    if (c >= 0x80) return undefined;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown fields.
+
+function skipField(r: Reader, end: number, tag: number): void {
+  switch (tag & 7) {
+    case VARINT: readVarint64(r, end); return;
+    case I64: need(r, end, 8); return;
+    case LEN: r.pos = readEnd(r, end); return;
+    case I32: need(r, end, 4); return;
+    case SGROUP: skipGroup(r, end, tag >>> 3, 1); return;
+    case EGROUP: r.fail('end-group without a matching start-group');
+    default: r.fail(`invalid wire type ${tag & 7}`);
+  }
+}
+
+/** Skips to the end-group tag matching `field`; groups nest, so the depth is capped. */
+function skipGroup(r: Reader, end: number, field: number, depth: number): void {
+  if (depth > MAX_GROUP_DEPTH) r.fail(`groups nested deeper than ${MAX_GROUP_DEPTH} levels`);
+  const start = r.pos;
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    if ((tag & 7) === EGROUP) {
+      if (tag >>> 3 !== field) r.fail(`end-group does not match start-group of field ${field}`);
+      return;
+    }
+    if ((tag & 7) === SGROUP) skipGroup(r, end, tag >>> 3, depth + 1);
+    else skipField(r, end, tag);
+  }
+  r.fail(`unterminated group of field ${field}`, start);
+}

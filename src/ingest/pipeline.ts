@@ -1,0 +1,67 @@
+import type { ModelPrice } from '../policy/policy-types.js';
+import type { SelfMetrics } from '../self-metrics.js';
+import { spanRow } from '../store/span-rows.js';
+import type { SpanWriter } from '../store/span-writer.js';
+import { callCostUsd } from '../windows/cost.js';
+import type { AgentSpan } from './agent-span.js';
+import { normalizeRequest } from './normalize.js';
+import type { OtlpTraceRequest } from './otlp-model.js';
+
+/** Sees every accepted span before it is stored: the decision path (windows, rules, breakers). */
+export interface SpanObserver {
+  observe(spans: readonly AgentSpan[], receivedAt: number): void;
+}
+
+export interface PipelineOptions {
+  requireTenant: boolean;
+  prices: () => Readonly<Record<string, ModelPrice>>;
+}
+
+export type IngestOutcome =
+  | { kind: 'stored'; accepted: number; rejected: number; errorMessage: string }
+  /** nothing was admitted; the client should retry after the delay */
+  | { kind: 'retry'; status: 429 | 503; retryAfterSeconds: number; message: string };
+
+/**
+ * Decoded request to stored spans: normalize and validate, let the observers (the decision path)
+ * see the spans at once, then hand the rows to the writer and wait for the commit.
+ */
+export class IngestPipeline {
+  readonly #observers: SpanObserver[] = [];
+
+  constructor(
+    private readonly writer: SpanWriter,
+    private readonly metrics: SelfMetrics,
+    private readonly options: PipelineOptions,
+  ) {}
+
+  addObserver(observer: SpanObserver): void {
+    this.#observers.push(observer);
+  }
+
+  async ingest(request: OtlpTraceRequest, context: { keyTenant?: string; receivedAt: number }): Promise<IngestOutcome> {
+    const normalized = normalizeRequest(request, {
+      requireTenant: this.options.requireTenant,
+      ...(context.keyTenant !== undefined ? { keyTenant: context.keyTenant } : {}),
+    });
+    if (normalized.rejected > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, normalized.rejected);
+    const { spans } = normalized;
+    if (!this.writer.hasRoomFor(spans.length)) {
+      this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
+      return { kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' };
+    }
+    const prices = this.options.prices();
+    const lines = spans.map((span) =>
+      JSON.stringify(spanRow(span, callCostUsd(prices, span.responseModel || span.requestModel, span.inputTokens, span.outputTokens))),
+    );
+    for (const observer of this.#observers) observer.observe(spans, context.receivedAt);
+    try {
+      await this.writer.write(lines);
+    } catch (err) {
+      this.metrics.spansRejected.inc({ reason: 'storage_unavailable' }, spans.length);
+      return { kind: 'retry', status: 503, retryAfterSeconds: 2, message: `storage unavailable: ${(err as Error).name}` };
+    }
+    this.metrics.spansAccepted.inc(spans.length);
+    return { kind: 'stored', accepted: spans.length, rejected: normalized.rejected, errorMessage: normalized.errorMessage };
+  }
+}

@@ -1,0 +1,64 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Breakwater's own metrics, served as Prometheus text on /metrics. One registry per service
+ * instance (not prom-client's global) so tests can run several instances in one process.
+ */
+export class SelfMetrics {
+  readonly registry = new Registry();
+
+  readonly spansReceived = new Counter({
+    name: 'breakwater_spans_received_total',
+    help: 'Spans decoded from OTLP requests',
+    labelNames: ['encoding'] as const,
+    registers: [this.registry],
+  });
+  readonly spansAccepted = new Counter({
+    name: 'breakwater_spans_accepted_total',
+    help: 'Spans committed to ClickHouse and acknowledged',
+    registers: [this.registry],
+  });
+  readonly spansRejected = new Counter({
+    name: 'breakwater_spans_rejected_total',
+    help: 'Spans not stored, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly requests = new Counter({
+    name: 'breakwater_otlp_requests_total',
+    help: 'OTLP export requests by HTTP status',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: 'breakwater_write_queue_spans',
+    help: 'Spans waiting to be written to ClickHouse',
+    registers: [this.registry],
+  });
+  readonly queueCapacity = new Gauge({
+    name: 'breakwater_write_queue_capacity_spans',
+    help: 'Spans the write queue holds before ingest answers 503',
+    registers: [this.registry],
+  });
+  readonly flushSeconds = new Histogram({
+    name: 'breakwater_flush_duration_seconds',
+    help: 'Time to insert one batch into ClickHouse',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly flushSpans = new Histogram({
+    name: 'breakwater_flush_batch_spans',
+    help: 'Spans per ClickHouse insert',
+    buckets: [1, 10, 100, 1000, 5000, 10000, 20000, 50000],
+    registers: [this.registry],
+  });
+  readonly flushFailures = new Counter({
+    name: 'breakwater_flush_failures_total',
+    help: 'ClickHouse inserts that failed (their requests were answered 503 and retried by the exporter)',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'breakwater_process_' });
+  }
+}

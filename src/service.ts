@@ -1,0 +1,171 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isLoopback, type ServiceConfig } from './config.js';
+import { IngestPipeline } from './ingest/pipeline.js';
+import { createTraceReceiver } from './ingest/receiver.js';
+import type { Logger } from './log.js';
+import { SelfMetrics } from './self-metrics.js';
+import { openStore, type Store, type StoreOptions } from './store/clickhouse.js';
+import { applyRetention, migrate, migrationsApplied } from './store/migrations.js';
+import { SpanWriter } from './store/span-writer.js';
+
+export interface Service {
+  otlpUrl: string;
+  graphqlUrl: string;
+  store: Store;
+  pipeline: IngestPipeline;
+  writer: SpanWriter;
+  metrics: SelfMetrics;
+  /** stops accepting, flushes what was accepted, closes storage */
+  stop(): Promise<void>;
+}
+
+export function storeOptions(config: ServiceConfig): StoreOptions {
+  return {
+    url: config.clickhouseUrl,
+    user: config.clickhouseUser,
+    password: config.clickhousePassword,
+    database: config.clickhouseDatabase,
+    dataDir: config.dataDir,
+  };
+}
+
+/** Starts Breakwater: storage and migrations first, then the listeners. */
+export async function startService(config: ServiceConfig, log: Logger): Promise<Service> {
+  const store = await openStore(storeOptions(config));
+  log.info({ mode: store.mode, location: store.location }, 'storage opened');
+  const migrations = await migrate(store.client);
+  await applyRetention(store.client, config.retentionDays);
+  log.info({ applied: migrations.applied, alreadyApplied: migrations.alreadyApplied.length }, 'migrations done');
+
+  const metrics = new SelfMetrics();
+  metrics.queueCapacity.set(config.queueMaxSpans);
+  const writer = new SpanWriter(store.client, {
+    table: 'spans',
+    batchMaxRows: config.batchMaxSpans,
+    batchMaxDelayMs: config.batchMaxDelayMs,
+    queueMaxRows: config.queueMaxSpans,
+    onFlush: (rows, seconds) => {
+      metrics.flushSeconds.observe(seconds);
+      metrics.flushSpans.observe(rows);
+    },
+    onFlushError: (error, rows) => {
+      metrics.flushFailures.inc();
+      log.error({ error: error.message.slice(0, 300), rows }, 'insert into ClickHouse failed; requests answered 503');
+    },
+    onQueueDepth: (rows) => metrics.queueDepth.set(rows),
+  });
+  const pipeline = new IngestPipeline(writer, metrics, { requireTenant: config.requireTenant, prices: () => ({}) });
+  const receiveTraces = createTraceReceiver(pipeline, metrics, {
+    maxBodyBytes: config.maxBodyBytes,
+    onInternalError: (err) => log.error({ err }, 'unexpected error handling an OTLP request'),
+  });
+
+  const ops = createOpsHandler(store, metrics);
+  const otlpServer = createServer((req, res) => {
+    const path = pathOf(req);
+    if (path === '/v1/traces') void receiveTraces(req, res);
+    else if (!ops(req, res, path)) notFound(res);
+  });
+  const graphqlServer = createServer((req, res) => {
+    if (!ops(req, res, pathOf(req))) notFound(res);
+  });
+  for (const server of [otlpServer, graphqlServer]) hardenServer(server);
+
+  if (!isLoopback(config.host) && !config.insecure) {
+    log.warn({ host: config.host }, 'listening on a non-loopback address');
+  }
+  const otlpAddress = await listen(otlpServer, config.host, config.otlpPort);
+  const graphqlAddress = await listen(graphqlServer, config.host, config.graphqlPort);
+  const otlpUrl = urlOf(otlpAddress);
+  const graphqlUrl = urlOf(graphqlAddress);
+  log.info({ otlp: `${otlpUrl}/v1/traces`, graphql: `${graphqlUrl}/graphql` }, 'breakwater listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await Promise.all([closeServer(otlpServer), closeServer(graphqlServer)]);
+      await writer.close();
+      await store.close();
+      log.info('breakwater stopped');
+    })());
+
+  return { otlpUrl, graphqlUrl, store, pipeline, writer, metrics, stop };
+}
+
+type OpsHandler = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+
+/** /healthz (the process answers), /readyz (storage reachable and migrated), /metrics (Prometheus). */
+function createOpsHandler(store: Store, metrics: SelfMetrics): OpsHandler {
+  return (req, res, path) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    if (path === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+      return true;
+    }
+    if (path === '/readyz') {
+      void readiness(store).then(
+        (problem) => {
+          const status = problem === undefined ? 200 : 503;
+          res.writeHead(status, { 'Content-Type': 'text/plain' }).end(problem === undefined ? 'ready\n' : `not ready: ${problem}\n`);
+        },
+        () => res.writeHead(503, { 'Content-Type': 'text/plain' }).end('not ready\n'),
+      );
+      return true;
+    }
+    if (path === '/metrics') {
+      void metrics.registry.metrics().then((text) => {
+        res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text);
+      });
+      return true;
+    }
+    return false;
+  };
+}
+
+async function readiness(store: Store): Promise<string | undefined> {
+  const ping = await store.client.ping();
+  if (!ping.success) return 'ClickHouse unreachable';
+  if (!(await migrationsApplied(store.client))) return 'migrations not applied';
+  return undefined;
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+}
+
+/** Slow clients cannot hold a connection open forever (slowloris). */
+function hardenServer(server: Server): void {
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 100;
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function urlOf(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,21 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type ServiceConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { startService, type Service } from '../../src/service.js';
+
+/** A temp data dir; chdb binds one per process, so a test file reuses it across restarts. */
+export function tempDataDir(prefix = 'bw-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function testConfig(overrides: Partial<ServiceConfig> & { dataDir: string }): ServiceConfig {
+  const base = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'silent', '--batch-max-delay-ms', '5'], {});
+  return { ...base, ...overrides };
+}
+
+export async function startTestService(overrides: Partial<ServiceConfig> & { dataDir: string }): Promise<Service> {
+  const config = testConfig(overrides);
+  return startService(config, createLogger(config.logLevel));
+}
