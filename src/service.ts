@@ -84,8 +84,11 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      await Promise.all([closeServer(otlpServer), closeServer(graphqlServer)]);
+      // Stop accepting first, but flush before waiting on the servers: open requests are waiting
+      // for exactly that flush to be answered.
+      const serversClosed = Promise.all([closeServer(otlpServer), closeServer(graphqlServer)]);
       await writer.close();
+      await serversClosed;
       await store.close();
       log.info('breakwater stopped');
     })());

@@ -42,7 +42,8 @@ class ReceiverError extends Error {
 export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetrics, options: ReceiverOptions) {
   return async function handleTraces(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const receivedAt = performance.now();
-    let encoding: OtlpEncoding = 'protobuf';
+    // An unknown content type has no encoding of its own to answer in; JSON is the readable one.
+    let encoding: OtlpEncoding = 'json';
     try {
       encoding = requestEncoding(req.headers['content-type']);
       if (req.method !== 'POST') throw new ReceiverError(405, 'use POST');
