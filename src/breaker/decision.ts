@@ -34,3 +34,25 @@ export interface Decision {
 export function actionSeverity(action: Action): number {
   return ACTIONS.indexOf(action);
 }
+
+/**
+ * A decision before the decision bus stamps it: the bus owns `sequence` and `issuedAt` so that
+ * sequence numbers stay monotonic across every breaker that publishes.
+ */
+export type DecisionDraft = Omit<Decision, 'sequence' | 'issuedAt'>;
+
+/** What applies when no breaker has said anything: carry on. */
+export function allowDecision(tenantId: string, runId?: string): DecisionDraft {
+  return {
+    tenantId,
+    ...(runId === undefined ? {} : { runId }),
+    scope: runId === undefined ? 'TENANT' : 'RUN',
+    action: 'ALLOW',
+    state: 'CLOSED',
+    reason: '',
+    metric: '',
+    threshold: 0,
+    observed: 0,
+    retryAfterMs: 0,
+  };
+}

@@ -1,0 +1,374 @@
+// WindowStore: the in-memory rolling metrics, updated on every ingested span (O(1) amortized per
+// span, bounded memory), read by the breakers and the API.
+//
+// Semantics
+// ---------
+// Steps. A step is a model call (operation chat, generate_content, text_completion, embeddings) or
+//   a tool call (execute_tool). toolCallsPerMinute counts execute_tool spans, modelCallsPerMinute
+//   model calls, stepCount both. Other spans (invoke_agent, framework spans) are not steps.
+// Tokens. inputTokens + outputTokens, attributed at the span's end time. Agent spans (invoke_agent,
+//   create_agent) are skipped: their usage is a roll-up of their children's.
+// Cost. The price of the span's model (responseModel, else requestModel when responseModel is
+//   empty) from `prices()`, USD per million tokens; a model not in the table costs 0 (cost.ts, the
+//   same pricing as the persisted span rows). costUsd is cumulative, costPerMinuteUsd the last 60 s.
+// Sub-agents. The SDK stamps the root run id on every span, so a sub-agent's usage counts toward
+//   its ROOT run. Depth is span.depth when >= 0; otherwise an invoke_agent span's depth is 1 + the
+//   depth of its nearest invoke_agent ancestor known in the run (the root agent has 0), resolved
+//   when parents arrive after their children (the export order) or before them; agent-tree.ts
+//   names the one mixed order it can under-count. subAgentDepth = max seen.
+// Error ratio. Over steps: errored steps / steps over the last N steps (ErrorRatioSettings.lastN of
+//   the tenant) and over the last 60 s; the larger of the two, where each counts only once it holds
+//   at least minCalls steps (0 until then). Provider and model windows apply the same rule to
+//   their model calls with `providerErrorRatio` (isError for now; 5xx/timeouts later).
+// Duration. durationSeconds = latest span end - earliest span start of the run.
+// Time. Spans are bucketed by their own end time, per second. The window time is
+//   W = max(second of now(), newest span end second recorded): "the last 10 s" is the seconds
+//   (W-10, W], "the last 60 s" (W-60, W]. Velocities are tokens over the last 10 s / 10 and over
+//   the last 60 s / 60; "per minute" figures are sums over the last 60 s.
+// Late and out-of-order spans. Any span inside the 60 s window lands in its own second, whatever
+//   the arrival order. A span ending at or before W-60 is late: it counts in the cumulative figures
+//   (stepCount, costUsd, tokens, duration, depth, tree) but not in rates (velocities, per-minute
+//   figures, error ratio windows incl. the last-N ring, latency).
+// Future spans. A span ending more than 5 s past now() is clamped to end at now(); within 5 s it
+//   keeps its time (and moves W forward).
+// Tenants. Rates are the tenant's own rolling counters, updated by the same record() call as the
+//   run's, so they equal the sum over its runs (and keep counting the recent traffic of a run
+//   evicted early by the maxRuns cap). stepCount and costUsd are sums over the tenant's runs held
+//   by the store, subAgentDepth the max, durationSeconds the longest of those runs. errorRatio is
+//   over the tenant's own steps (all runs together), by the same rule as a run's.
+// Providers and models. latencyP50Ms / latencyP95Ms: duration of model-call spans over the last
+//   50-60 s (10 s slices), within ~2 %; callsPerMinute: model calls in the last 60 s. A model is
+//   keyed by (provider, responseModel else requestModel).
+// Eviction. Idleness is measured on the store clock at record time (not span time). evictIdle()
+//   drops runs idle >= runIdleMs, tenants idle >= tenantIdleMs (with any runs left), providers and
+//   models idle >= providerIdleMs. Creating a run beyond maxRuns evicts the least recently used
+//   run; providers and models have caps too. Reads never refresh idleness. onEvict sees each
+//   evicted window (runs with their final details and metrics) after it left the store.
+// Duplicates. A span delivered twice (exporter retries) is counted twice; only the agent tree
+//   ignores a repeated span id.
+// Memory (measured with --expose-gc, 100k runs over 10k tenants, 5 spans each): a run with traffic
+//   is ~1.8 KB (840-byte ring in one ArrayBuffer, counters, bitset call ring, map entry, run id);
+//   +~0.4 KB once it has an invoke_agent span (the tree). A tenant is ~2.4 KB (1.7 KB ring).
+//   Providers and models are ~10 KB each (latency sketch), capped by maxProviders / maxModels.
+//   counts() gives the window counts for a benchmark to divide heap figures by.
+
+import type { AgentSpan } from '../ingest/agent-span.js';
+import type { ErrorRatioSettings, ModelPrice } from '../policy/policy-types.js';
+import { LruList } from './lru-list.js';
+import type { ProviderMetric, RunMetric } from './metric-names.js';
+import { ProviderWindow } from './provider-window.js';
+import { RunWindow, type RunDetails } from './run-window.js';
+import { spanFacts, spanModel } from './span-facts.js';
+import { TenantWindow } from './tenant-window.js';
+import { secondOf, WINDOW_SECONDS } from './window-time.js';
+
+export type EvictReason = 'idle' | 'cap';
+
+export type EvictionEvent =
+  | {
+      kind: 'run';
+      reason: EvictReason;
+      tenantId: string;
+      runId: string;
+      details: RunDetails;
+      metrics: Record<RunMetric, number>;
+    }
+  | { kind: 'tenant'; reason: EvictReason; tenantId: string }
+  | { kind: 'provider'; reason: EvictReason; provider: string }
+  | { kind: 'model'; reason: EvictReason; provider: string; model: string };
+
+export interface WindowStoreOptions {
+  /** the store clock, epoch ms (injectable for tests); default Date.now */
+  now?: () => number;
+  /** per-model prices, read on every record; default none (all costs 0) */
+  prices?: () => Readonly<Record<string, ModelPrice>>;
+  /** the tenant's error-ratio settings, read on every record and read; default DEFAULT_ERROR_RATIO */
+  errorRatio?: (tenantId: string) => ErrorRatioSettings;
+  /** error-ratio settings of the provider and model windows; default DEFAULT_PROVIDER_ERROR_RATIO */
+  providerErrorRatio?: ErrorRatioSettings;
+  /** default 15 min */
+  runIdleMs?: number;
+  /** default 1 h */
+  tenantIdleMs?: number;
+  /** default 1 h */
+  providerIdleMs?: number;
+  /** hard cap on runs held; the least recently used run goes first. Default 100 000 */
+  maxRuns?: number;
+  /** default 256 */
+  maxProviders?: number;
+  /** (provider, model) windows; default 1024 */
+  maxModels?: number;
+  onEvict?: (event: EvictionEvent) => void;
+}
+
+export const DEFAULT_ERROR_RATIO: Readonly<ErrorRatioSettings> = Object.freeze({ minCalls: 10, lastN: 50 });
+export const DEFAULT_PROVIDER_ERROR_RATIO: Readonly<ErrorRatioSettings> = Object.freeze({
+  minCalls: 20,
+  lastN: 100,
+});
+
+export interface WindowStoreCounts {
+  runs: number;
+  tenants: number;
+  providers: number;
+  models: number;
+}
+
+const MINUTE = 60_000;
+
+export class WindowStore {
+  private readonly now: () => number;
+  private readonly prices: () => Readonly<Record<string, ModelPrice>>;
+  private readonly errorRatio: (tenantId: string) => ErrorRatioSettings;
+  private readonly providerErrorRatio: ErrorRatioSettings;
+  private readonly runIdleMs: number;
+  private readonly tenantIdleMs: number;
+  private readonly providerIdleMs: number;
+  private readonly maxRuns: number;
+  private readonly maxProviders: number;
+  private readonly maxModels: number;
+  private readonly onEvict: ((event: EvictionEvent) => void) | undefined;
+
+  private readonly tenantsById = new Map<string, TenantWindow>();
+  private readonly tenantLru = new LruList<TenantWindow>();
+  private readonly runLru = new LruList<RunWindow>();
+  private readonly providersByName = new Map<string, ProviderWindow>();
+  private readonly providerLru = new LruList<ProviderWindow>();
+  private readonly modelsByProvider = new Map<string, Map<string, ProviderWindow>>();
+  private readonly modelLru = new LruList<ProviderWindow>();
+  /** newest span end second recorded (in-window or not) */
+  private newestSecond = Number.NEGATIVE_INFINITY;
+
+  constructor(options: WindowStoreOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.prices = options.prices ?? (() => ({}));
+    this.errorRatio = options.errorRatio ?? (() => DEFAULT_ERROR_RATIO);
+    this.providerErrorRatio = options.providerErrorRatio ?? DEFAULT_PROVIDER_ERROR_RATIO;
+    this.runIdleMs = options.runIdleMs ?? 15 * MINUTE;
+    this.tenantIdleMs = options.tenantIdleMs ?? 60 * MINUTE;
+    this.providerIdleMs = options.providerIdleMs ?? 60 * MINUTE;
+    this.maxRuns = Math.max(1, options.maxRuns ?? 100_000);
+    this.maxProviders = Math.max(1, options.maxProviders ?? 256);
+    this.maxModels = Math.max(1, options.maxModels ?? 1024);
+    this.onEvict = options.onEvict;
+  }
+
+  /** The window time W (epoch second) as of now: max(now's second, newest span end second). */
+  windowSecond(): number {
+    return this.windowSecondAt(this.now());
+  }
+
+  record(span: AgentSpan): void {
+    const nowMs = this.now();
+    const f = spanFacts(span, nowMs, this.prices());
+    if (f.endSec > this.newestSecond) this.newestSecond = f.endSec;
+    const w = this.windowSecondAt(nowMs);
+    f.inWindow = f.endSec > w - WINDOW_SECONDS;
+
+    const settings = this.errorRatio(span.tenantId);
+    const tenant = this.tenantFor(span.tenantId, nowMs);
+    const run = this.runFor(tenant, span.runId, nowMs);
+    run.record(f, span.spanId, span.parentSpanId, w, settings.lastN);
+    tenant.record(f, run, w, settings.lastN);
+
+    if (f.kind === 'model' && span.provider !== '') {
+      this.providerFor(span.provider, nowMs).record(f, w);
+      const model = spanModel(span);
+      if (model !== '') this.modelFor(span.provider, model, nowMs).record(f, w);
+    }
+  }
+
+  runMetrics(tenantId: string, runId: string): Record<RunMetric, number> | undefined {
+    const run = this.tenantsById.get(tenantId)?.runs.get(runId);
+    return run?.metrics(this.windowSecond(), this.errorRatio(tenantId));
+  }
+
+  tenantMetrics(tenantId: string): Record<RunMetric, number> | undefined {
+    return this.tenantsById.get(tenantId)?.metrics(this.windowSecond(), this.errorRatio(tenantId));
+  }
+
+  providerMetrics(provider: string): Record<ProviderMetric, number> | undefined {
+    return this.providersByName.get(provider)?.metrics(this.windowSecond(), this.providerErrorRatio);
+  }
+
+  modelMetrics(provider: string, model: string): Record<ProviderMetric, number> | undefined {
+    return this.modelsByProvider
+      .get(provider)
+      ?.get(model)
+      ?.metrics(this.windowSecond(), this.providerErrorRatio);
+  }
+
+  runDetails(tenantId: string, runId: string): RunDetails | undefined {
+    return this.tenantsById.get(tenantId)?.runs.get(runId)?.details();
+  }
+
+  /** Run ids the store holds for the tenant (not yet evicted). */
+  activeRuns(tenantId: string): string[] {
+    const tenant = this.tenantsById.get(tenantId);
+    return tenant === undefined ? [] : [...tenant.runs.keys()];
+  }
+
+  tenants(): Iterable<string> {
+    return this.tenantsById.keys();
+  }
+
+  providers(): Iterable<string> {
+    return this.providersByName.keys();
+  }
+
+  /** (provider, model) pairs held. */
+  *models(): Iterable<{ provider: string; model: string }> {
+    for (const [provider, models] of this.modelsByProvider) {
+      for (const model of models.keys()) yield { provider, model };
+    }
+  }
+
+  counts(): WindowStoreCounts {
+    return {
+      runs: this.runLru.size,
+      tenants: this.tenantsById.size,
+      providers: this.providersByName.size,
+      models: this.modelLru.size,
+    };
+  }
+
+  /** Drop idle windows (call periodically). Returns how many windows of any kind were evicted. */
+  evictIdle(): number {
+    const nowMs = this.now();
+    let evicted = 0;
+    for (let r = this.runLru.oldest(); r !== null && nowMs - r.lastSeenMs >= this.runIdleMs; r = this.runLru.oldest()) {
+      this.evictRun(r, 'idle');
+      evicted++;
+    }
+    for (
+      let t = this.tenantLru.oldest();
+      t !== null && nowMs - t.lastSeenMs >= this.tenantIdleMs;
+      t = this.tenantLru.oldest()
+    ) {
+      evicted += this.evictTenant(t, 'idle');
+    }
+    for (
+      let m = this.modelLru.oldest();
+      m !== null && nowMs - m.lastSeenMs >= this.providerIdleMs;
+      m = this.modelLru.oldest()
+    ) {
+      this.evictModel(m, 'idle');
+      evicted++;
+    }
+    for (
+      let p = this.providerLru.oldest();
+      p !== null && nowMs - p.lastSeenMs >= this.providerIdleMs;
+      p = this.providerLru.oldest()
+    ) {
+      this.evictProvider(p, 'idle');
+      evicted++;
+    }
+    return evicted;
+  }
+
+  private windowSecondAt(nowMs: number): number {
+    return Math.max(secondOf(nowMs), this.newestSecond);
+  }
+
+  private tenantFor(tenantId: string, nowMs: number): TenantWindow {
+    let tenant = this.tenantsById.get(tenantId);
+    if (tenant === undefined) {
+      tenant = new TenantWindow(tenantId, nowMs);
+      this.tenantsById.set(tenantId, tenant);
+    }
+    this.tenantLru.touch(tenant, nowMs);
+    return tenant;
+  }
+
+  private runFor(tenant: TenantWindow, runId: string, nowMs: number): RunWindow {
+    let run = tenant.runs.get(runId);
+    if (run === undefined) {
+      while (this.runLru.size >= this.maxRuns) {
+        const oldest = this.runLru.oldest();
+        if (oldest === null) break;
+        this.evictRun(oldest, 'cap');
+      }
+      run = new RunWindow(tenant.tenantId, runId, nowMs);
+      tenant.runs.set(runId, run);
+    }
+    this.runLru.touch(run, nowMs);
+    return run;
+  }
+
+  private providerFor(provider: string, nowMs: number): ProviderWindow {
+    let window = this.providersByName.get(provider);
+    if (window === undefined) {
+      while (this.providerLru.size >= this.maxProviders) {
+        const oldest = this.providerLru.oldest();
+        if (oldest === null) break;
+        this.evictProvider(oldest, 'cap');
+      }
+      window = new ProviderWindow(provider, '', nowMs, this.providerErrorRatio.lastN);
+      this.providersByName.set(provider, window);
+    }
+    this.providerLru.touch(window, nowMs);
+    return window;
+  }
+
+  private modelFor(provider: string, model: string, nowMs: number): ProviderWindow {
+    let models = this.modelsByProvider.get(provider);
+    let window = models?.get(model);
+    if (window === undefined) {
+      while (this.modelLru.size >= this.maxModels) {
+        const oldest = this.modelLru.oldest();
+        if (oldest === null) break;
+        this.evictModel(oldest, 'cap');
+      }
+      window = new ProviderWindow(provider, model, nowMs, this.providerErrorRatio.lastN);
+      models = this.modelsByProvider.get(provider); // the eviction may have dropped the map
+      if (models === undefined) {
+        models = new Map();
+        this.modelsByProvider.set(provider, models);
+      }
+      models.set(model, window);
+    }
+    this.modelLru.touch(window, nowMs);
+    return window;
+  }
+
+  private evictRun(run: RunWindow, reason: EvictReason): void {
+    this.runLru.remove(run);
+    const tenant = this.tenantsById.get(run.tenantId);
+    tenant?.forgetRun(run);
+    this.onEvict?.({
+      kind: 'run',
+      reason,
+      tenantId: run.tenantId,
+      runId: run.runId,
+      details: run.details(),
+      metrics: run.metrics(this.windowSecond(), this.errorRatio(run.tenantId)),
+    });
+  }
+
+  /** Evicts the tenant with its remaining runs; returns the number of windows evicted. */
+  private evictTenant(tenant: TenantWindow, reason: EvictReason): number {
+    let evicted = 1;
+    for (const run of [...tenant.runs.values()]) {
+      this.evictRun(run, reason);
+      evicted++;
+    }
+    this.tenantLru.remove(tenant);
+    this.tenantsById.delete(tenant.tenantId);
+    this.onEvict?.({ kind: 'tenant', reason, tenantId: tenant.tenantId });
+    return evicted;
+  }
+
+  private evictProvider(window: ProviderWindow, reason: EvictReason): void {
+    this.providerLru.remove(window);
+    this.providersByName.delete(window.provider);
+    this.onEvict?.({ kind: 'provider', reason, provider: window.provider });
+  }
+
+  private evictModel(window: ProviderWindow, reason: EvictReason): void {
+    this.modelLru.remove(window);
+    const models = this.modelsByProvider.get(window.provider);
+    models?.delete(window.model);
+    if (models !== undefined && models.size === 0) this.modelsByProvider.delete(window.provider);
+    this.onEvict?.({ kind: 'model', reason, provider: window.provider, model: window.model });
+  }
+}
