@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { ConfigError, configHelp, loadConfig, type ServiceConfig } from './config.js';
 import { createLogger } from './log.js';
-import { startService, storeOptions } from './service.js';
+import { SecretError } from './api/secrets.js';
+import { PolicyError } from './policy/policy-error.js';
+import { startService, storeOptions, type Service } from './service.js';
 import { openStore } from './store/clickhouse.js';
 import { applyRetention, migrate } from './store/migrations.js';
 
@@ -44,7 +46,17 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 async function serve(config: ServiceConfig): Promise<number> {
   const log = createLogger(config.logLevel);
-  const service = await startService(config, log);
+  let service: Service;
+  try {
+    service = await startService(config, log);
+  } catch (err) {
+    // A configuration the operator can fix: say what, without a stack trace.
+    if (err instanceof ConfigError || err instanceof PolicyError || err instanceof SecretError) {
+      process.stderr.write(`breakwater: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   return new Promise((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'stopping: no new requests, flushing accepted spans');

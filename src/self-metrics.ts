@@ -58,6 +58,13 @@ export class SelfMetrics {
     registers: [this.registry],
   });
 
+  readonly decisionLatency = new Histogram({
+    name: 'breakwater_decision_latency_seconds',
+    help: 'From an OTLP request received to the decisions for its spans published',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'breakwater_process_' });
   }

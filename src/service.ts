@@ -1,6 +1,19 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isLoopback, type ServiceConfig } from './config.js';
+import { existsSync } from 'node:fs';
+import { createAuthenticator, type Authenticator } from './api/auth.js';
+import { resolveAuthConfig } from './api/secrets.js';
+import { AnomalyDetector } from './breaker/anomaly.js';
+import { AuditLog } from './breaker/audit-log.js';
+import { BreakerEngine } from './breaker/breaker-engine.js';
+import { DecisionBus } from './breaker/decision-bus.js';
+import { ConfigError, isLoopback, type ServiceConfig } from './config.js';
+import { loadBaselines, recomputeBaselines } from './jobs/anomaly-baselines.js';
+import { JobScheduler } from './jobs/scheduler.js';
+import { loadPolicyFile } from './policy/load-policy.js';
+import { PolicyStore } from './policy/policy-store.js';
+import { RuntimePolicy } from './policy/runtime-policy.js';
+import { WindowStore } from './windows/window-store.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { createTraceReceiver } from './ingest/receiver.js';
 import type { Logger } from './log.js';
@@ -16,6 +29,7 @@ export interface Service {
   pipeline: IngestPipeline;
   writer: SpanWriter;
   metrics: SelfMetrics;
+  core: Core;
   /** stops accepting, flushes what was accepted, closes storage */
   stop(): Promise<void>;
 }
@@ -30,8 +44,31 @@ export function storeOptions(config: ServiceConfig): StoreOptions {
   };
 }
 
-/** Starts Breakwater: storage and migrations first, then the listeners. */
+/** Everything behind the listeners: what the API reads and changes. */
+export interface Core {
+  store: Store;
+  metrics: SelfMetrics;
+  policy: PolicyStore;
+  runtimePolicy: RuntimePolicy;
+  windows: WindowStore;
+  bus: DecisionBus;
+  audit: AuditLog;
+  engine: BreakerEngine;
+  anomaly: AnomalyDetector;
+  /** the current authenticator (rebuilt when the policy file's auth section changes) */
+  auth(): Authenticator;
+}
+
+/** Starts Breakwater: storage and migrations first, then the decision path, then the listeners. */
 export async function startService(config: ServiceConfig, log: Logger): Promise<Service> {
+  const fileDocument = await loadPolicyFile(config.policyFile, { explicit: config.policyFileExplicit });
+  let authenticator = createAuthenticator(resolveAuthConfig(fileDocument.auth, process.env));
+  if (!isLoopback(config.host) && !authenticator.hasApiTokens && !config.insecure) {
+    throw new ConfigError(
+      `refusing to listen on ${config.host} without API tokens: add auth.adminTokens to the policy file, or pass --insecure`,
+    );
+  }
+
   const store = await openStore(storeOptions(config));
   log.info({ mode: store.mode, location: store.location }, 'storage opened');
   const migrations = await migrate(store.client);
@@ -40,6 +77,52 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
 
   const metrics = new SelfMetrics();
   metrics.queueCapacity.set(config.queueMaxSpans);
+  const audit = new AuditLog(store.client);
+  const policy = new PolicyStore();
+  const runtimePolicy = new RuntimePolicy(policy, store.client, audit, log);
+  await runtimePolicy.load(fileDocument);
+  policy.onChange((document) => {
+    try {
+      authenticator = createAuthenticator(resolveAuthConfig(document.auth, process.env));
+    } catch (err) {
+      log.error({ error: (err as Error).message }, 'auth section not applied; the previous tokens stay in force');
+    }
+  });
+  if (existsSync(config.policyFile)) {
+    policy.watchFile(config.policyFile, {
+      onError: (err) => log.error({ error: err.message }, 'policy file not reloaded; the last good policy stays in force'),
+    });
+  }
+
+  const bus = new DecisionBus({ initialSequence: sequenceSeed() });
+  const anomaly = new AnomalyDetector();
+  await loadBaselines(store.client, anomaly);
+  let engine: BreakerEngine | undefined;
+  const windows = new WindowStore({
+    prices: () => policy.current().prices,
+    errorRatio: (tenantId) => policy.forTenant(tenantId).errorRatio,
+    onEvict: (event) => {
+      if (event.kind === 'run') engine?.forgetRun(event.tenantId, event.runId);
+    },
+  });
+  engine = new BreakerEngine({
+    windows,
+    policy,
+    bus,
+    audit,
+    anomaly,
+    log,
+    now: Date.now,
+    onDecisionLatency: (seconds) => metrics.decisionLatency.observe(seconds),
+  });
+  const restored = await engine.restore();
+  if (restored > 0) log.info({ breakers: restored }, 'breaker states restored');
+  engine.start();
+
+  const jobs = new JobScheduler(log);
+  jobs.add({ name: 'anomaly-baselines', schedule: '*/15 * * * *', run: () => recomputeBaselines(store.client, anomaly) });
+  jobs.add({ name: 'evict-idle-windows', schedule: '*/30 * * * * *', run: async () => windows.evictIdle() });
+
   const writer = new SpanWriter(store.client, {
     table: 'spans',
     batchMaxRows: config.batchMaxSpans,
@@ -55,11 +138,14 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     },
     onQueueDepth: (rows) => metrics.queueDepth.set(rows),
   });
-  const pipeline = new IngestPipeline(writer, metrics, { requireTenant: config.requireTenant, prices: () => ({}) });
+  const pipeline = new IngestPipeline(writer, metrics, { requireTenant: config.requireTenant, prices: () => policy.current().prices });
+  pipeline.addObserver(engine);
   const receiveTraces = createTraceReceiver(pipeline, metrics, {
     maxBodyBytes: config.maxBodyBytes,
-    onInternalError: (err) => log.error({ err }, 'unexpected error handling an OTLP request'),
+    tenantForKey: (key) => authenticator.tenantForIngestKey(key),
+    onInternalError: (err) => log.error({ error: (err as Error).message }, 'unexpected error handling an OTLP request'),
   });
+  const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, anomaly, auth: () => authenticator };
 
   const ops = createOpsHandler(store, metrics);
   const otlpServer = createServer((req, res) => {
@@ -72,9 +158,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   });
   for (const server of [otlpServer, graphqlServer]) hardenServer(server);
 
-  if (!isLoopback(config.host) && !config.insecure) {
-    log.warn({ host: config.host }, 'listening on a non-loopback address');
-  }
+  if (!isLoopback(config.host)) log.warn({ host: config.host, insecure: config.insecure }, 'listening on a non-loopback address');
   const otlpAddress = await listen(otlpServer, config.host, config.otlpPort);
   const graphqlAddress = await listen(graphqlServer, config.host, config.graphqlPort);
   const otlpUrl = urlOf(otlpAddress);
@@ -87,13 +171,24 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       // Stop accepting first, but flush before waiting on the servers: open requests are waiting
       // for exactly that flush to be answered.
       const serversClosed = Promise.all([closeServer(otlpServer), closeServer(graphqlServer)]);
+      engine.stop();
+      policy.close();
+      await jobs.stop();
       await writer.close();
       await serversClosed;
       await store.close();
       log.info('breakwater stopped');
     })());
 
-  return { otlpUrl, graphqlUrl, store, pipeline, writer, metrics, stop };
+  return { otlpUrl, graphqlUrl, store, pipeline, writer, metrics, core, stop };
+}
+
+/**
+ * Decision sequences must keep growing across restarts without a write per decision: seed from the
+ * clock in microseconds (exact in a double for centuries; GraphQL carries it as a Float).
+ */
+function sequenceSeed(): number {
+  return Date.now() * 1000;
 }
 
 type OpsHandler = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;

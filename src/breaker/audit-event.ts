@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-export const AUDIT_KINDS = ['breaker_transition', 'policy_change', 'operator_action', 'degradation', 'escalation_ack'] as const;
+export const AUDIT_KINDS = ['breaker_transition', 'policy_change', 'operator_action', 'degradation', 'escalation', 'escalation_ack'] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
 /** What a caller records; the log adds Seq, PrevHash and Hash. */

@@ -129,6 +129,32 @@ export const modelPriceSchema = z.strictObject({
 }) satisfies z.ZodType<ModelPrice>;
 
 /**
+ * A secret in the policy file: a literal (discouraged outside tests), or where to read it from,
+ * so the file itself can be committed: `{ env: NAME }` or `{ file: /run/secrets/name }`.
+ */
+export const secretSchema = z.union([
+  z.string().min(16, 'a token must be at least 16 characters').max(4096),
+  z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name') }),
+  z.strictObject({ file: z.string().min(1).max(4096) }),
+]);
+
+export const authSchema = z.strictObject({
+  /** tokens that reach every tenant */
+  adminTokens: z.array(secretSchema).max(100).default([]),
+  tenants: z
+    .record(
+      tenantIdSchema,
+      z.strictObject({
+        /** GraphQL tokens of this tenant only */
+        apiTokens: z.array(secretSchema).max(100).default([]),
+        /** keys for OTLP ingest (:4318) that bind spans to this tenant */
+        ingestKeys: z.array(secretSchema).max(100).default([]),
+      }),
+    )
+    .default({}),
+});
+
+/**
  * The top-level sections of breakwater.yaml. To add a section (`auth`, `degradation`, `ingest`):
  * add its schema here with a default, and its field to PolicyDocument; it is carried through
  * unchanged (resolve-policy.ts refuses to compile until both agree). Only `tiers` and `tenants`
@@ -139,6 +165,7 @@ export const POLICY_SECTIONS = {
   prices: z.record(modelNameSchema, modelPriceSchema).default({}),
   tiers: z.record(tierNameSchema, tierPatchSchema).default({}),
   tenants: z.record(tenantIdSchema, tenantEntrySchema).default({}),
+  auth: authSchema.default({ adminTokens: [], tenants: {} }),
 };
 
 export const policyFileSchema = z.strictObject(POLICY_SECTIONS);

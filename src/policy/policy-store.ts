@@ -35,6 +35,7 @@ export class PolicyStore {
   private reloadGeneration = 0;
   // what the watched file last said; a reload equal to it is no change (and keeps run-time changes)
   private lastFileDocument: PolicyDocument | undefined;
+  private overlay: (fileDocument: PolicyDocument) => PolicyDocument = (doc) => doc;
 
   /** The last file reload's PolicyError; undefined once a reload succeeds. */
   lastReloadError: PolicyError | undefined;
@@ -78,6 +79,14 @@ export class PolicyStore {
     }
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, `${errors.length} policy change listeners failed`);
+  }
+
+  /**
+   * What a reloaded file is passed through before it is put in force: the run-time changes are laid
+   * over it again, so reloading the file does not undo them.
+   */
+  setOverlay(overlay: (fileDocument: PolicyDocument) => PolicyDocument): void {
+    this.overlay = overlay;
   }
 
   /** Calls `listener` after every change; returns the function that stops it. */
@@ -135,7 +144,7 @@ export class PolicyStore {
     if (this.lastFileDocument !== undefined && samePolicy(loaded, this.lastFileDocument)) return;
     this.lastFileDocument = loaded;
     try {
-      this.replace(loaded, path);
+      this.replace(this.overlay(loaded), path);
     } catch (error) {
       onError(error as Error);
     }

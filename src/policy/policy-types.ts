@@ -54,6 +54,14 @@ export interface ModelPrice {
   output: number;
 }
 
+/** A literal secret, or where to read it: an environment variable or a file. */
+export type SecretRef = string | { env: string } | { file: string };
+
+export interface AuthSection {
+  adminTokens: SecretRef[];
+  tenants: Record<string, { apiTokens: SecretRef[]; ingestKeys: SecretRef[] }>;
+}
+
 export interface PolicyDocument {
   /** tier for tenants not listed under `tenants` */
   defaultTier: string;
@@ -61,6 +69,8 @@ export interface PolicyDocument {
   tenants: Record<string, TenantPolicy>;
   /** keyed by model name as it appears in gen_ai.request.model / gen_ai.response.model */
   prices: Record<string, ModelPrice>;
+  /** API tokens and ingest keys; never returned by the API nor persisted with run-time changes */
+  auth: AuthSection;
 }
 
 /** A tenant's tier with its overrides applied: what the breakers evaluate against. */

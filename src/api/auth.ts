@@ -1,0 +1,86 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/** Who is calling: an admin (every tenant) or one tenant. */
+export type Principal = { kind: 'admin'; name: string } | { kind: 'tenant'; tenantId: string; name: string };
+
+export interface AuthConfig {
+  adminTokens: readonly string[];
+  /** tenant id -> its API tokens */
+  tenantTokens: Readonly<Record<string, readonly string[]>>;
+  /** tenant id -> its ingest keys for :4318 */
+  ingestKeys: Readonly<Record<string, readonly string[]>>;
+}
+
+export const EMPTY_AUTH: AuthConfig = { adminTokens: [], tenantTokens: {}, ingestKeys: {} };
+
+interface Entry<T> {
+  digest: Buffer;
+  value: T;
+}
+
+/**
+ * Token lookup that neither stores nor compares raw secrets: tokens are kept as SHA-256 digests and
+ * a presented token's digest is compared to every entry with timingSafeEqual, so the time taken does
+ * not depend on how much of a token matched. Linear in the number of tokens, which is small.
+ */
+export class TokenTable<T> {
+  readonly #entries: Entry<T>[] = [];
+
+  add(token: string, value: T): void {
+    this.#entries.push({ digest: digest(token), value });
+  }
+
+  get size(): number {
+    return this.#entries.length;
+  }
+
+  lookup(token: string | undefined): T | undefined {
+    if (token === undefined || token.length === 0 || token.length > 4096) return undefined;
+    const presented = digest(token);
+    let found: T | undefined;
+    for (const entry of this.#entries) {
+      // No early exit: every entry is compared whatever matched.
+      if (timingSafeEqual(entry.digest, presented) && found === undefined) found = entry.value;
+    }
+    return found;
+  }
+}
+
+function digest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+export interface Authenticator {
+  /** API token (Authorization: Bearer) to principal; undefined when unknown */
+  principal(token: string | undefined): Principal | undefined;
+  /** ingest key to tenant; undefined when unknown, null when no ingest keys are configured */
+  tenantForIngestKey(key: string | undefined): string | undefined | null;
+  /** any API token configured at all */
+  readonly hasApiTokens: boolean;
+}
+
+export function createAuthenticator(config: AuthConfig): Authenticator {
+  const api = new TokenTable<Principal>();
+  config.adminTokens.forEach((token, i) => api.add(token, { kind: 'admin', name: `admin#${i + 1}` }));
+  for (const [tenantId, tokens] of Object.entries(config.tenantTokens)) {
+    tokens.forEach((token, i) => api.add(token, { kind: 'tenant', tenantId, name: `${tenantId}#${i + 1}` }));
+  }
+  const ingest = new TokenTable<string>();
+  for (const [tenantId, keys] of Object.entries(config.ingestKeys)) for (const key of keys) ingest.add(key, tenantId);
+  return {
+    principal: (token) => api.lookup(token),
+    tenantForIngestKey: (key) => (ingest.size === 0 ? null : ingest.lookup(key)),
+    hasApiTokens: api.size > 0,
+  };
+}
+
+/** Reads the bearer token from an Authorization header value. */
+export function bearerToken(header: string | null | undefined): string | undefined {
+  if (!header) return undefined;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match?.[1];
+}
+
+export function canAccessTenant(principal: Principal, tenantId: string): boolean {
+  return principal.kind === 'admin' || principal.tenantId === tenantId;
+}
