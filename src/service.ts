@@ -97,15 +97,15 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const bus = new DecisionBus({ initialSequence: sequenceSeed() });
   const anomaly = new AnomalyDetector();
   await loadBaselines(store.client, anomaly);
-  let engine: BreakerEngine | undefined;
   const windows = new WindowStore({
     prices: () => policy.current().prices,
     errorRatio: (tenantId) => policy.forTenant(tenantId).errorRatio,
     onEvict: (event) => {
-      if (event.kind === 'run') engine?.forgetRun(event.tenantId, event.runId);
+      // Called only from engine.observe (through record), so `engine` is initialised by then.
+      if (event.kind === 'run') engine.forgetRun(event.tenantId, event.runId);
     },
   });
-  engine = new BreakerEngine({
+  const engine: BreakerEngine = new BreakerEngine({
     windows,
     policy,
     bus,

@@ -23,6 +23,8 @@ export const modelNameSchema = z
   .string()
   .min(1, 'must not be empty')
   .max(256, 'must be at most 256 characters')
+  // Matching control characters is the point of this pattern.
+  // eslint-disable-next-line no-control-regex
   .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
 
 // setTimeout fires at once when given more than 2^31-1 ms, so a longer cooldown would never wait.
