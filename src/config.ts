@@ -27,6 +27,7 @@ export interface ServiceConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** allow listening on a non-loopback address without auth tokens */
   insecure: boolean;
+  graphqlIntrospection: boolean;
 }
 
 interface Setting {
@@ -57,6 +58,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'queueMaxSpans', flag: 'queue-max-spans', env: 'BREAKWATER_QUEUE_MAX_SPANS', kind: 'int', default: '200000', min: 1, help: 'spans waiting for ClickHouse before ingest answers 503' },
   { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
   { key: 'logLevel', flag: 'log-level', env: 'BREAKWATER_LOG_LEVEL', kind: 'level', default: 'info', help: 'debug | info | warn | error | silent' },
+  { key: 'graphqlIntrospection', flag: 'graphql-introspection', env: 'BREAKWATER_GRAPHQL_INTROSPECTION', kind: 'bool', default: 'true', help: 'answer schema introspection (GraphiQL needs it)' },
   { key: 'insecure', flag: 'insecure', env: 'BREAKWATER_INSECURE', kind: 'bool', default: 'false', help: 'allow a non-loopback host without auth tokens' },
 ];
 

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { createAuthenticator, type Authenticator } from './api/auth.js';
+import { createGraphqlService, DEFAULT_LIMITS } from './api/graphql-server.js';
 import { resolveAuthConfig } from './api/secrets.js';
 import { AnomalyDetector } from './breaker/anomaly.js';
 import { AuditLog } from './breaker/audit-log.js';
@@ -153,9 +154,12 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     if (path === '/v1/traces') void receiveTraces(req, res);
     else if (!ops(req, res, path)) notFound(res);
   });
+  const graphql = createGraphqlService(core, { ...DEFAULT_LIMITS, introspection: config.graphqlIntrospection });
   const graphqlServer = createServer((req, res) => {
-    if (!ops(req, res, pathOf(req))) notFound(res);
+    const path = pathOf(req);
+    if (!graphql.handle(req, res, path) && !ops(req, res, path)) notFound(res);
   });
+  graphql.attachWebSocket(graphqlServer);
   for (const server of [otlpServer, graphqlServer]) hardenServer(server);
 
   if (!isLoopback(config.host)) log.warn({ host: config.host, insecure: config.insecure }, 'listening on a non-loopback address');
@@ -172,6 +176,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       // for exactly that flush to be answered.
       const serversClosed = Promise.all([closeServer(otlpServer), closeServer(graphqlServer)]);
       engine.stop();
+      await graphql.close();
       policy.close();
       await jobs.stop();
       await writer.close();

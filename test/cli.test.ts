@@ -13,7 +13,7 @@ function spansFor(tenant: string, count: number): Uint8Array {
 }
 
 function send(otlpUrl: string, body: Uint8Array): Promise<Response> {
-  return fetch(`${otlpUrl}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body });
+  return fetch(`${otlpUrl}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from(body) });
 }
 
 describe('breakwater CLI', () => {

@@ -9,7 +9,7 @@ import type { TierPolicy } from './policy-types.js';
 export const DEFAULT_TIER_NAME = 'free';
 
 const free: TierPolicy = {
-  warnFraction: 0.8,
+  warnFraction: 0.5,
   run: {
     // a 10 s window lets a short burst run faster than the 60 s average allows
     tokenVelocity10s: 1_000,
@@ -36,7 +36,7 @@ const free: TierPolicy = {
 };
 
 const pro: TierPolicy = {
-  warnFraction: 0.8,
+  warnFraction: 0.5,
   run: {
     tokenVelocity10s: 4_000,
     tokenVelocity60s: 2_000,
@@ -61,7 +61,7 @@ const pro: TierPolicy = {
 };
 
 const enterprise: TierPolicy = {
-  warnFraction: 0.85,
+  warnFraction: 0.5,
   run: {
     tokenVelocity10s: 20_000,
     tokenVelocity60s: 10_000,

@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 function post(body: Uint8Array | string, headers: Record<string, string>): Promise<Response> {
-  return fetch(`${service.otlpUrl}/v1/traces`, { method: 'POST', headers, body });
+  return fetch(`${service.otlpUrl}/v1/traces`, { method: 'POST', headers, body: typeof body === 'string' ? body : Buffer.from(body) });
 }
 
 const PROTO = { 'content-type': 'application/x-protobuf' };

@@ -1,0 +1,201 @@
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
+import { useGraphQLSSE } from '@graphql-yoga/plugin-graphql-sse';
+import type { ExecutionArgs } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createSchema, createYoga, type Plugin, type YogaInitialContext } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+import type { Core } from '../service.js';
+import { bearerToken, type Principal } from './auth.js';
+import { unauthenticated } from './errors.js';
+import { resolvers, type ApiContext } from './resolvers.js';
+
+export const SCHEMA_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schema', 'graphql', 'schema.graphql');
+
+export interface GraphqlLimits {
+  maxDepth: number;
+  /** graphql-armor cost: object fields cost 2, scalars 1, multiplied by depth */
+  maxCost: number;
+  maxAliases: number;
+  maxTokens: number;
+  /** largest request body accepted */
+  maxBodyBytes: number;
+  introspection: boolean;
+}
+
+export const DEFAULT_LIMITS: GraphqlLimits = {
+  maxDepth: 8,
+  maxCost: 5000,
+  maxAliases: 15,
+  maxTokens: 2000,
+  maxBodyBytes: 64 * 1024,
+  introspection: true,
+};
+
+export const GRAPHQL_PATH = '/graphql';
+
+/**
+ * Who is calling. With no API tokens configured at all (local development on loopback: the
+ * service refuses a non-loopback host in that case unless --insecure) the caller is an anonymous
+ * admin; otherwise a known token is required.
+ */
+function principalFor(core: Core, token: string | undefined): Principal {
+  const auth = core.auth();
+  if (!auth.hasApiTokens) return { kind: 'admin', name: 'anonymous' };
+  const principal = auth.principal(token);
+  if (!principal) throw unauthenticated();
+  return principal;
+}
+
+/** Failed authentications are counted per address; past the limit, the answer is 429 for a while. */
+class AuthFailureLimiter {
+  readonly #failures = new Map<string, { count: number; since: number }>();
+  constructor(
+    private readonly maxFailures = 20,
+    private readonly windowMs = 60_000,
+  ) {}
+
+  blocked(address: string, now = Date.now()): boolean {
+    const entry = this.#failures.get(address);
+    if (!entry) return false;
+    if (now - entry.since > this.windowMs) {
+      this.#failures.delete(address);
+      return false;
+    }
+    return entry.count >= this.maxFailures;
+  }
+
+  fail(address: string, now = Date.now()): void {
+    const entry = this.#failures.get(address);
+    if (!entry || now - entry.since > this.windowMs) this.#failures.set(address, { count: 1, since: now });
+    else entry.count++;
+    if (this.#failures.size > 10_000) this.#failures.clear();
+  }
+}
+
+interface ServerContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+}
+
+export interface GraphqlService {
+  /** handles a request for GRAPHQL_PATH (and the graphql-sse stream path); false when it is not one */
+  handle(req: IncomingMessage, res: ServerResponse, path: string): boolean;
+  /** adds graphql-ws on the same server and path */
+  attachWebSocket(server: Server): void;
+  close(): Promise<void>;
+}
+
+export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT_LIMITS): GraphqlService {
+  const schema = createSchema<ApiContext & ServerContext>({ typeDefs: readFileSync(SCHEMA_FILE, 'utf8'), resolvers });
+  const limiter = new AuthFailureLimiter();
+  const armor = EnvelopArmorPlugin<YogaInitialContext>({
+    maxDepth: { n: limits.maxDepth },
+    costLimit: { maxCost: limits.maxCost },
+    maxAliases: { n: limits.maxAliases },
+    maxTokens: { n: limits.maxTokens },
+    maxDirectives: { n: 10 },
+    blockFieldSuggestion: { enabled: !limits.introspection },
+  });
+  const plugins: Plugin[] = [armor, useGraphQLSSE({ endpoint: `${GRAPHQL_PATH}/stream` })];
+  if (!limits.introspection) plugins.push(useDisableIntrospection());
+
+  const yoga = createYoga<ServerContext, ApiContext>({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    graphiql: { title: 'Breakwater', subscriptionsProtocol: 'WS' },
+    landingPage: false,
+    logging: false,
+    // Batched operations are allowed, but each is checked like a single one.
+    batching: { limit: 10 },
+    plugins,
+    context: ({ request, req }) => {
+      const address = req?.socket.remoteAddress ?? 'unknown';
+      if (limiter.blocked(address)) throw unauthenticated();
+      try {
+        return { principal: principalFor(core, bearerToken(request.headers.get('authorization'))), core };
+      } catch (err) {
+        limiter.fail(address);
+        throw err;
+      }
+    },
+  });
+
+  let wss: WebSocketServer | undefined;
+
+  return {
+    handle(req, res, path) {
+      if (path !== GRAPHQL_PATH && path !== `${GRAPHQL_PATH}/stream`) return false;
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > limits.maxBodyBytes) {
+        res.writeHead(413, { 'Content-Type': 'application/json', Connection: 'close' });
+        res.end(JSON.stringify({ errors: [{ message: `request body over ${limits.maxBodyBytes} bytes`, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }));
+        req.resume();
+        return true;
+      }
+      if (req.method === 'POST' && req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) {
+        // A chunked body has no declared size to check up front; GraphQL clients send Content-Length.
+        res.writeHead(411, { 'Content-Type': 'application/json', Connection: 'close' });
+        res.end(JSON.stringify({ errors: [{ message: 'Content-Length required', extensions: { code: 'LENGTH_REQUIRED' } }] }));
+        req.resume();
+        return true;
+      }
+      void yoga.handleNodeRequestAndResponse(req, res, { req, res });
+      return true;
+    },
+
+    attachWebSocket(server) {
+      wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.maxBodyBytes });
+      useServer<Record<string, unknown>, { principal?: Principal }>(
+        {
+          onConnect: (ctx) => {
+            const address = ctx.extra.request.socket.remoteAddress ?? 'unknown';
+            if (limiter.blocked(address)) return false;
+            const fromParams = typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : undefined;
+            const header = fromParams ?? ctx.extra.request.headers.authorization;
+            try {
+              ctx.extra.principal = principalFor(core, bearerToken(header));
+              return true;
+            } catch {
+              limiter.fail(address);
+              return false;
+            }
+          },
+          execute: (args: ExecutionArgs) => (args.rootValue as EnvelopedRoot).execute(args),
+          subscribe: (args: ExecutionArgs) => (args.rootValue as EnvelopedRoot).subscribe(args),
+          onSubscribe: async (ctx, _id, payload) => {
+            const enveloped = yoga.getEnveloped({ req: ctx.extra.request, socket: ctx.extra.socket, params: payload });
+            const document = enveloped.parse(payload.query);
+            const args = {
+              schema: enveloped.schema,
+              operationName: payload.operationName,
+              document,
+              variableValues: payload.variables,
+              contextValue: { principal: ctx.extra.principal!, core } satisfies ApiContext,
+              rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
+            };
+            const errors = enveloped.validate(args.schema, args.document);
+            if (errors.length > 0) return errors;
+            return args as ExecutionArgs;
+          },
+        },
+        wss,
+      );
+    },
+
+    async close() {
+      if (!wss) return;
+      for (const client of wss.clients) client.terminate();
+      await new Promise<void>((resolve) => wss!.close(() => resolve()));
+    },
+  };
+}
+
+interface EnvelopedRoot {
+  execute: (args: ExecutionArgs) => ReturnType<typeof import('graphql').execute>;
+  subscribe: (args: ExecutionArgs) => ReturnType<typeof import('graphql').subscribe>;
+}

@@ -1,0 +1,368 @@
+import type { AuditEvent, AuditKind } from '../breaker/audit-event.js';
+import { AUDIT_KINDS } from '../breaker/audit-event.js';
+import type { Decision } from '../breaker/decision.js';
+import type { PolicyChange } from '../policy/effective-policy.js';
+import type { BreakerSettings, EffectivePolicy } from '../policy/policy-types.js';
+import type { Core } from '../service.js';
+import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
+import { canAccessTenant, type Principal } from './auth.js';
+import { adminOnly, badInput, forbiddenTenant, policyRejected } from './errors.js';
+import { costAttribution, HistoryRangeError, runExists, runSteps, tenantTimeseries, type TimeseriesMetric } from './history.js';
+import { DateTimeScalar, JsonScalar } from './scalars.js';
+
+export interface ApiContext {
+  principal: Principal;
+  core: Core;
+}
+
+/** Lists never return more than this many items: larger pages are an error, not a truncation. */
+export const MAX_PAGE = 500;
+
+const ZERO_METRICS = Object.fromEntries(RUN_METRICS.map((m) => [m, 0])) as Record<RunMetric, number>;
+
+function requireTenant(ctx: ApiContext, tenantId: string): void {
+  if (!canAccessTenant(ctx.principal, tenantId)) throw forbiddenTenant();
+}
+
+function requireAdmin(ctx: ApiContext): void {
+  if (ctx.principal.kind !== 'admin') throw adminOnly();
+}
+
+function pageSize(first: number | null | undefined, fallback: number): number {
+  const n = first ?? fallback;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw badInput(`first must be between 1 and ${MAX_PAGE}`);
+  return n;
+}
+
+/** History calls turn range problems into input errors. */
+async function history<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof HistoryRangeError) throw badInput(err.message);
+    throw err;
+  }
+}
+
+interface TenantParent {
+  id: string;
+}
+
+function knownTenants(core: Core): Set<string> {
+  const ids = new Set<string>(core.windows.tenants());
+  for (const id of Object.keys(core.policy.current().tenants)) ids.add(id);
+  return ids;
+}
+
+type TenantSort = 'TOKEN_VELOCITY' | 'COST_RATE' | 'TRIPS' | 'ERROR_RATIO' | 'ID';
+
+function sortKey(core: Core, tenantId: string, sort: TenantSort): number {
+  const metrics = core.windows.tenantMetrics(tenantId) ?? ZERO_METRICS;
+  switch (sort) {
+    case 'TOKEN_VELOCITY':
+      return metrics.tokenVelocity60s;
+    case 'COST_RATE':
+      return metrics.costPerMinuteUsd;
+    case 'ERROR_RATIO':
+      return metrics.errorRatio;
+    case 'TRIPS':
+      return core.engine.recentTrips(tenantId, 60);
+    case 'ID':
+      return 0;
+  }
+}
+
+function encodeCursor(offset: number): string {
+  return Buffer.from(`offset:${offset}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string | null | undefined): number {
+  if (cursor === null || cursor === undefined) return 0;
+  const match = /^offset:(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw badInput('after is not a cursor this API issued');
+  return Number(match[1]) + 1;
+}
+
+function policyView(policy: EffectivePolicy, core: Core) {
+  return {
+    tier: policy.tier,
+    run: policy.run,
+    tenant: policy.tenant,
+    breaker: policy.breaker,
+    warnFraction: policy.warnFraction,
+    overrides: core.policy.current().tenants[policy.tenantId]?.overrides ?? {},
+  };
+}
+
+function auditView(event: AuditEvent) {
+  return { ...event, time: event.eventTime, details: event.details };
+}
+
+function decisionView(decision: Decision) {
+  return { ...decision, degraded: decision.degraded ?? false };
+}
+
+function auditKinds(kinds: readonly string[] | null | undefined): AuditKind[] | undefined {
+  if (kinds === null || kinds === undefined) return undefined;
+  for (const kind of kinds) if (!(AUDIT_KINDS as readonly string[]).includes(kind)) throw badInput(`unknown audit kind ${JSON.stringify(kind)}; one of ${AUDIT_KINDS.join(', ')}`);
+  return kinds as AuditKind[];
+}
+
+function thresholdsInput(input: Record<string, number | null> | null | undefined): Record<string, number | null> | undefined {
+  if (input === null || input === undefined) return undefined;
+  // GraphQL passes only the fields given; a null clears a threshold, as in the policy file.
+  return { ...input };
+}
+
+function breakerInput(input: Partial<BreakerSettings> | null | undefined): Partial<BreakerSettings> | undefined {
+  if (input === null || input === undefined) return undefined;
+  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== null && v !== undefined)) as Partial<BreakerSettings>;
+}
+
+interface PolicyInput {
+  tier?: string | null;
+  run?: Record<string, number | null> | null;
+  tenant?: Record<string, number | null> | null;
+  breaker?: Partial<BreakerSettings> | null;
+  warnFraction?: number | null;
+}
+
+async function applyChange(ctx: ApiContext, change: PolicyChange) {
+  const outcome = await ctx.core.runtimePolicy.change(change, ctx.principal.name);
+  if (!outcome.ok) throw policyRejected(outcome.error);
+}
+
+function reasonText(reason: string): string {
+  const trimmed = reason.trim();
+  if (trimmed === '' || trimmed.length > 1000) throw badInput('reason must be 1 to 1000 characters');
+  return trimmed;
+}
+
+export const resolvers = {
+  DateTime: DateTimeScalar,
+  JSON: JsonScalar,
+
+  Query: {
+    tenants(
+      _: unknown,
+      args: { filter?: { idPrefix?: string | null; tier?: string | null; tripping?: boolean | null } | null; sort: TenantSort; first: number; after?: string | null },
+      ctx: ApiContext,
+    ) {
+      const first = pageSize(args.first, 50);
+      const offset = decodeCursor(args.after);
+      const { core } = ctx;
+      let ids = [...knownTenants(core)].filter((id) => canAccessTenant(ctx.principal, id));
+      const filter = args.filter ?? {};
+      if (filter.idPrefix) ids = ids.filter((id) => id.startsWith(filter.idPrefix!));
+      if (filter.tier) ids = ids.filter((id) => core.policy.forTenant(id).tier === filter.tier);
+      if (filter.tripping !== null && filter.tripping !== undefined) {
+        ids = ids.filter((id) => (core.bus.latest(id).action !== 'ALLOW') === filter.tripping);
+      }
+      const keyed = ids.map((id) => ({ id, key: sortKey(core, id, args.sort) }));
+      keyed.sort((a, b) => b.key - a.key || a.id.localeCompare(b.id));
+      const page = keyed.slice(offset, offset + first);
+      return {
+        edges: page.map((t, i) => ({ cursor: encodeCursor(offset + i), node: { id: t.id } })),
+        pageInfo: { hasNextPage: offset + first < keyed.length, endCursor: page.length > 0 ? encodeCursor(offset + page.length - 1) : null },
+        totalCount: keyed.length,
+      };
+    },
+
+    tenant(_: unknown, { id }: { id: string }, ctx: ApiContext): TenantParent {
+      requireTenant(ctx, id);
+      return { id };
+    },
+
+    async run(_: unknown, { tenantId, runId }: { tenantId: string; runId: string }, ctx: ApiContext) {
+      requireTenant(ctx, tenantId);
+      const live = ctx.core.windows.runDetails(tenantId, runId);
+      if (!live && !(await runExists(ctx.core.store.client, tenantId, runId))) return null;
+      return { tenantId, runId };
+    },
+
+    decision(_: unknown, { tenantId, runId }: { tenantId: string; runId?: string | null }, ctx: ApiContext) {
+      requireTenant(ctx, tenantId);
+      return decisionView(ctx.core.bus.latest(tenantId, runId ?? undefined));
+    },
+
+    async verifyAuditLog(_: unknown, { tenantId }: { tenantId: string }, ctx: ApiContext) {
+      requireTenant(ctx, tenantId);
+      return ctx.core.audit.verify(tenantId);
+    },
+  },
+
+  Tenant: {
+    policy: (t: TenantParent, _: unknown, ctx: ApiContext) => policyView(ctx.core.policy.forTenant(t.id), ctx.core),
+    metrics: (t: TenantParent, _: unknown, ctx: ApiContext) => ctx.core.windows.tenantMetrics(t.id) ?? ZERO_METRICS,
+    breakers: (t: TenantParent, _: unknown, ctx: ApiContext) => ctx.core.engine.breakers(t.id).map((b) => ({ ...b, decision: decisionView(b.decision) })),
+    decision: (t: TenantParent, _: unknown, ctx: ApiContext) => decisionView(ctx.core.bus.latest(t.id)),
+    activeRuns(t: TenantParent, { first }: { first: number }, ctx: ApiContext) {
+      const n = pageSize(first, 50);
+      return ctx.core.windows
+        .activeRuns(t.id)
+        .slice(0, n)
+        .map((runId) => ({ tenantId: t.id, runId }))
+        .filter(({ runId }) => ctx.core.windows.runDetails(t.id, runId) !== undefined)
+        .map(({ runId }) => {
+          const details = ctx.core.windows.runDetails(t.id, runId)!;
+          return {
+            runId,
+            firstSeen: details.startedAtMs,
+            lastSeen: details.endedAtMs,
+            metrics: ctx.core.windows.runMetrics(t.id, runId) ?? ZERO_METRICS,
+            decision: decisionView(ctx.core.bus.latest(t.id, runId)),
+          };
+        });
+    },
+    trips(t: TenantParent, { minutes }: { minutes: number }, ctx: ApiContext) {
+      if (!Number.isInteger(minutes) || minutes < 1 || minutes > 60) throw badInput('minutes must be between 1 and 60 (trips are kept in memory for an hour; older ones are in auditEvents)');
+      return ctx.core.engine.recentTrips(t.id, minutes);
+    },
+    timeseries(t: TenantParent, args: { metric: TimeseriesMetric; from: Date; to: Date; stepSeconds: number }, ctx: ApiContext) {
+      return history(() => tenantTimeseries(ctx.core.store.client, t.id, args.metric, args.from, args.to, args.stepSeconds));
+    },
+    costAttribution(t: TenantParent, args: { from: Date; to: Date }, ctx: ApiContext) {
+      return history(() => costAttribution(ctx.core.store.client, t.id, args.from, args.to));
+    },
+    async auditEvents(t: TenantParent, args: { from?: Date | null; to?: Date | null; kinds?: string[] | null; first: number }, ctx: ApiContext) {
+      const kinds = auditKinds(args.kinds);
+      const events = await ctx.core.audit.list(t.id, {
+        limit: pageSize(args.first, 100),
+        ...(args.from ? { from: args.from.getTime() } : {}),
+        ...(args.to ? { to: args.to.getTime() } : {}),
+        ...(kinds ? { kinds } : {}),
+      });
+      return events.map(auditView);
+    },
+    async degradationEvents(t: TenantParent, args: { from?: Date | null; to?: Date | null; first: number }, ctx: ApiContext) {
+      const events = await ctx.core.audit.list(t.id, {
+        limit: pageSize(args.first, 100),
+        kinds: ['degradation'],
+        ...(args.from ? { from: args.from.getTime() } : {}),
+        ...(args.to ? { to: args.to.getTime() } : {}),
+      });
+      return events.map(auditView);
+    },
+  },
+
+  Run: {
+    metrics: (r: { tenantId: string; runId: string }, _: unknown, ctx: ApiContext) => ctx.core.windows.runMetrics(r.tenantId, r.runId) ?? null,
+    steps: (r: { tenantId: string; runId: string }, { first }: { first: number }, ctx: ApiContext) =>
+      runSteps(ctx.core.store.client, r.tenantId, r.runId, pageSize(first, 200)),
+    subAgents: (r: { tenantId: string; runId: string }, _: unknown, ctx: ApiContext) => ctx.core.windows.runDetails(r.tenantId, r.runId)?.agentEdges ?? [],
+    decision: (r: { tenantId: string; runId: string }, _: unknown, ctx: ApiContext) => decisionView(ctx.core.bus.latest(r.tenantId, r.runId)),
+    async decisions(r: { tenantId: string; runId: string }, { first }: { first: number }, ctx: ApiContext) {
+      const events = await ctx.core.audit.list(r.tenantId, { runId: r.runId, limit: pageSize(first, 100) });
+      return events.map(auditView);
+    },
+  },
+
+  Mutation: {
+    async setTenantPolicy(_: unknown, { tenantId, policy }: { tenantId: string; policy: PolicyInput }, ctx: ApiContext) {
+      requireTenant(ctx, tenantId);
+      // A tenant may tune its own thresholds but not move itself to another tier.
+      if (policy.tier !== null && policy.tier !== undefined && ctx.principal.kind !== 'admin') throw adminOnly();
+      const current = ctx.core.policy.current().tenants[tenantId];
+      const overrides = {
+        ...(current?.overrides ?? {}),
+        ...(policy.run ? { run: { ...(current?.overrides.run ?? {}), ...thresholdsInput(policy.run) } } : {}),
+        ...(policy.tenant ? { tenant: { ...(current?.overrides.tenant ?? {}), ...thresholdsInput(policy.tenant) } } : {}),
+        ...(policy.breaker ? { breaker: { ...(current?.overrides.breaker ?? {}), ...breakerInput(policy.breaker) } } : {}),
+        ...(policy.warnFraction !== null && policy.warnFraction !== undefined ? { warnFraction: policy.warnFraction } : {}),
+      };
+      await applyChange(ctx, {
+        kind: 'setTenantPolicy',
+        tenantId,
+        ...(policy.tier ? { tier: policy.tier } : current ? { tier: current.tier } : {}),
+        overrides,
+      });
+      return policyView(ctx.core.policy.forTenant(tenantId), ctx.core);
+    },
+
+    async setTierThresholds(_: unknown, { tier, thresholds }: { tier: string; thresholds: PolicyInput }, ctx: ApiContext) {
+      requireAdmin(ctx);
+      const patch = {
+        ...(thresholds.run ? { run: thresholdsInput(thresholds.run) } : {}),
+        ...(thresholds.tenant ? { tenant: thresholdsInput(thresholds.tenant) } : {}),
+        ...(thresholds.breaker ? { breaker: breakerInput(thresholds.breaker) } : {}),
+        ...(thresholds.warnFraction !== null && thresholds.warnFraction !== undefined ? { warnFraction: thresholds.warnFraction } : {}),
+      };
+      await applyChange(ctx, { kind: 'setTierThresholds', tier, patch } as PolicyChange);
+      return true;
+    },
+
+    async forceOpenBreaker(_: unknown, args: { tenantId: string; runId?: string | null; reason: string; durationMs?: number | null }, ctx: ApiContext) {
+      requireTenant(ctx, args.tenantId);
+      if (args.durationMs !== null && args.durationMs !== undefined && (args.durationMs < 1 || args.durationMs > 2_147_483_647)) {
+        throw badInput('durationMs must be between 1 and 2147483647');
+      }
+      const view = await ctx.core.engine.forceOpen(args.tenantId, args.runId ?? undefined, reasonText(args.reason), ctx.principal.name, args.durationMs ?? undefined);
+      return { ...view, decision: decisionView(view.decision) };
+    },
+
+    async resetBreaker(_: unknown, args: { tenantId: string; runId?: string | null }, ctx: ApiContext) {
+      requireTenant(ctx, args.tenantId);
+      const view = await ctx.core.engine.reset(args.tenantId, args.runId ?? undefined, ctx.principal.name);
+      return { ...view, decision: decisionView(view.decision) };
+    },
+
+    async disableBreaker(_: unknown, args: { tenantId: string; runId?: string | null; reason: string }, ctx: ApiContext) {
+      // Switching protection off is a platform decision, not a tenant's.
+      requireAdmin(ctx);
+      const view = await ctx.core.engine.disable(args.tenantId, args.runId ?? undefined, reasonText(args.reason), ctx.principal.name);
+      return { ...view, decision: decisionView(view.decision) };
+    },
+
+    async acknowledgeEscalation(_: unknown, args: { tenantId: string; note: string }, ctx: ApiContext) {
+      requireTenant(ctx, args.tenantId);
+      return auditView(await ctx.core.engine.acknowledgeEscalation(args.tenantId, ctx.principal.name, reasonText(args.note)));
+    },
+  },
+
+  Subscription: {
+    decisions: {
+      subscribe(_: unknown, { tenantId, runId }: { tenantId: string; runId?: string | null }, ctx: ApiContext) {
+        requireTenant(ctx, tenantId);
+        return mapIterator(ctx.core.bus.subscribe(tenantId, runId ?? undefined), (decision) => ({ decisions: decisionView(decision) }));
+      },
+    },
+    breakerEvents: {
+      subscribe(_: unknown, { tenantId }: { tenantId: string }, ctx: ApiContext) {
+        requireTenant(ctx, tenantId);
+        return mapIterator(ctx.core.bus.subscribeBreakerEvents(tenantId), (event) => ({
+          breakerEvents: {
+            tenantId: event.tenantId,
+            runId: event.runId || null,
+            scope: event.scope || 'TENANT',
+            oldState: event.oldState || 'CLOSED',
+            newState: event.newState || 'CLOSED',
+            metric: event.metric,
+            threshold: event.threshold,
+            observed: event.observed,
+            reason: event.reason,
+            actor: event.actor,
+            time: event.eventTime,
+            kind: event.kind,
+          },
+        }));
+      },
+    },
+  },
+};
+
+/** Maps an async iterator, passing return() through so an unsubscribe reaches the bus. */
+function mapIterator<T, U>(source: AsyncIterableIterator<T>, map: (value: T) => U): AsyncIterableIterator<U> {
+  return {
+    async next() {
+      const result = await source.next();
+      return result.done ? { done: true, value: undefined } : { done: false, value: map(result.value) };
+    },
+    async return() {
+      await source.return?.();
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
