@@ -1,28 +1,30 @@
-import { GraphQLError } from 'graphql';
+// Yoga's own error factory: `graphql` ships as ESM and CJS, and an error made by the other copy's
+// class would fail yoga's instanceof check and be masked as an internal error.
+import { createGraphQLError } from 'graphql-yoga';
 import type { PolicyError } from '../policy/policy-error.js';
 
 // Errors the API returns on purpose carry a code in `extensions.code`; anything else is masked by
 // yoga as "Unexpected error." with no message or stack.
 
-export function unauthenticated(): GraphQLError {
-  return new GraphQLError('missing or invalid token', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+export function unauthenticated(): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError('missing or invalid token', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
 }
 
 /** The same words whether the tenant exists or not: a tenant token learns nothing about others. */
-export function forbiddenTenant(): GraphQLError {
-  return new GraphQLError('this token cannot reach that tenant', { extensions: { code: 'FORBIDDEN' } });
+export function forbiddenTenant(): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError('this token cannot reach that tenant', { extensions: { code: 'FORBIDDEN' } });
 }
 
-export function adminOnly(): GraphQLError {
-  return new GraphQLError('this operation needs an admin token', { extensions: { code: 'FORBIDDEN' } });
+export function adminOnly(): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError('this operation needs an admin token', { extensions: { code: 'FORBIDDEN' } });
 }
 
-export function badInput(message: string): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
+export function badInput(message: string): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError(message, { extensions: { code: 'BAD_USER_INPUT' } });
 }
 
-export function policyRejected(error: PolicyError): GraphQLError {
-  return new GraphQLError(`policy change refused: ${error.message}`, {
+export function policyRejected(error: PolicyError): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError(`policy change refused: ${error.message}`, {
     extensions: { code: 'POLICY_INVALID', issues: error.issues.map((i) => ({ path: i.path, message: i.message })) },
   });
 }

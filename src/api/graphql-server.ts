@@ -28,7 +28,9 @@ export interface GraphqlLimits {
 }
 
 export const DEFAULT_LIMITS: GraphqlLimits = {
-  maxDepth: 8,
+  // The schema's own deepest path is 6; introspection (GraphiQL's TypeRef) reaches about 13, and
+  // introspection is counted too, since nested ofType is where depth attacks live.
+  maxDepth: 15,
   maxCost: 5000,
   maxAliases: 15,
   maxTokens: 2000,
@@ -94,7 +96,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
   const schema = createSchema<ApiContext & ServerContext>({ typeDefs: readFileSync(SCHEMA_FILE, 'utf8'), resolvers });
   const limiter = new AuthFailureLimiter();
   const armor = EnvelopArmorPlugin<YogaInitialContext>({
-    maxDepth: { n: limits.maxDepth },
+    maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true },
     costLimit: { maxCost: limits.maxCost },
     maxAliases: { n: limits.maxAliases },
     maxTokens: { n: limits.maxTokens },
@@ -144,7 +146,8 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
         req.resume();
         return true;
       }
-      void yoga.handleNodeRequestAndResponse(req, res, { req, res });
+      // The node adapter passes { req, res } as the server context.
+      void yoga.requestListener(req, res);
       return true;
     },
 

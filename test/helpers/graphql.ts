@@ -1,0 +1,112 @@
+import { createClient as createSseClient } from 'graphql-sse';
+import { createClient as createWsClient } from 'graphql-ws';
+import WebSocket from 'ws';
+
+export interface GraphqlResponse<T = Record<string, unknown>> {
+  status: number;
+  data?: T;
+  errors?: { message: string; extensions?: { code?: string; [k: string]: unknown } }[];
+}
+
+/** One GraphQL operation over real HTTP (GraphQL over HTTP, JSON). */
+export async function gql<T = Record<string, unknown>>(
+  graphqlUrl: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+  token?: string,
+): Promise<GraphqlResponse<T>> {
+  const res = await fetch(`${graphqlUrl}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await res.json()) as Omit<GraphqlResponse<T>, 'status'>;
+  return { status: res.status, ...body };
+}
+
+export interface SubscriptionHandle<T> {
+  /** every message received so far */
+  messages: T[];
+  /** errors the subscription ended with */
+  errors: unknown[];
+  /** resolves with the first message satisfying `predicate` */
+  waitFor(predicate: (message: T) => boolean, timeoutMs?: number): Promise<T>;
+  close(): void;
+}
+
+function handle<T>(start: (sink: { next(v: T): void; error(e: unknown): void; complete(): void }) => () => void): SubscriptionHandle<T> {
+  const messages: T[] = [];
+  const errors: unknown[] = [];
+  const waiters: { predicate: (m: T) => boolean; resolve: (m: T) => void }[] = [];
+  const dispose = start({
+    next(value) {
+      messages.push(value);
+      for (const w of [...waiters]) {
+        if (w.predicate(value)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(value);
+        }
+      }
+    },
+    error(e) {
+      errors.push(e);
+    },
+    complete() {},
+  });
+  return {
+    messages,
+    errors,
+    waitFor(predicate, timeoutMs = 10_000) {
+      const found = messages.find(predicate);
+      if (found) return Promise.resolve(found);
+      return new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching message in ${timeoutMs} ms; got ${JSON.stringify(messages).slice(0, 500)} errors ${String(errors)}`)), timeoutMs);
+        waiters.push({ predicate, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+      });
+    },
+    close: dispose,
+  };
+}
+
+/** A subscription over the graphql-sse protocol, with the graphql-sse client. */
+export function subscribeSse<T>(graphqlUrl: string, query: string, variables: Record<string, unknown>, token?: string): SubscriptionHandle<T> {
+  const client = createSseClient({
+    url: `${graphqlUrl}/graphql/stream`,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    retryAttempts: 0,
+  });
+  return handle<T>((sink) => {
+    const dispose = client.subscribe<T>({ query, variables }, {
+      next: (v) => sink.next(v.data as T),
+      error: (e) => sink.error(e),
+      complete: () => sink.complete(),
+    });
+    return () => {
+      dispose();
+      client.dispose();
+    };
+  });
+}
+
+/** A subscription over graphql-ws, with the graphql-ws client. */
+export function subscribeWs<T>(graphqlUrl: string, query: string, variables: Record<string, unknown>, token?: string): SubscriptionHandle<T> {
+  const client = createWsClient({
+    url: `${graphqlUrl.replace(/^http/, 'ws')}/graphql`,
+    webSocketImpl: WebSocket,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    retryAttempts: 0,
+    lazy: false,
+    onNonLazyError: () => {},
+  });
+  return handle<T>((sink) => {
+    const dispose = client.subscribe<T>({ query, variables }, {
+      next: (v) => (v.errors ? sink.error(v.errors) : sink.next(v.data as T)),
+      error: (e) => sink.error(e),
+      complete: () => sink.complete(),
+    });
+    return () => {
+      dispose();
+      void client.dispose();
+    };
+  });
+}
