@@ -28,6 +28,8 @@ export interface ServiceConfig {
   /** allow listening on a non-loopback address without auth tokens */
   insecure: boolean;
   graphqlIntrospection: boolean;
+  /** spans per second each tenant may send (0 = unlimited), with a burst of 5 seconds' worth */
+  tenantIngestRate: number;
 }
 
 interface Setting {
@@ -56,6 +58,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'batchMaxSpans', flag: 'batch-max-spans', env: 'BREAKWATER_BATCH_MAX_SPANS', kind: 'int', default: '20000', min: 1, help: 'spans per ClickHouse insert' },
   { key: 'batchMaxDelayMs', flag: 'batch-max-delay-ms', env: 'BREAKWATER_BATCH_MAX_DELAY_MS', kind: 'int', default: '50', min: 0, help: 'longest a span waits for its batch' },
   { key: 'queueMaxSpans', flag: 'queue-max-spans', env: 'BREAKWATER_QUEUE_MAX_SPANS', kind: 'int', default: '200000', min: 1, help: 'spans waiting for ClickHouse before ingest answers 503' },
+  { key: 'tenantIngestRate', flag: 'tenant-ingest-rate', env: 'BREAKWATER_TENANT_INGEST_RATE', kind: 'int', default: '50000', min: 0, help: 'spans/s per tenant before 429 (burst 5 s; 0 = unlimited)' },
   { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
   { key: 'logLevel', flag: 'log-level', env: 'BREAKWATER_LOG_LEVEL', kind: 'level', default: 'info', help: 'debug | info | warn | error | silent' },
   { key: 'graphqlIntrospection', flag: 'graphql-introspection', env: 'BREAKWATER_GRAPHQL_INTROSPECTION', kind: 'bool', default: 'true', help: 'answer schema introspection (GraphiQL needs it)' },

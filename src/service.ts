@@ -17,6 +17,7 @@ import { RuntimePolicy } from './policy/runtime-policy.js';
 import { WindowStore } from './windows/window-store.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { createTraceReceiver } from './ingest/receiver.js';
+import { TenantIngestLimiter } from './ingest/tenant-rate-limit.js';
 import type { Logger } from './log.js';
 import { SelfMetrics } from './self-metrics.js';
 import { openStore, type Store, type StoreOptions } from './store/clickhouse.js';
@@ -144,6 +145,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const receiveTraces = createTraceReceiver(pipeline, metrics, {
     maxBodyBytes: config.maxBodyBytes,
     tenantForKey: (key) => authenticator.tenantForIngestKey(key),
+    limiter: new TenantIngestLimiter(config.tenantIngestRate, 5),
     onInternalError: (err) => log.error({ error: (err as Error).message }, 'unexpected error handling an OTLP request'),
   });
   const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, anomaly, auth: () => authenticator };

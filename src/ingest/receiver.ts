@@ -7,6 +7,7 @@ import { decodeTraceRequestProtobuf } from './decode-protobuf.js';
 import { OtlpDecodeError, type OtlpTraceRequest } from './otlp-model.js';
 import { errorStatus, exportResponse, type EncodedBody, type OtlpEncoding } from './otlp-responses.js';
 import type { IngestPipeline } from './pipeline.js';
+import type { TenantIngestLimiter } from './tenant-rate-limit.js';
 
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
@@ -18,6 +19,8 @@ export interface ReceiverOptions {
    * `null` when ingest keys are not configured (spans then name their own tenant).
    */
   tenantForKey?: (key: string | undefined) => string | undefined | null;
+  /** per-tenant span rate limit (429 with Retry-After on the flooding tenant's own requests) */
+  limiter?: TenantIngestLimiter;
   /** failures that are Breakwater's fault (answered 500 without details) */
   onInternalError?: (error: unknown) => void;
 }
@@ -52,6 +55,11 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
       const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
       const request = decode(decoded, encoding);
       metrics.spansReceived.inc({ encoding }, countSpans(request));
+      const waitMs = options.limiter?.take(spansByTenant(request, keyTenant)) ?? 0;
+      if (waitMs > 0) {
+        metrics.spansRejected.inc({ reason: 'tenant_rate_limited' }, countSpans(request));
+        throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(waitMs / 1000));
+      }
       const outcome = await pipeline.ingest(request, { receivedAt, ...(keyTenant !== undefined ? { keyTenant } : {}) });
       if (outcome.kind === 'retry') throw new ReceiverError(outcome.status, outcome.message, outcome.retryAfterSeconds);
       send(res, 200, exportResponse(encoding, outcome.rejected, outcome.errorMessage));
@@ -153,6 +161,26 @@ function decode(body: Buffer, encoding: OtlpEncoding): OtlpTraceRequest {
     if (err instanceof TypeError) throw new ReceiverError(400, `undecodable OTLP ${encoding} body: invalid UTF-8`);
     throw err;
   }
+}
+
+/**
+ * Spans per tenant for the rate limit: the ingest key's tenant, else the resource's tenant.id.
+ * A span-level tenant.id is not looked at here (normalization reads it later); such spans count
+ * toward their resource's tenant.
+ */
+function spansByTenant(request: OtlpTraceRequest, keyTenant: string | undefined): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const rs of request.resourceSpans) {
+    let tenant = keyTenant;
+    if (tenant === undefined) {
+      const attribute = rs.resource.attributes.find((a) => a.key === 'tenant.id');
+      tenant = typeof attribute?.value === 'string' ? attribute.value : '';
+    }
+    let n = 0;
+    for (const ss of rs.scopeSpans) n += ss.spans.length;
+    counts.set(tenant, (counts.get(tenant) ?? 0) + n);
+  }
+  return counts;
 }
 
 function countSpans(request: OtlpTraceRequest): number {
