@@ -11,6 +11,7 @@ import { DecisionBus } from './breaker/decision-bus.js';
 import { ConfigError, isLoopback, type ServiceConfig } from './config.js';
 import { loadBaselines, recomputeBaselines } from './jobs/anomaly-baselines.js';
 import { JobScheduler } from './jobs/scheduler.js';
+import { SelfMetricsSnapshotter, selfMetricsSnapshotJob } from './jobs/self-metrics-snapshot.js';
 import { loadPolicyFile } from './policy/load-policy.js';
 import { PolicyStore } from './policy/policy-store.js';
 import { RuntimePolicy } from './policy/runtime-policy.js';
@@ -124,6 +125,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const jobs = new JobScheduler(log);
   jobs.add({ name: 'anomaly-baselines', schedule: '*/15 * * * *', run: () => recomputeBaselines(store.client, anomaly) });
   jobs.add({ name: 'evict-idle-windows', schedule: '*/30 * * * * *', run: async () => windows.evictIdle() });
+  jobs.add(selfMetricsSnapshotJob(new SelfMetricsSnapshotter(metrics.registry, store.client, { tenantThresholds: { windows, policy } })));
 
   const writer = new SpanWriter(store.client, {
     table: 'spans',

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 
 type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
+import { drainPending } from 'chdb';
 import { createChdbConnection } from 'chdb/connection';
 
 export interface StoreOptions {
@@ -35,7 +36,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     // chdb types its connection against @clickhouse/client-common, which the client no longer
     // bundles under that name; the shapes match at run time (chdb's parity suite checks it).
     const client = createClient({ connection: connection as unknown as NonNullable<ClientConnection> });
-    return { client, mode: 'embedded', location: dataDir, close: () => client.close() };
+    const close = async () => {
+      await client.close();
+      // close() can return while the engine still tears the connection down; wait for it.
+      await drainPending();
+    };
+    return { client, mode: 'embedded', location: dataDir, close };
   }
   await ensureServerDatabase(options);
   const client = createClient({

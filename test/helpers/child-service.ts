@@ -38,7 +38,12 @@ export async function startChildService(args: string[], env: NodeJS.ProcessEnv =
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code, signal) => {
+      if (signal) process.stderr.write(`breakwater child ended by ${signal}; stderr: ${stderr.slice(-2000)}\n`);
+      resolve(code);
+    }),
+  );
   const listening = new Promise<Record<string, unknown>>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {

@@ -1,0 +1,22 @@
+# Breakwater: node dist/cli.js serve. Build with `docker compose build` or `docker build -t breakwater .`
+FROM node:20-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json /app/package-lock.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# migrations are read from schema/clickhouse next to dist/
+COPY schema ./schema
+USER node
+# OTLP/HTTP (/v1/traces) and the API (/graphql, /healthz, /readyz, /metrics)
+EXPOSE 4318 4000
+# Listening beyond loopback needs API tokens in the policy file (see deploy/breakwater/breakwater.yaml).
+CMD ["node", "dist/cli.js", "serve", "--host", "0.0.0.0"]
