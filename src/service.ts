@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
-import { createAuthenticator, type Authenticator } from './api/auth.js';
+import { AuthFailureLimiter, createAuthenticator, type Authenticator } from './api/auth.js';
 import { createGraphqlService, DEFAULT_LIMITS } from './api/graphql-server.js';
 import { resolveAuthConfig } from './api/secrets.js';
 import { AnomalyDetector } from './breaker/anomaly.js';
@@ -148,6 +148,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     maxBodyBytes: config.maxBodyBytes,
     tenantForKey: (key) => authenticator.tenantForIngestKey(key),
     limiter: new TenantIngestLimiter(config.tenantIngestRate, 5),
+    authFailures: new AuthFailureLimiter(),
     onInternalError: (err) => log.error({ error: (err as Error).message }, 'unexpected error handling an OTLP request'),
   });
   const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, anomaly, auth: () => authenticator };

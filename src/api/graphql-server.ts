@@ -10,7 +10,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createSchema, createYoga, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Core } from '../service.js';
-import { bearerToken, type Principal } from './auth.js';
+import { AuthFailureLimiter, bearerToken, type Principal } from './auth.js';
 import { unauthenticated } from './errors.js';
 import { resolvers, type ApiContext } from './resolvers.js';
 
@@ -51,32 +51,6 @@ function principalFor(core: Core, token: string | undefined): Principal {
   const principal = auth.principal(token);
   if (!principal) throw unauthenticated();
   return principal;
-}
-
-/** Failed authentications are counted per address; past the limit, the answer is 429 for a while. */
-class AuthFailureLimiter {
-  readonly #failures = new Map<string, { count: number; since: number }>();
-  constructor(
-    private readonly maxFailures = 20,
-    private readonly windowMs = 60_000,
-  ) {}
-
-  blocked(address: string, now = Date.now()): boolean {
-    const entry = this.#failures.get(address);
-    if (!entry) return false;
-    if (now - entry.since > this.windowMs) {
-      this.#failures.delete(address);
-      return false;
-    }
-    return entry.count >= this.maxFailures;
-  }
-
-  fail(address: string, now = Date.now()): void {
-    const entry = this.#failures.get(address);
-    if (!entry || now - entry.since > this.windowMs) this.#failures.set(address, { count: 1, since: now });
-    else entry.count++;
-    if (this.#failures.size > 10_000) this.#failures.clear();
-  }
 }
 
 interface ServerContext {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
+import type { AuthFailureLimiter } from '../api/auth.js';
 import type { SelfMetrics } from '../self-metrics.js';
 import { decodeTraceRequestJson } from './decode-json.js';
 import { decodeTraceRequestProtobuf } from './decode-protobuf.js';
@@ -21,6 +22,8 @@ export interface ReceiverOptions {
   tenantForKey?: (key: string | undefined) => string | undefined | null;
   /** per-tenant span rate limit (429 with Retry-After on the flooding tenant's own requests) */
   limiter?: TenantIngestLimiter;
+  /** refuses an address that keeps presenting bad ingest keys */
+  authFailures?: AuthFailureLimiter;
   /** failures that are Breakwater's fault (answered 500 without details) */
   onInternalError?: (error: unknown) => void;
 }
@@ -50,7 +53,15 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
     try {
       encoding = requestEncoding(req.headers['content-type']);
       if (req.method !== 'POST') throw new ReceiverError(405, 'use POST');
-      const keyTenant = authenticate(req, options);
+      const address = req.socket.remoteAddress ?? 'unknown';
+      if (options.authFailures?.blocked(address)) throw new ReceiverError(429, 'too many failed authentications; retry later', 60);
+      let keyTenant: string | undefined;
+      try {
+        keyTenant = authenticate(req, options);
+      } catch (err) {
+        options.authFailures?.fail(address);
+        throw err;
+      }
       const body = await readBody(req, options.maxBodyBytes);
       const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
       const request = decode(decoded, encoding);

@@ -142,6 +142,13 @@ describe('ingest keys bind spans to their tenant', () => {
     expect((await postSpans(service.otlpUrl, runSteps('tenant-a', 'r', [{ tool: 'x' }]))).status).toBe(401);
     expect((await postSpans(service.otlpUrl, runSteps('tenant-a', 'r', [{ tool: 'x' }]), { authorization: 'Bearer nope' })).status).toBe(401);
   });
+
+  it('answers 429 to an address that keeps presenting bad keys', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 25; i++) statuses.push((await postSpans(service.otlpUrl, runSteps('tenant-a', 'r', [{ tool: 'x' }]), { authorization: `Bearer guess-${i}` })).status);
+    expect(statuses).toContain(401);
+    expect(statuses.at(-1)).toBe(429);
+  });
 });
 
 describe('admin tokens see every tenant', () => {
