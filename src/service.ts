@@ -7,8 +7,9 @@ import { resolveAuthConfig } from './api/secrets.js';
 import { AnomalyDetector } from './breaker/anomaly.js';
 import { AuditLog } from './breaker/audit-log.js';
 import { BreakerEngine } from './breaker/breaker-engine.js';
-import { DecisionBus } from './breaker/decision-bus.js';
 import { ConfigError, isLoopback, type ServiceConfig } from './config.js';
+import { DegradationEngine } from './degrade/degradation-engine.js';
+import { SourcedDecisionBus } from './degrade/sourced-decision-bus.js';
 import { loadBaselines, recomputeBaselines } from './jobs/anomaly-baselines.js';
 import { JobScheduler } from './jobs/scheduler.js';
 import { SelfMetricsSnapshotter, selfMetricsSnapshotJob } from './jobs/self-metrics-snapshot.js';
@@ -54,9 +55,10 @@ export interface Core {
   policy: PolicyStore;
   runtimePolicy: RuntimePolicy;
   windows: WindowStore;
-  bus: DecisionBus;
+  bus: SourcedDecisionBus;
   audit: AuditLog;
   engine: BreakerEngine;
+  degradation: DegradationEngine;
   anomaly: AnomalyDetector;
   /** the current authenticator (rebuilt when the policy file's auth section changes) */
   auth(): Authenticator;
@@ -97,7 +99,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     });
   }
 
-  const bus = new DecisionBus({ initialSequence: sequenceSeed() });
+  // Two engines publish (breakers, degradation): the bus keeps each one's latest and publishes the more severe.
+  const bus = new SourcedDecisionBus({ initialSequence: sequenceSeed() });
   const anomaly = new AnomalyDetector();
   await loadBaselines(store.client, anomaly);
   const windows = new WindowStore({
@@ -105,7 +108,10 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     errorRatio: (tenantId) => policy.forTenant(tenantId).errorRatio,
     onEvict: (event) => {
       // Called only from engine.observe (through record), so `engine` is initialised by then.
-      if (event.kind === 'run') engine.forgetRun(event.tenantId, event.runId);
+      if (event.kind === 'run') {
+        engine.forgetRun(event.tenantId, event.runId);
+        degradation.forgetRun(event.tenantId, event.runId);
+      }
     },
   });
   const engine: BreakerEngine = new BreakerEngine({
@@ -121,6 +127,21 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const restored = await engine.restore();
   if (restored > 0) log.info({ breakers: restored }, 'breaker states restored');
   engine.start();
+  const degradation: DegradationEngine = new DegradationEngine({
+    bus: bus.sink('degradation'),
+    audit,
+    log,
+    now: Date.now,
+    policy: () => policy.current().degradation,
+    modelMetrics: (provider, model) => windows.modelMetrics(provider, model),
+    tenantMetrics: (tenantId) => windows.tenantMetrics(tenantId),
+    runMetrics: (tenantId, runId) => windows.runMetrics(tenantId, runId),
+    prices: () => policy.current().prices,
+    onQuotaLevel: (c) => log.warn({ key: c.key, provider: c.provider, level: c.to, utilization: c.utilization }, 'provider key quota level changed'),
+  });
+  const resumed = await degradation.restore(store.client);
+  if (resumed > 0) log.info({ tracks: resumed }, 'degradation tiers restored');
+  degradation.start();
 
   const jobs = new JobScheduler(log);
   jobs.add({ name: 'anomaly-baselines', schedule: '*/15 * * * *', run: () => recomputeBaselines(store.client, anomaly) });
@@ -144,6 +165,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   });
   const pipeline = new IngestPipeline(writer, metrics, { requireTenant: config.requireTenant, prices: () => policy.current().prices });
   pipeline.addObserver(engine);
+  // After the breaker engine: it reads the windows that engine.observe has just updated.
+  pipeline.addObserver(degradation);
   const receiveTraces = createTraceReceiver(pipeline, metrics, {
     maxBodyBytes: config.maxBodyBytes,
     tenantForKey: (key) => authenticator.tenantForIngestKey(key),
@@ -151,7 +174,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     authFailures: new AuthFailureLimiter(),
     onInternalError: (err) => log.error({ error: (err as Error).message }, 'unexpected error handling an OTLP request'),
   });
-  const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, anomaly, auth: () => authenticator };
+  const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, degradation, anomaly, auth: () => authenticator };
 
   const ops = createOpsHandler(store, metrics);
   const otlpServer = createServer((req, res) => {
@@ -181,11 +204,13 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       // for exactly that flush to be answered.
       const serversClosed = Promise.all([closeServer(otlpServer), closeServer(graphqlServer)]);
       engine.stop();
+      degradation.stop();
       await graphql.close();
       policy.close();
       await jobs.stop();
       await writer.close();
       await serversClosed;
+      await degradation.flush();
       await store.close();
       log.info('breakwater stopped');
     })());

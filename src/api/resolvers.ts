@@ -1,6 +1,8 @@
 import type { AuditEvent, AuditKind } from '../breaker/audit-event.js';
 import { AUDIT_KINDS } from '../breaker/audit-event.js';
 import type { Decision } from '../breaker/decision.js';
+import { ConsentError, type ConsentResult } from '../degrade/degradation-engine.js';
+import type { DegradationPatch } from '../degrade/degradation-schema.js';
 import type { PolicyChange } from '../policy/effective-policy.js';
 import type { BreakerSettings, EffectivePolicy } from '../policy/policy-types.js';
 import type { Core } from '../service.js';
@@ -8,7 +10,7 @@ import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
 import { canAccessTenant, type Principal } from './auth.js';
 import { adminOnly, badInput, forbiddenTenant, policyRejected } from './errors.js';
 import { costAttribution, HistoryRangeError, runExists, runSteps, tenantTimeseries, type TimeseriesMetric } from './history.js';
-import { DateTimeScalar, JsonScalar } from './scalars.js';
+import { DateTimeScalar, JsonInputScalar, JsonScalar } from './scalars.js';
 
 export interface ApiContext {
   principal: Principal;
@@ -141,6 +143,7 @@ function reasonText(reason: string): string {
 export const resolvers = {
   DateTime: DateTimeScalar,
   JSON: JsonScalar,
+  JSONInput: JsonInputScalar,
 
   Query: {
     tenants(
@@ -234,6 +237,10 @@ export const resolvers = {
       });
       return events.map(auditView);
     },
+    degradation: (t: TenantParent, _: unknown, ctx: ApiContext) => ({
+      pendingConsents: ctx.core.degradation.pendingConsents(t.id),
+      status: ctx.core.degradation.status(t.id),
+    }),
     async degradationEvents(t: TenantParent, args: { from?: Date | null; to?: Date | null; first: number }, ctx: ApiContext) {
       const events = await ctx.core.audit.list(t.id, {
         limit: pageSize(args.first, 100),
@@ -313,6 +320,30 @@ export const resolvers = {
       return { ...view, decision: decisionView(view.decision) };
     },
 
+    async approveDegradation(_: unknown, args: { tenantId: string; requestId: string }, ctx: ApiContext) {
+      requireTenant(ctx, args.tenantId);
+      return consentAnswer(() => ctx.core.degradation.approve(args.tenantId, args.requestId, ctx.principal.name));
+    },
+
+    async refuseDegradation(_: unknown, args: { tenantId: string; requestId: string; reason?: string | null }, ctx: ApiContext) {
+      requireTenant(ctx, args.tenantId);
+      return consentAnswer(() => ctx.core.degradation.refuse(args.tenantId, args.requestId, ctx.principal.name, args.reason ?? ''));
+    },
+
+    reserveQuota(_: unknown, args: { tenantId: string; tokens: number }, ctx: ApiContext) {
+      requireTenant(ctx, args.tenantId);
+      if (!Number.isInteger(args.tokens) || args.tokens < 0) throw badInput('tokens must be 0 or more');
+      const result = ctx.core.degradation.reserve(args.tenantId, args.tokens);
+      return { ...result, limitedBy: result.shortfall?.axis ?? null };
+    },
+
+    async setTenantDegradation(_: unknown, args: { tenantId: string; policy: unknown }, ctx: ApiContext) {
+      requireTenant(ctx, args.tenantId);
+      if (args.policy !== null && (typeof args.policy !== 'object' || Array.isArray(args.policy))) throw badInput('policy must be an object or null');
+      await applyChange(ctx, { kind: 'setTenantDegradation', tenantId: args.tenantId, patch: args.policy as DegradationPatch | null });
+      return true;
+    },
+
     async acknowledgeEscalation(_: unknown, args: { tenantId: string; note: string }, ctx: ApiContext) {
       requireTenant(ctx, args.tenantId);
       return auditView(await ctx.core.engine.acknowledgeEscalation(args.tenantId, ctx.principal.name, reasonText(args.note)));
@@ -349,6 +380,17 @@ export const resolvers = {
     },
   },
 };
+
+async function consentAnswer(answer: () => Promise<ConsentResult>) {
+  try {
+    const result = await answer();
+    return { request: result.request, decision: decisionView(result.decision) };
+  } catch (err) {
+    // The same words for an unknown and another tenant's request id.
+    if (err instanceof ConsentError) throw err.code === 'EXPIRED' ? badInput('that consent request has expired') : badInput('no such pending consent request');
+    throw err;
+  }
+}
 
 /** Maps an async iterator, passing return() through so an unsubscribe reaches the bus. */
 function mapIterator<T, U>(source: AsyncIterableIterator<T>, map: (value: T) => U): AsyncIterableIterator<U> {

@@ -45,3 +45,32 @@ function safeParse(text: string): unknown {
     return text;
   }
 }
+
+/** Any JSON value as input; the schema the value must satisfy is checked by the resolver. */
+export const JsonInputScalar = new GraphQLScalarType({
+  name: 'JSONInput',
+  serialize: (value) => value,
+  parseValue: (value) => value,
+  parseLiteral: (ast) => literalValue(ast),
+});
+
+function literalValue(ast: import('graphql').ValueNode): unknown {
+  switch (ast.kind) {
+    case Kind.NULL:
+      return null;
+    case Kind.STRING:
+    case Kind.ENUM:
+      return ast.value;
+    case Kind.BOOLEAN:
+      return ast.value;
+    case Kind.INT:
+    case Kind.FLOAT:
+      return Number(ast.value);
+    case Kind.LIST:
+      return ast.values.map(literalValue);
+    case Kind.OBJECT:
+      return Object.fromEntries(ast.fields.map((f) => [f.name.value, literalValue(f.value)]));
+    default:
+      throw new GraphQLError('JSONInput cannot use variables inside a literal; pass the whole value as a variable');
+  }
+}

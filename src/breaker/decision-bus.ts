@@ -255,7 +255,8 @@ export class DecisionBus {
   }
 
   #stamp(draft: DecisionDraft, sequence: number, at: number): Decision {
-    return { ...draft, sequence, issuedAt: new Date(at).toISOString() };
+    // retryAfterMs is whole milliseconds everywhere (GraphQL carries it as an Int).
+    return { ...draft, retryAfterMs: Math.max(0, Math.ceil(draft.retryAfterMs)), sequence, issuedAt: new Date(at).toISOString() };
   }
 
   #openChannel(tenantId: string): TenantChannel {

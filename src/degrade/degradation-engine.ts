@@ -757,8 +757,8 @@ export class DegradationEngine implements SpanObserver {
         metric: `rateLimit.${block.cls.kind}`,
         threshold: 0,
         observed: 0,
-        retryAfterMs: block.until - now,
-        reason: `provider key ${block.key} is rate-limited (${block.cls.kind}: ${block.cls.evidence}); retry after ${block.until - now} ms (${block.how})`,
+        retryAfterMs: Math.ceil(block.until - now),
+        reason: `provider key ${block.key} is rate-limited (${block.cls.kind}: ${block.cls.evidence}); retry after ${Math.ceil(block.until - now)} ms (${block.how})`,
       };
     }
     return best;

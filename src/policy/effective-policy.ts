@@ -3,6 +3,7 @@
 // checks a file goes through (buildPolicy), so a mutation cannot store what the file would refuse,
 // and its PolicyError names the same key paths.
 
+import { withTenantDegradation, type DegradationPatch } from '../degrade/degradation-schema.js';
 import { deepFreeze } from './plain-data.js';
 import { formatKeyPath, PolicyError } from './policy-error.js';
 import type { TierPatch } from './policy-schema.js';
@@ -85,7 +86,8 @@ export type PolicyChange =
   | { kind: 'setTenantPolicy'; tenantId: string; tier?: string; overrides?: TenantOverrides }
   | { kind: 'removeTenantPolicy'; tenantId: string }
   | { kind: 'setTierThresholds'; tier: string; patch: TierPatch }
-  | { kind: 'setDefaultTier'; tier: string };
+  | { kind: 'setDefaultTier'; tier: string }
+  | { kind: 'setTenantDegradation'; tenantId: string; patch: DegradationPatch | null };
 
 export type PolicyChangeResult = { ok: true; document: PolicyDocument } | { ok: false; error: PolicyError };
 
@@ -120,6 +122,8 @@ export function applyPolicyChange(
       return applyTierThresholds(doc, change.tier, change.patch, source);
     case 'setDefaultTier':
       return applyDefaultTier(doc, change.tier, source);
+    case 'setTenantDegradation':
+      return rebuild({ ...doc, degradation: withTenantDegradation(doc.degradation, change.tenantId, change.patch) }, source);
   }
 }
 

@@ -6,6 +6,7 @@
 // patch a file or a mutation lays over a base tier (tierPatchSchema), where everything is optional
 // and a threshold set to null is removed.
 
+import { degradationSectionSchema } from '../degrade/degradation-schema.js';
 import { z } from 'zod';
 import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
 import { DEFAULT_TIER_NAME } from './builtin-tiers.js';
@@ -168,6 +169,7 @@ export const POLICY_SECTIONS = {
   tiers: z.record(tierNameSchema, tierPatchSchema).default({}),
   tenants: z.record(tenantIdSchema, tenantEntrySchema).default({}),
   auth: authSchema.default({ adminTokens: [], tenants: {} }),
+  degradation: degradationSectionSchema.prefault({}),
 };
 
 export const policyFileSchema = z.strictObject(POLICY_SECTIONS);

@@ -94,5 +94,7 @@ function describeChange(change: PolicyChange): string {
       return `tier ${change.tier} thresholds changed`;
     case 'setDefaultTier':
       return `default tier set to ${change.tier}`;
+    case 'setTenantDegradation':
+      return `tenant ${change.tenantId} degradation policy ${change.patch === null ? 'removed' : 'set'}`;
   }
 }

@@ -34,7 +34,7 @@ export interface SpanFacts {
   kind: SpanKind;
   /** a model call or a tool call */
   isStep: boolean;
-  /** the errored flag of a step; false for non-steps (they are not calls) */
+  /** the errored flag of a step, 429s excluded; false for non-steps (they are not calls) */
   isErrorCall: boolean;
   /** epoch ms; never after endMs */
   startMs: number;
@@ -89,7 +89,8 @@ export function spanFacts(
   return {
     kind,
     isStep,
-    isErrorCall: isStep && span.isError,
+    // A 429 is quota, not failure: it shapes traffic (src/degrade) and never feeds an error ratio.
+    isErrorCall: isStep && span.isError && span.httpStatusCode !== 429,
     startMs,
     endMs,
     endSec: secondOf(endMs),

@@ -66,6 +66,11 @@ const AIMED_AT_B: [string, string, Record<string, unknown>?][] = [
   ['resetBreaker', 'mutation { resetBreaker(tenantId: "tenant-b", runId: "run-b") { state } }'],
   ['disableBreaker', 'mutation { disableBreaker(tenantId: "tenant-b", reason: "x") { state } }'],
   ['acknowledgeEscalation', 'mutation { acknowledgeEscalation(tenantId: "tenant-b", note: "x") { seq } }'],
+  ['tenant.degradation', '{ tenant(id: "tenant-b") { degradation { status pendingConsents { id } } } }'],
+  ['approveDegradation', 'mutation { approveDegradation(tenantId: "tenant-b", requestId: "x") { decision { action } } }'],
+  ['refuseDegradation', 'mutation { refuseDegradation(tenantId: "tenant-b", requestId: "x") { decision { action } } }'],
+  ['reserveQuota', 'mutation { reserveQuota(tenantId: "tenant-b", tokens: 10) { granted } }'],
+  ['setTenantDegradation', 'mutation { setTenantDegradation(tenantId: "tenant-b", policy: { notify: false }) }'],
   ['setTierThresholds (admin only)', 'mutation { setTierThresholds(tier: "pro", thresholds: { run: { stepCount: 1 } }) }'],
 ];
 

@@ -13,7 +13,6 @@ export const ALERTS_DIR = join(REPO_ROOT, 'alerts');
 export const CLICKHOUSE_PLUGIN = 'grafana-clickhouse-datasource';
 export const DATASOURCE_VARIABLE = '${datasource}';
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- Grafana JSON is loosely typed on purpose */
 export type Json = any;
 
 export interface DashboardFile {
