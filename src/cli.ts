@@ -12,6 +12,7 @@ const USAGE = `breakwater: a per-tenant circuit breaker and observability plane 
 Usage:
   breakwater serve   [flags]   run the OTLP receiver (:4318) and the API (:4000); applies migrations first
   breakwater migrate [flags]   apply ClickHouse migrations and exit
+  breakwater demo    [--keep-running]   self-contained demo: four tenants' simulated agents, one runs away and is halted
   breakwater --help            this text
 
 Storage: CLICKHOUSE_URL unset = embedded ClickHouse in --data-dir; set = that server.
@@ -23,6 +24,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n${configHelp()}\n`);
     return command === undefined ? 2 : 0;
   }
+  if (command === 'demo') return demo(rest);
   let config: ServiceConfig;
   try {
     config = loadConfig(rest, process.env);
@@ -71,6 +73,16 @@ async function serve(config: ServiceConfig): Promise<number> {
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
+}
+
+async function demo(argv: readonly string[]): Promise<number> {
+  const { parseDemoArgs, runDemo } = await import('./demo/demo.js');
+  const options = parseDemoArgs(argv);
+  if (typeof options === 'string') {
+    process.stderr.write(`breakwater: ${options}`);
+    return 2;
+  }
+  return runDemo(options);
 }
 
 async function runMigrate(config: ServiceConfig): Promise<number> {

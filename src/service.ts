@@ -209,6 +209,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       policy.close();
       await jobs.stop();
       await writer.close();
+      // Subscription streams (SSE) never end on their own; close them so the servers can.
+      graphqlServer.closeAllConnections();
       await serversClosed;
       await degradation.flush();
       await store.close();
