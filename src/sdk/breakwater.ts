@@ -7,7 +7,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { Action, Decision } from '../breaker/decision.js';
+import { allowDecision, type Action, type Decision } from '../breaker/decision.js';
 import { ATTR } from './attributes.js';
 import { DecisionCache, mostSevereEntry, retryAt } from './decision-cache.js';
 import { DecisionClient, type BackoffOptions } from './decision-client.js';
@@ -586,20 +586,7 @@ export class Breakwater {
   }
 
   #allow(runId: string | undefined, now: number): Decision {
-    return {
-      tenantId: this.tenantId,
-      ...(runId !== undefined ? { runId } : {}),
-      scope: runId === undefined ? 'TENANT' : 'RUN',
-      action: 'ALLOW',
-      state: 'CLOSED',
-      reason: '',
-      metric: '',
-      threshold: 0,
-      observed: 0,
-      retryAfterMs: 0,
-      sequence: 0,
-      issuedAt: new Date(now).toISOString(),
-    };
+    return { ...allowDecision(this.tenantId, runId), sequence: 0, issuedAt: new Date(now).toISOString() };
   }
 }
 
