@@ -1,0 +1,122 @@
+// Decision-path figures, measured in the process that runs Breakwater:
+// - decision latency: from an OTLP request's receipt to the decisions for its spans published
+//   (an observer placed after the breaker and degradation engines records performance.now() -
+//   receivedAt for every accepted batch);
+// - time from the threshold-crossing batch's receipt to an SDK `checkpoint()` seeing HALT, and the
+//   cost of `checkpoint()` itself;
+// - a tenant's per-minute timeseries over a day through GraphQL, on N stored spans.
+import { Breakwater, BreakwaterHaltError } from '../src/sdk/index.js';
+import type { Service } from '../src/service.js';
+import { gql } from '../test/helpers/graphql.js';
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Starts recording decision latency (ms) for every batch; call the returned function to stop. */
+export function recordDecisionLatency(service: Service): { samples: number[]; stop(): void } {
+  const samples: number[] = [];
+  let on = true;
+  service.pipeline.addObserver({
+    observe(_spans, receivedAt) {
+      if (on) samples.push(performance.now() - receivedAt);
+    },
+  });
+  return { samples, stop: () => (on = false) };
+}
+
+/**
+ * Agents run through the SDK against the in-process service; each crosses toolCallsPerMinute
+ * (the policy must set a low one for tenant `tenant`). For each run: the crossing batch's receipt
+ * time (server side) and the moment the SDK's cache holds HALT for the run (client side), on the
+ * same clock.
+ */
+export async function haltToCheckpoint(service: Service, tenant: string, runs: number, toolCallsToTrip: number): Promise<{ haltMs: number[]; checkpointUs: number }> {
+  const crossing = new Map<string, number>();
+  service.pipeline.addObserver({
+    observe(spans, receivedAt) {
+      for (const span of spans) {
+        if (span.tenantId !== tenant || crossing.has(span.runId)) continue;
+        if (service.core.bus.latest(tenant, span.runId).action === 'HALT') crossing.set(span.runId, receivedAt);
+      }
+    },
+  });
+  const bw = await Breakwater.start({
+    tenantId: tenant,
+    otlpUrl: service.otlpUrl,
+    graphqlUrl: service.graphqlUrl,
+    global: false,
+    scheduledDelayMillis: 20,
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
+  });
+  const seen = new Map<string, number>();
+  const stopListening = bw.onDecision((d) => {
+    if (d.action === 'HALT' && d.runId && !seen.has(d.runId)) seen.set(d.runId, performance.now());
+  });
+  // The cost of checkpoint() on the hot path: a run that is allowed.
+  const calls = 100_000;
+  let checkpointUs = 0;
+  await bw.run('checkpoint-cost', async () => {
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) await bw.checkpoint();
+    checkpointUs = ((performance.now() - t0) * 1000) / calls;
+  });
+  const haltMs: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const runId = `halt-run-${r}`;
+    try {
+      await bw.run(runId, async () => {
+        for (let i = 0; i < toolCallsToTrip * 20; i++) {
+          await bw.checkpoint();
+          await bw.toolCall('loop', () => undefined);
+          if (i % toolCallsToTrip === 0) await bw.flush();
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      });
+    } catch (err) {
+      if (!(err instanceof BreakwaterHaltError)) throw err;
+    }
+    const arrived = crossing.get(runId);
+    const halted = seen.get(runId);
+    if (arrived !== undefined && halted !== undefined) haltMs.push(halted - arrived);
+  }
+  stopListening();
+  await bw.shutdown();
+  return { haltMs, checkpointUs };
+}
+
+/** Seeds `spans` spans for one tenant spread over the last day, straight into ClickHouse. */
+export async function seedHistory(service: Service, tenant: string, spans: number): Promise<void> {
+  const chunk = 2_000_000;
+  for (let start = 0; start < spans; start += chunk) {
+    const n = Math.min(chunk, spans - start);
+    await service.store.client.command({
+      query: `INSERT INTO spans (TenantId, RunId, TraceId, SpanId, StartTime, EndTime, DurationNs, Operation, Provider, RequestModel, InputTokens, OutputTokens)
+              SELECT {tenant:String}, concat('run-', toString(number % 5000)), hex(number), hex(number + {offset:UInt64}),
+                     now64(9) - toIntervalMillisecond(number * 86400000 / {total:UInt64}) AS t, t, 1000000,
+                     if(number % 3 = 0, 'execute_tool', 'chat'), 'openai', 'gpt-4o-mini', 100, 20
+              FROM numbers({offset:UInt64}, {n:UInt64})`,
+      query_params: { tenant, offset: start, n, total: spans },
+    });
+  }
+}
+
+/** Median ms of a day's per-minute TOKENS timeseries for `tenant` through GraphQL. */
+export async function historyQuery(service: Service, tenant: string, repeats: number): Promise<number[]> {
+  const to = new Date();
+  const from = new Date(to.getTime() - 86_400_000);
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    const res = await gql<{ tenant: { timeseries: { value: number }[] } }>(
+      service.graphqlUrl,
+      'query($t: String!, $f: DateTime!, $to: DateTime!) { tenant(id: $t) { timeseries(metric: TOKENS, from: $f, to: $to, stepSeconds: 60) { time value } } }',
+      { t: tenant, f: from.toISOString(), to: to.toISOString() },
+    );
+    times.push(performance.now() - t0);
+    if (res.errors || !res.data || res.data.tenant.timeseries.length < 1000) throw new Error(`history query failed: ${JSON.stringify(res).slice(0, 300)}`);
+  }
+  return times;
+}
