@@ -1,18 +1,15 @@
 // Load generator, run as its own process so the server under test has the main thread to itself.
-// Payloads are built once with the official OTLP serializers, then POSTed with a fixed concurrency.
+// Payloads are built once with the official OTLP serializers, then POSTed with a fixed concurrency
+// (each of `concurrency` senders waits for its answer before sending the next request).
 import { Agent, request } from 'node:http';
-import { gzipSync } from 'node:zlib';
-import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { recordingTracer } from '../test/helpers/otel.js';
+import { buildPayloads, type PayloadSpec } from './payloads.js';
 
-export interface LoadSpec {
+export interface LoadSpec extends PayloadSpec {
   url: string;
-  encoding: 'protobuf' | 'json';
-  gzip: boolean;
+  /** path on `url` to POST to */
+  path?: string;
   requests: number;
-  spansPerRequest: number;
   concurrency: number;
-  tenants: number;
 }
 
 export interface LoadResult {
@@ -20,46 +17,22 @@ export interface LoadResult {
   spansAcked: number;
   seconds: number;
   statusCounts: Record<string, number>;
-}
-
-/** Distinct payloads (tenants and runs vary) so the server does real work, not cached work. */
-function buildPayloads(spec: LoadSpec, distinct: number): Buffer[] {
-  const payloads: Buffer[] = [];
-  for (let p = 0; p < distinct; p++) {
-    const { tracer, finished } = recordingTracer({ 'service.name': 'bench-agent', 'tenant.id': `tenant-${p % spec.tenants}` });
-    for (let i = 0; i < spec.spansPerRequest; i++) {
-      const tool = i % 3 === 0;
-      tracer
-        .startSpan(tool ? 'execute_tool search' : 'chat gpt-4o-mini', {
-          attributes: tool
-            ? { 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 'search', 'agent.run.id': `run-${p}-${i % 10}` }
-            : {
-                'gen_ai.operation.name': 'chat',
-                'gen_ai.provider.name': 'openai',
-                'gen_ai.request.model': 'gpt-4o-mini',
-                'gen_ai.usage.input_tokens': 900 + i,
-                'gen_ai.usage.output_tokens': 120,
-                'agent.run.id': `run-${p}-${i % 10}`,
-              },
-        })
-        .end();
-    }
-    const spans = finished();
-    const raw = spec.encoding === 'protobuf' ? ProtobufTraceSerializer.serializeRequest(spans)! : JsonTraceSerializer.serializeRequest(spans)!;
-    payloads.push(spec.gzip ? gzipSync(raw) : Buffer.from(raw));
-  }
-  return payloads;
+  /** request latency (send to answer), milliseconds */
+  latencyMs: { p50: number; p99: number; max: number };
+  /** CPU the load generator itself used while sending (it shares the machine with the server) */
+  cpuSeconds: number;
 }
 
 export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
   const payloads = buildPayloads(spec, Math.min(spec.requests, 64));
   const agent = new Agent({ keepAlive: true, maxSockets: spec.concurrency });
-  const url = new URL(`${spec.url}/v1/traces`);
+  const url = new URL(`${spec.url}${spec.path ?? '/v1/traces'}`);
   const headers: Record<string, string> = {
     'content-type': spec.encoding === 'protobuf' ? 'application/x-protobuf' : 'application/json',
     ...(spec.gzip ? { 'content-encoding': 'gzip' } : {}),
   };
   const statusCounts: Record<string, number> = {};
+  const latencies: number[] = [];
   let next = 0;
   let acked = 0;
   const send = (body: Buffer) =>
@@ -74,16 +47,29 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
   const worker = async () => {
     while (next < spec.requests) {
       const i = next++;
+      const sent = performance.now();
       const status = await send(payloads[i % payloads.length]!);
+      latencies.push(performance.now() - sent);
       statusCounts[status] = (statusCounts[status] ?? 0) + 1;
       if (status === 200) acked += spec.spansPerRequest;
     }
   };
   const started = performance.now();
+  const cpuBefore = process.cpuUsage();
   await Promise.all(Array.from({ length: spec.concurrency }, worker));
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
   agent.destroy();
-  return { spansSent: spec.requests * spec.spansPerRequest, spansAcked: acked, seconds, statusCounts };
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  return {
+    spansSent: spec.requests * spec.spansPerRequest,
+    spansAcked: acked,
+    seconds,
+    statusCounts,
+    latencyMs: { p50: at(0.5), p99: at(0.99), max: latencies.at(-1) ?? 0 },
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
 }
 
 // As a child process: read the spec from argv, print the result as JSON.

@@ -1,59 +1,156 @@
-// `npm run bench [-- --quick]`: end-to-end ingest on the embedded store, load from a separate process,
-// every acknowledged span counted in ClickHouse afterwards. Figures are medians over repeated runs.
+// `npm run bench [-- --quick] [--repeats N] [--variants protobuf,json+gzip] [--sweep 8,32 | none]`: end-to-end ingest on the embedded store, load from a
+// separate process, every acknowledged span counted in ClickHouse afterwards, each figure beside
+// its floors measured in the same run (transport, decode, storage). Figures are medians over
+// repeated runs, interleaved so that a noisy neighbour weighs on every figure alike. Writes
+// bench/results.json, bench/results.md and (full mode) bench/results.svg.
+// `--quick` (CI) only checks that the harness runs: one small pass, no figures worth quoting.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
 import { queryRows } from '../src/store/clickhouse.js';
+import { handWrittenDecode, jsonStorageRate, nativeStorageFloor, referenceDecodeFloor, startTransportFloor, storedSpans } from './floors.js';
 import type { LoadResult, LoadSpec } from './load-generator.js';
+import { rawPayload, type Encoding } from './payloads.js';
+import { summarize, writeReport, type Figure, type Report, type SweepPoint } from './report.js';
 
 const run = promisify(execFile);
-const quick = process.argv.includes('--quick');
-const repeats = quick ? 1 : 5;
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const repeatsArg = args.indexOf('--repeats');
+const repeats = repeatsArg >= 0 ? Number(args[repeatsArg + 1]) : quick ? 1 : 5;
+const SPANS_PER_REQUEST = 500;
+const CONCURRENCY = 8;
+const TENANTS = 50;
+const requests = quick ? 16 : 400;
+const decodeSeconds = quick ? 0.2 : 2;
+const BATCH_ROWS = 20_000;
 
 async function loadFromChild(spec: LoadSpec): Promise<LoadResult> {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', 'bench/load-generator.ts', JSON.stringify(spec)], { maxBuffer: 1 << 20 });
   return JSON.parse(stdout) as LoadResult;
 }
 
-function summarize(values: number[]) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)]!, min: sorted[0]!, max: sorted.at(-1)!, runs: values.length };
-}
-
 const dataDir = mkdtempSync(join(tmpdir(), 'bw-bench-'));
-const config = { ...loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'warn', '--data-dir', dataDir], {}) };
+const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir], {});
+const loadAverageAtStart = loadavg();
 const service = await startService(config, createLogger(config.logLevel));
+const transport = await startTransportFloor();
 
-const results: Record<string, unknown> = { machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version }, quick };
-const throughputs: number[] = [];
-let expected = 0;
-for (let r = 0; r < repeats; r++) {
-  const spec: LoadSpec = {
-    url: service.otlpUrl,
-    encoding: 'protobuf',
-    gzip: false,
-    requests: quick ? 50 : 400,
-    spansPerRequest: 500,
-    concurrency: 8,
-    tenants: 50,
-  };
-  const result = await loadFromChild(spec);
-  expected += result.spansAcked;
-  throughputs.push(result.spansAcked / result.seconds);
-  console.log(`run ${r + 1}: ${Math.round(result.spansAcked / result.seconds)} spans/s acked, statuses ${JSON.stringify(result.statusCounts)}`);
+async function storedCount(): Promise<number> {
+  const rows = await queryRows<{ n: string }>(service.store.client, 'SELECT toString(count()) AS n FROM spans');
+  return Number(rows[0]?.n);
 }
-const rows = await queryRows<{ n: string }>(service.store.client, 'SELECT toString(count()) AS n FROM spans');
-const stored = Number(rows[0]?.n);
-results.ingestProtobuf = { spansPerSecond: summarize(throughputs), acked: expected, stored };
+
+const figures: Record<string, Figure> = {};
+function record(key: string, label: string, unit: string, value: number, note?: string): void {
+  figures[key] ??= { label, unit, values: [], ...(note ? { note } : {}) };
+  figures[key].values.push(value);
+}
+
+let acknowledged = 0;
+let stored = 0;
+const failures: string[] = [];
+
+/** Runs load against the service and checks that exactly the acknowledged spans were stored. */
+async function ingest(encoding: Encoding, gzip: boolean, concurrency: number, n = requests): Promise<LoadResult> {
+  const before = await storedCount();
+  const result = await loadFromChild({ url: service.otlpUrl, encoding, gzip, requests: n, spansPerRequest: SPANS_PER_REQUEST, concurrency, tenants: TENANTS });
+  const delta = (await storedCount()) - before;
+  acknowledged += result.spansAcked;
+  stored += delta;
+  if (delta !== result.spansAcked) failures.push(`${encoding}${gzip ? '+gzip' : ''}: ${result.spansAcked} acknowledged, ${delta} stored`);
+  if (result.spansAcked !== result.spansSent) failures.push(`${encoding}${gzip ? '+gzip' : ''}: statuses ${JSON.stringify(result.statusCounts)}`);
+  return result;
+}
+
+// The same payloads the load generator sends (protobuf, 500 spans), for the in-process floors.
+const distinct = quick ? 4 : 64;
+const protobufPayloads = Array.from({ length: distinct }, (_, p) => rawPayload({ encoding: 'protobuf', spansPerRequest: SPANS_PER_REQUEST, tenants: TENANTS }, p));
+const spansPerPayload = storedSpans(protobufPayloads);
+
+const variantsArg = args.indexOf('--variants'); // e.g. `--variants protobuf,json+gzip`
+const variants: Array<{ encoding: Encoding; gzip: boolean }> = (variantsArg >= 0 ? args[variantsArg + 1]!.split(',') : ['protobuf', 'protobuf+gzip', 'json', 'json+gzip']).map(
+  (v) => ({ encoding: v.startsWith('json') ? 'json' : 'protobuf', gzip: v.endsWith('+gzip') }),
+);
+const sweepArg = args.indexOf('--sweep'); // e.g. `--sweep 8,32`; `--sweep none`
+const sweepLevels = sweepArg >= 0 ? (args[sweepArg + 1] === 'none' ? [] : args[sweepArg + 1]!.split(',').map(Number)) : quick ? [] : [1, 2, 4, 8, 16, 32];
+
+for (let r = 0; r < repeats; r++) {
+  const t = await loadFromChild({ url: transport.url, path: '/', encoding: 'protobuf', gzip: false, requests, spansPerRequest: SPANS_PER_REQUEST, concurrency: CONCURRENCY, tenants: TENANTS });
+  record('floor.transport', 'transport floor: HTTP server reading protobuf bodies only', 'spans/s', t.spansAcked / t.seconds);
+
+  record('floor.decode', 'decode floor: protobufjs (referenceDecode), main thread', 'spans/s', referenceDecodeFloor(protobufPayloads, SPANS_PER_REQUEST, decodeSeconds));
+  record('decode.handwritten', 'decode: hand-written decoder (decode-protobuf.ts), main thread', 'spans/s', handWrittenDecode(protobufPayloads, SPANS_PER_REQUEST, decodeSeconds));
+
+  const before = await storedCount();
+  const floor = await nativeStorageFloor(service.store.client, 'spans', spansPerPayload, requests, BATCH_ROWS, 2);
+  if ((await storedCount()) - before !== floor.rows) failures.push(`storage floor: ${floor.rows} inserted, ${(await storedCount()) - before} stored`);
+  record('floor.storage', `storage floor: Native via INFILE into spans, ${BATCH_ROWS.toLocaleString('en-US')} rows/insert, 2 in flight`, 'rows/s', floor.rows / floor.seconds);
+  if (!quick) {
+    const json = await jsonStorageRate(service.store.client, 'spans', spansPerPayload, requests, BATCH_ROWS);
+    record('storage.json', `storage: JSONEachRow through the client (previous writer), ${BATCH_ROWS.toLocaleString('en-US')} rows/insert`, 'rows/s', json.rows / json.seconds);
+  }
+
+  for (const { encoding, gzip } of variants) {
+    const name = `${encoding}${gzip ? ' + gzip' : ''}`;
+    const result = await ingest(encoding, gzip, CONCURRENCY);
+    const rate = result.spansAcked / result.seconds;
+    record(`ingest.${encoding}${gzip ? '.gzip' : ''}`, `end-to-end ingest, ${name}`, 'spans/s', rate);
+    record(`latency.${encoding}${gzip ? '.gzip' : ''}.p99`, `request latency p99, ${name}`, 'ms', result.latencyMs.p99);
+    console.log(`run ${r + 1}: ${name}: ${Math.round(rate)} spans/s, p50 ${result.latencyMs.p50.toFixed(1)} ms, p99 ${result.latencyMs.p99.toFixed(1)} ms`);
+  }
+  console.log(
+    `run ${r + 1}: floors: transport ${Math.round(figures['floor.transport']!.values.at(-1)!)} spans/s, decode ${Math.round(figures['floor.decode']!.values.at(-1)!)} spans/s, ` +
+      `storage ${Math.round(figures['floor.storage']!.values.at(-1)!)} rows/s`,
+  );
+}
+
+// Throughput and latency over load: protobuf at growing numbers of concurrent senders.
+const sweep: SweepPoint[] = [];
+{
+  for (const concurrency of sweepLevels) {
+    const result = await ingest('protobuf', false, concurrency, Math.max(100, concurrency * 25));
+    sweep.push({ concurrency, spansPerSecond: result.spansAcked / result.seconds, latencyP50Ms: result.latencyMs.p50, latencyP99Ms: result.latencyMs.p99 });
+    console.log(`sweep: ${concurrency} senders: ${Math.round(result.spansAcked / result.seconds)} spans/s, p99 ${result.latencyMs.p99.toFixed(1)} ms`);
+  }
+}
+
+await transport.close();
 await service.stop();
-if (stored !== expected) {
-  console.error(`row count mismatch: ${expected} acknowledged, ${stored} stored`);
+rmSync(dataDir, { recursive: true, force: true });
+
+const summarized = Object.fromEntries(Object.entries(figures).map(([key, f]) => [key, { ...f, ...summarize(f.values) }]));
+const median = (key: string) => summarized[key]?.median ?? NaN;
+const report: Report = {
+  machine: {
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    loadAverageAtStart,
+    loadAverageAtEnd: loadavg(),
+  },
+  mode: quick ? 'quick' : 'full',
+  repeats,
+  load: { 'spans/request': SPANS_PER_REQUEST, 'requests/run': requests, 'concurrent senders': CONCURRENCY, tenants: TENANTS },
+  figures: summarized,
+  ratios: {
+    'end-to-end protobuf / storage floor': median('ingest.protobuf') / median('floor.storage'),
+    'end-to-end protobuf / transport floor': median('ingest.protobuf') / median('floor.transport'),
+    'end-to-end protobuf / decode floor': median('ingest.protobuf') / median('floor.decode'),
+  },
+  sweep,
+  verification: { acknowledged, stored },
+};
+writeReport(report, 'bench');
+console.log(`end-to-end protobuf ingest: median ${Math.round(median('ingest.protobuf'))} spans/s (${(report.ratios['end-to-end protobuf / storage floor']! * 100).toFixed(0)} % of the storage floor)`);
+console.log(`${acknowledged} spans acknowledged, ${stored} stored; results in bench/results.json and bench/results.md`);
+if (failures.length > 0) {
+  console.error(`verification failed:\n${failures.join('\n')}`);
   process.exit(1);
 }
-console.log(`end-to-end protobuf ingest: median ${Math.round(summarize(throughputs).median)} spans/s; ${stored} spans acknowledged and stored`);
-writeFileSync('bench/results.json', `${JSON.stringify(results, null, 2)}\n`);

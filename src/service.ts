@@ -45,6 +45,7 @@ export function storeOptions(config: ServiceConfig): StoreOptions {
     password: config.clickhousePassword,
     database: config.clickhouseDatabase,
     dataDir: config.dataDir,
+    timeoutMs: config.clickhouseTimeoutMs,
   };
 }
 

@@ -12,8 +12,9 @@ export interface AttributeColumns {
 }
 
 export function attributeColumns(attributes: readonly KeyValue[]): AttributeColumns {
-  const values: Record<string, string> = {};
-  const types: Record<string, string> = {};
+  // No prototype: on a plain object an attribute named `__proto__` would be silently dropped.
+  const values: Record<string, string> = Object.create(null) as Record<string, string>;
+  const types: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const { key, value } of attributes) {
     values[key] = anyValueText(value);
     const type = anyValueType(value);

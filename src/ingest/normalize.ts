@@ -72,8 +72,12 @@ function validate(span: AgentSpan, options: NormalizeOptions, maxIdLength: numbe
     return 'tenant.id does not match the ingest key';
   }
   if (span.endTimeUnixNano < span.startTimeUnixNano) return 'end time before start time';
+  // DateTime64(9) ends at 2^63 - 1 ns (2262-04-11); past it ClickHouse cannot store the span.
+  if (span.endTimeUnixNano > MAX_STORABLE_TIME_NS) return 'end time past 2262-04-11 (not storable)';
   return undefined;
 }
+
+const MAX_STORABLE_TIME_NS = (1n << 63n) - 1n;
 
 interface ResourceFacts {
   tenantId: string;
@@ -285,7 +289,8 @@ export function retryAfterMs(value: string): number {
   const trimmed = value.trim();
   if (trimmed === '') return -1;
   const seconds = Number(trimmed);
-  if (Number.isFinite(seconds)) return seconds < 0 ? -1 : Math.round(seconds * 1000);
+  // Clamped like the other counters: an absurd value must not overflow the Int64 column.
+  if (Number.isFinite(seconds)) return seconds < 0 ? -1 : Math.min(Number.MAX_SAFE_INTEGER, Math.round(seconds * 1000));
   const date = Date.parse(trimmed);
   return Number.isNaN(date) ? -1 : Math.max(0, date - Date.now());
 }

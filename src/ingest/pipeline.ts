@@ -1,6 +1,5 @@
 import type { ModelPrice } from '../policy/policy-types.js';
 import type { SelfMetrics } from '../self-metrics.js';
-import { spanRow } from '../store/span-rows.js';
 import type { SpanWriter } from '../store/span-writer.js';
 import { callCostUsd } from '../windows/cost.js';
 import type { AgentSpan } from './agent-span.js';
@@ -51,12 +50,17 @@ export class IngestPipeline {
       return { kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' };
     }
     const prices = this.options.prices();
-    const lines = spans.map((span) =>
-      JSON.stringify(spanRow(span, callCostUsd(prices, span.responseModel || span.requestModel, span.inputTokens, span.outputTokens))),
-    );
+    const costs = new Float64Array(spans.length);
+    for (let i = 0; i < spans.length; i++) {
+      const span = spans[i]!;
+      costs[i] = callCostUsd(prices, span.responseModel || span.requestModel, span.inputTokens, span.outputTokens);
+    }
+    // Handed over (and encoded) before the observers run: what is stored is what arrived,
+    // whatever they do next.
+    const committed = this.writer.write(spans, costs);
     for (const observer of this.#observers) observer.observe(spans, context.receivedAt);
     try {
-      await this.writer.write(lines);
+      await committed;
     } catch (err) {
       this.metrics.spansRejected.inc({ reason: 'storage_unavailable' }, spans.length);
       return { kind: 'retry', status: 503, retryAfterSeconds: 2, message: `storage unavailable: ${(err as Error).name}` };

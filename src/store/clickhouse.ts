@@ -13,6 +13,8 @@ export interface StoreOptions {
   password: string;
   database: string;
   dataDir: string;
+  /** server mode: how long one request may take (default 30000) */
+  timeoutMs?: number;
 }
 
 export interface Store {
@@ -49,7 +51,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     username: options.user,
     password: options.password,
     database: options.database,
-    request_timeout: 30_000,
+    request_timeout: options.timeoutMs ?? 30_000,
     clickhouse_settings: { date_time_input_format: 'best_effort' },
   });
   const url = new URL(options.url);
@@ -59,7 +61,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 }
 
 async function ensureServerDatabase(options: StoreOptions): Promise<void> {
-  const admin = createClient({ url: options.url, username: options.user, password: options.password });
+  const admin = createClient({ url: options.url, username: options.user, password: options.password, request_timeout: options.timeoutMs ?? 30_000 });
   try {
     // The name is validated as an identifier by the config; DDL cannot bind identifiers portably.
     await admin.command({ query: `CREATE DATABASE IF NOT EXISTS ${options.database}` });

@@ -339,13 +339,19 @@ describe('decodeTraceRequestProtobuf wire handling', () => {
       ...status([...tag(3, 0), 2]),
       ...status(len(2, utf8('msg'))),
       ...len(9, [...len(1, utf8('k')), ...len(2, len(5, len(1, [...tag(2, 0), 1]))), ...len(2, len(5, len(1, [])))]),
+      ...len(9, [...len(2, len(6, len(1, len(1, utf8('a'))))), ...len(2, len(6, len(1, len(1, utf8('b')))))]),
+      ...len(9, [...len(2, len(5, [])), ...len(2, len(1, utf8('replaced')))]),
     ]);
     const decoded = decodeTraceRequestProtobuf(bytes);
     expect(decoded).toEqual(referenceDecode(bytes));
     const span = allSpans(decoded)[0]!;
     expect(span.name).toBe('second');
     expect(span.status).toEqual({ code: 2, message: 'msg' });
-    expect(span.attributes[0]!.value).toEqual([true, null]);
+    expect(span.attributes.map((kv) => kv.value)).toEqual([
+      [true, null],
+      { kvlist: [{ key: 'a', value: null }, { key: 'b', value: null }] },
+      'replaced',
+    ]);
   });
 
   it('skips a known field that arrives with another wire type', () => {
@@ -403,6 +409,7 @@ describe('decodeTraceRequestProtobuf wire handling', () => {
     ['truncated varint', [0x0a, 0x80]],
     ['length past end', [0x0a, 0x05, 0x00]],
     ['huge length', [0x0a, ...varint(0xffffffff)]],
+    ['length that only fits after truncation to 32 bits', [0x0a, ...varint(2n ** 32n), 0x00]],
     ['varint over 10 bytes', [0x08, ...new Array<number>(10).fill(0xff), 0x01]],
     ['varint over 64 bits', [0x08, ...new Array<number>(9).fill(0xff), 0x02]],
     ['wire type 6', [...tag(9, 6)]],

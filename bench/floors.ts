@@ -1,0 +1,129 @@
+// The floors every end-to-end figure is read against, measured in the same run on the same
+// payloads: what the HTTP layer alone, a generic protobuf decoder alone, and ClickHouse alone
+// can do on this machine.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { AgentSpan } from '../src/ingest/agent-span.js';
+import { decodeTraceRequestProtobuf } from '../src/ingest/decode-protobuf.js';
+import { normalizeRequest } from '../src/ingest/normalize.js';
+import { referenceDecode } from '../src/ingest/otlp-proto-schema.js';
+import { SpanBlockEncoder } from '../src/store/span-block.js';
+import { blockInserterFor } from '../src/store/span-insert.js';
+import { spanRow } from '../src/store/span-rows.js';
+
+/** An HTTP server that reads each body whole and answers 200 with an empty OTLP response. */
+export async function startTransportFloor(): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      Buffer.concat(chunks);
+      res.writeHead(200, { 'Content-Type': 'application/x-protobuf', 'Content-Length': 0 });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Spans per second `decode` gets through on the main thread, cycling over the payloads. */
+export function decodeRate(payloads: readonly Buffer[], spansPerPayload: number, decode: (b: Buffer) => unknown, seconds: number): number {
+  for (let i = 0; i < Math.min(payloads.length, 16); i++) decode(payloads[i]!); // warm-up
+  const started = performance.now();
+  let n = 0;
+  while (performance.now() - started < seconds * 1000) decode(payloads[n++ % payloads.length]!);
+  return (n * spansPerPayload) / ((performance.now() - started) / 1000);
+}
+
+export const referenceDecodeFloor = (payloads: readonly Buffer[], spans: number, seconds: number) => decodeRate(payloads, spans, referenceDecode, seconds);
+export const handWrittenDecode = (payloads: readonly Buffer[], spans: number, seconds: number) =>
+  decodeRate(payloads, spans, decodeTraceRequestProtobuf, seconds);
+
+/** The spans Breakwater would store for these protobuf payloads (one array per request). */
+export function storedSpans(payloads: readonly Buffer[]): AgentSpan[][] {
+  return payloads.map((p) => normalizeRequest(decodeTraceRequestProtobuf(p), { requireTenant: true }).spans);
+}
+
+export interface StorageRun {
+  rows: number;
+  seconds: number;
+}
+
+/**
+ * Storage floor: the rows already encoded (untimed), inserted straight into the same table of
+ * the same ClickHouse in Native, `batchRows` per insert and `inFlight` inserts at once.
+ */
+export async function nativeStorageFloor(
+  client: ClickHouseClient,
+  table: string,
+  requests: readonly AgentSpan[][],
+  totalRequests: number,
+  batchRows: number,
+  inFlight: number,
+): Promise<StorageRun> {
+  // One block per insert, as the writer sends them.
+  const batches: Buffer[][] = [];
+  const encoder = new SpanBlockEncoder();
+  let rows = 0;
+  for (let i = 0; i < totalRequests; i++) {
+    const spans = requests[i % requests.length]!;
+    if (encoder.rows > 0 && encoder.rows + spans.length > batchRows) batches.push([encoder.finish()]);
+    encoder.add(spans, new Float64Array(spans.length));
+    rows += spans.length;
+  }
+  if (encoder.rows > 0) batches.push([encoder.finish()]);
+  const inserter = blockInserterFor(client, table);
+  try {
+    const started = performance.now();
+    await inParallel(batches, inFlight, (b) => inserter.insert(b));
+    return { rows, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    inserter.close();
+  }
+}
+
+/** The previous writer's path, for comparison: JSONEachRow lines through the client, one insert at a time. */
+export async function jsonStorageRate(
+  client: ClickHouseClient,
+  table: string,
+  requests: readonly AgentSpan[][],
+  totalRequests: number,
+  batchRows: number,
+): Promise<StorageRun> {
+  const bodies: Buffer[] = [];
+  let lines: string[] = [];
+  let rows = 0;
+  for (let i = 0; i < totalRequests; i++) {
+    for (const span of requests[i % requests.length]!) lines.push(JSON.stringify(spanRow(span, 0)));
+    if (lines.length >= batchRows || i === totalRequests - 1) {
+      bodies.push(Buffer.from(lines.join('\n')));
+      rows += lines.length;
+      lines = [];
+    }
+  }
+  const started = performance.now();
+  for (const body of bodies) {
+    const result = await client.exec({ query: `INSERT INTO ${table} FORMAT JSONEachRow`, values: Readable.from([body]) });
+    result.stream.resume();
+  }
+  return { rows, seconds: (performance.now() - started) / 1000 };
+}
+
+async function inParallel<T>(items: readonly T[], concurrency: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await run(items[next++]!);
+    }),
+  );
+}
