@@ -14,6 +14,7 @@ import { createLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
 import { queryRows } from '../src/store/clickhouse.js';
 import { handWrittenDecode, jsonStorageRate, nativeStorageFloor, referenceDecodeFloor, startTransportFloor, storedSpans } from './floors.js';
+import { haltToCheckpoint, historyQuery, percentile, recordDecisionLatency, seedHistory } from './decision-path.js';
 import type { LoadResult, LoadSpec } from './load-generator.js';
 import { rawPayload, type Encoding } from './payloads.js';
 import { summarize, writeReport, type Figure, type Report, type SweepPoint } from './report.js';
@@ -36,7 +37,7 @@ async function loadFromChild(spec: LoadSpec): Promise<LoadResult> {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bw-bench-'));
-const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir], {});
+const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml', '--tenant-ingest-rate', '0'], {});
 const loadAverageAtStart = loadavg();
 const service = await startService(config, createLogger(config.logLevel));
 const transport = await startTransportFloor();
@@ -108,6 +109,41 @@ for (let r = 0; r < repeats; r++) {
     `run ${r + 1}: floors: transport ${Math.round(figures['floor.transport']!.values.at(-1)!)} spans/s, decode ${Math.round(figures['floor.decode']!.values.at(-1)!)} spans/s, ` +
       `storage ${Math.round(figures['floor.storage']!.values.at(-1)!)} rows/s`,
   );
+}
+
+// Decision latency (request receipt to decisions published) under sustained protobuf ingest, at
+// full load (8 senders) and at light load (1 sender).
+for (const [label, concurrency] of [['full load, 8 senders', CONCURRENCY], ['light load, 1 sender', 1]] as const) {
+  const recorder = recordDecisionLatency(service);
+  await ingest('protobuf', false, concurrency, quick ? 8 : 200);
+  recorder.stop();
+  record(`decision.${concurrency}.p50`, `decision latency p50, ${label}`, 'ms', percentile(recorder.samples, 50));
+  record(`decision.${concurrency}.p99`, `decision latency p99, ${label}`, 'ms', percentile(recorder.samples, 99));
+}
+
+// From the threshold-crossing batch's receipt to the SDK's checkpoint() seeing HALT; checkpoint() cost.
+{
+  const { haltMs, checkpointUs } = await haltToCheckpoint(service, 'halt-bench', quick ? 2 : 20, 5);
+  if (haltMs.length === 0) failures.push('no run saw HALT at checkpoint()');
+  record('halt.checkpoint.p50', 'crossing batch received -> checkpoint() sees HALT, p50', 'ms', percentile(haltMs, 50));
+  record('halt.checkpoint.p99', 'crossing batch received -> checkpoint() sees HALT, p99', 'ms', percentile(haltMs, 99));
+  record('checkpoint.cost', 'checkpoint() cost (cached decision, no I/O)', 'µs/call', checkpointUs);
+}
+
+// A tenant's per-minute timeseries over one day through GraphQL, on many stored spans.
+const historySpans = quick ? 100_000 : 10_000_000;
+await seedHistory(service, 'history-bench', historySpans);
+for (const ms of await historyQuery(service, 'history-bench', quick ? 2 : 7)) {
+  record('history.day', `GraphQL per-minute timeseries over a day, ${historySpans.toLocaleString('en-US')} spans stored for the tenant`, 'ms', ms);
+}
+
+// Memory per active run and per tenant (100k runs over 10k tenants), in a fresh process.
+{
+  const [tenants, runs] = quick ? [100, 1000] : [10_000, 100_000];
+  const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/memory.ts', String(tenants), String(runs)], { maxBuffer: 1 << 20 });
+  const memory = JSON.parse(stdout) as { bytesPerRun: number; bytesPerTenant: number };
+  record('memory.run', `memory per active run (${runs.toLocaleString('en-US')} runs over ${tenants.toLocaleString('en-US')} tenants)`, 'bytes', memory.bytesPerRun);
+  record('memory.tenant', 'memory per tenant', 'bytes', memory.bytesPerTenant);
 }
 
 // Throughput and latency over load: protobuf at growing numbers of concurrent senders.
