@@ -3,6 +3,7 @@
 // `node --expose-gc`; `bench/run.ts` calls it in a child process so the figure is not polluted.
 import type { AgentSpan } from '../src/ingest/agent-span.js';
 import { WindowStore } from '../src/windows/window-store.js';
+import { blankAgentSpan } from '../test/helpers/agent-span.js';
 
 export interface MemoryFigures {
   runs: number;
@@ -13,50 +14,23 @@ export interface MemoryFigures {
 
 function span(tenantId: string, runId: string, i: number, nowMs: number): AgentSpan {
   const end = BigInt(nowMs) * 1_000_000n;
-  return {
+  const tool = i % 2 === 1;
+  return blankAgentSpan({
     tenantId,
     runId,
     traceId: 'ab'.repeat(16),
     spanId: (i + 1).toString(16).padStart(16, '0'),
-    parentSpanId: '',
-    traceState: '',
-    flags: 0,
-    name: 'chat',
-    kind: 3,
+    name: tool ? 'execute_tool search' : 'chat',
     startTimeUnixNano: end - 50_000_000n,
     endTimeUnixNano: end,
-    statusCode: 0,
-    statusMessage: '',
-    serviceName: 'bench',
-    scopeName: '',
-    scopeVersion: '',
-    resourceAttributes: [],
-    spanAttributes: [],
-    events: [],
-    links: [],
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-    operation: i % 2 === 0 ? 'chat' : 'execute_tool',
+    operation: tool ? 'execute_tool' : 'chat',
     provider: 'openai',
     requestModel: 'gpt-4o-mini',
-    responseModel: '',
-    toolName: i % 2 === 0 ? '' : 'search',
-    agentId: '',
-    agentName: '',
-    conversationId: '',
+    toolName: tool ? 'search' : '',
     inputTokens: 100,
     outputTokens: 20,
-    errorType: '',
-    httpStatusCode: 0,
-    isError: false,
     depth: 0,
-    rateLimitRemainingRequests: -1,
-    rateLimitRemainingTokens: -1,
-    rateLimitLimitRequests: -1,
-    rateLimitLimitTokens: -1,
-    retryAfterMs: -1,
-  };
+  });
 }
 
 function used(): number {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentSpan } from '../../src/ingest/agent-span.js';
+import { blankAgentSpan } from '../helpers/agent-span.js';
 import type { KeyValue } from '../../src/ingest/otlp-model.js';
 import { degradationSectionSchema, type DegradationSection } from '../../src/degrade/degradation-schema.js';
 import { openStore, type Store } from '../../src/store/clickhouse.js';
@@ -39,51 +40,25 @@ export function span(init: SpanInit = {}): AgentSpan {
   const { endMs = T0, durationMs = 200, attrs = {}, ...rest } = init;
   const spanAttributes: KeyValue[] = Object.entries(attrs).map(([key, value]) => ({ key, value }));
   const id = (nextSpan++).toString(16).padStart(16, '0');
-  return {
+  return blankAgentSpan({
     tenantId: 't1',
     runId: 'r1',
     traceId: '1'.repeat(32),
     spanId: id,
-    parentSpanId: '',
-    traceState: '',
-    flags: 0,
     name: 'chat',
     kind: 3,
     startTimeUnixNano: nanos(endMs - durationMs),
     endTimeUnixNano: nanos(endMs),
-    statusCode: 0,
-    statusMessage: '',
     serviceName: 'agent',
-    scopeName: '',
-    scopeVersion: '',
-    resourceAttributes: [],
     spanAttributes,
-    events: [],
-    links: [],
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
     operation: 'chat',
     provider: 'openai',
     requestModel: 'gpt-4o',
-    responseModel: '',
-    toolName: '',
-    agentId: '',
-    agentName: '',
-    conversationId: '',
     inputTokens: 100,
     outputTokens: 50,
-    errorType: '',
     httpStatusCode: 200,
-    isError: false,
-    depth: -1,
-    rateLimitRemainingRequests: -1,
-    rateLimitRemainingTokens: -1,
-    rateLimitLimitRequests: -1,
-    rateLimitLimitTokens: -1,
-    retryAfterMs: -1,
     ...rest,
-  };
+  });
 }
 
 /** A failed call: 5xx by default. */

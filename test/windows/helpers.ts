@@ -1,6 +1,7 @@
 // Span factory and a controllable clock for the window tests.
 
 import type { AgentSpan } from '../../src/ingest/agent-span.js';
+import { blankAgentSpan } from '../helpers/agent-span.js';
 import { WindowStore, type EvictionEvent, type WindowStoreOptions } from '../../src/windows/window-store.js';
 
 /** A fixed epoch origin (ms) so window seconds are stable: T0 is a whole second. */
@@ -21,51 +22,16 @@ let nextSpan = 1;
 
 export function span(init: SpanInit = {}): AgentSpan {
   const { endMs = T0, durationMs = 100, ...rest } = init;
-  return {
+  return blankAgentSpan({
     tenantId: 't1',
     runId: 'r1',
     traceId: 'trace',
     spanId: `s${nextSpan++}`,
-    parentSpanId: '',
-    traceState: '',
-    flags: 0,
-    name: '',
-    kind: 0,
     startTimeUnixNano: ms(endMs - durationMs),
     endTimeUnixNano: ms(endMs),
-    statusCode: 0,
-    statusMessage: '',
-    serviceName: '',
-    scopeName: '',
-    scopeVersion: '',
-    resourceAttributes: [],
-    spanAttributes: [],
-    events: [],
-    links: [],
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
     operation: 'chat',
-    provider: '',
-    requestModel: '',
-    responseModel: '',
-    toolName: '',
-    agentId: '',
-    agentName: '',
-    conversationId: '',
-    inputTokens: 0,
-    outputTokens: 0,
-    errorType: '',
-    httpStatusCode: 0,
-    isError: false,
-    depth: -1,
-    rateLimitRemainingRequests: -1,
-    rateLimitRemainingTokens: -1,
-    rateLimitLimitRequests: -1,
-    rateLimitLimitTokens: -1,
-    retryAfterMs: -1,
     ...rest,
-  };
+  });
 }
 
 export class Clock {
