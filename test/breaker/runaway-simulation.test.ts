@@ -87,8 +87,12 @@ describe('a runaway tool-call loop among 50 tenants', () => {
     for (const sub of subscriptions) await sub.return?.();
 
     // The transition is in the tenant's audit log, and the chain verifies.
-    await new Promise((r) => setTimeout(r, 200));
-    const events = await service.core.audit.list(RUNAWAY, { kinds: ['breaker_transition'] });
+    // The audit write happens off the decision path: poll for it, bounded.
+    let events = await service.core.audit.list(RUNAWAY, { kinds: ['breaker_transition'] });
+    for (let i = 0; i < 50 && events.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      events = await service.core.audit.list(RUNAWAY, { kinds: ['breaker_transition'] });
+    }
     expect(events.map((e) => [e.runId, e.oldState, e.newState, e.metric])).toContainEqual(['loop-run', 'CLOSED', 'OPEN', 'toolCallsPerMinute']);
     expect((await service.core.audit.verify(RUNAWAY)).ok).toBe(true);
   });
