@@ -3,6 +3,7 @@
 // never a silently coerced value. Unknown fields are ignored, as the spec asks of receivers.
 
 import {
+  MAX_ANY_VALUE_DEPTH,
   OtlpDecodeError,
   type AnyValue,
   type KeyValue,
@@ -13,9 +14,6 @@ import {
   type OtlpSpan,
   type OtlpTraceRequest,
 } from './otlp-model.js';
-
-/** AnyValue nesting deeper than this is hostile, not telemetry. */
-export const MAX_ANY_VALUE_DEPTH = 32;
 
 type Json = Record<string, unknown>;
 

@@ -13,6 +13,7 @@
 // compatibility), and so is a known field arriving with an unexpected wire type (what protoc
 // and protobufjs do); for a repeated singular field the last value wins and messages merge.
 import {
+  MAX_ANY_VALUE_DEPTH,
   OtlpDecodeError,
   type AnyValue,
   type KeyValue,
@@ -28,8 +29,6 @@ import {
   type OtlpTraceRequest,
 } from './otlp-model.js';
 
-/** AnyValue levels allowed (a KeyValue's value is level 1); deeper input is rejected. */
-export const MAX_ANY_VALUE_DEPTH = 32;
 /** Nesting of unknown groups (deprecated wire types 3/4) we are willing to skip. */
 const MAX_GROUP_DEPTH = 32;
 

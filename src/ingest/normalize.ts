@@ -5,12 +5,6 @@ import type { AnyValue, KeyValue, OtlpResourceSpans, OtlpScopeSpans, OtlpSpan, O
 // (OpenLLMetry's gen_ai.system / prompt_tokens, OpenInference's span kinds and token counts), into
 // the agent columns of an AgentSpan. The raw attributes are kept whole beside them.
 
-const MODEL_OPERATIONS = new Set(['chat', 'generate_content', 'text_completion', 'embeddings']);
-
-export function isModelCall(operation: string): boolean {
-  return MODEL_OPERATIONS.has(operation);
-}
-
 /** OpenInference's openinference.span.kind to the GenAI operation it corresponds to. */
 const OPENINFERENCE_OPERATIONS: Record<string, string> = {
   LLM: 'chat',

@@ -94,6 +94,9 @@ export interface OtlpTraceRequest {
   resourceSpans: OtlpResourceSpans[];
 }
 
+/** AnyValue nesting deeper than this is hostile, not telemetry: both decoders refuse it. */
+export const MAX_ANY_VALUE_DEPTH = 32;
+
 /** The body could not be decoded as an OTLP trace request; the receiver answers 400 with this message. */
 export class OtlpDecodeError extends Error {
   override name = 'OtlpDecodeError';

@@ -404,12 +404,3 @@ function fromHex(hex: string): Uint8Array {
   return Uint8Array.from(Buffer.from(hex, 'hex'));
 }
 
-/**
- * Body of an OTLP/HTTP protobuf response. A fully successful export is the empty message: the
- * spec says a partial_success with rejected 0 and no message must be treated as absent.
- */
-export function encodeTraceResponse(rejectedSpans: number, errorMessage: string): Uint8Array {
-  if (rejectedSpans === 0 && errorMessage === '') return new Uint8Array(0);
-  const message = { partialSuccess: { rejectedSpans, errorMessage } };
-  return ExportTraceServiceResponseType.encode(message).finish();
-}

@@ -19,20 +19,21 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { decodeTraceRequestProtobuf, MAX_ANY_VALUE_DEPTH } from '../../src/ingest/decode-protobuf.js';
+import { decodeTraceRequestProtobuf } from '../../src/ingest/decode-protobuf.js';
 import {
   ExportTraceServiceResponseType,
-  encodeTraceResponse,
   referenceDecode,
   referenceEncode,
 } from '../../src/ingest/otlp-proto-schema.js';
 import {
+  MAX_ANY_VALUE_DEPTH,
   OtlpDecodeError,
   type AnyValue,
   type KeyValue,
   type OtlpSpan,
   type OtlpTraceRequest,
 } from '../../src/ingest/otlp-model.js';
+import { exportResponse } from '../../src/ingest/otlp-responses.js';
 
 // ---------------------------------------------------------------------------------------------
 // Real payloads from the OpenTelemetry SDK.
@@ -629,7 +630,9 @@ describe('decodeTraceRequestProtobuf properties', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('encodeTraceResponse', () => {
+describe('the receiver’s hand-written ExportTraceServiceResponse', () => {
+  const encodeTraceResponse = (rejected: number, message: string) => new Uint8Array(exportResponse('protobuf', rejected, message).body);
+
   it('is the empty message on full success', () => {
     const bytes = encodeTraceResponse(0, '');
     expect(bytes).toHaveLength(0);
