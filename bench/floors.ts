@@ -61,7 +61,9 @@ export interface StorageRun {
 
 /**
  * Storage floor: the rows already encoded (untimed), inserted straight into the same table of
- * the same ClickHouse in Native, `batchRows` per insert and `inFlight` inserts at once.
+ * the same ClickHouse in Native, `batchRows` per insert, one insert after another, for at least
+ * `minSeconds` (the batches are sent again as needed). Sustained rather than a burst: a short burst
+ * leaves its merges for later, while ingest running for seconds pays for the merges it causes.
  */
 export async function nativeStorageFloor(
   client: ClickHouseClient,
@@ -69,23 +71,26 @@ export async function nativeStorageFloor(
   requests: readonly AgentSpan[][],
   totalRequests: number,
   batchRows: number,
-  inFlight: number,
+  minSeconds: number,
 ): Promise<StorageRun> {
   // One block per insert, as the writer sends them.
-  const batches: Buffer[][] = [];
+  const batches: Array<{ block: Buffer; rows: number }> = [];
   const encoder = new SpanBlockEncoder();
-  let rows = 0;
   for (let i = 0; i < totalRequests; i++) {
     const spans = requests[i % requests.length]!;
-    if (encoder.rows > 0 && encoder.rows + spans.length > batchRows) batches.push([encoder.finish()]);
+    if (encoder.rows > 0 && encoder.rows + spans.length > batchRows) batches.push({ rows: encoder.rows, block: encoder.finish() });
     encoder.add(spans, new Float64Array(spans.length));
-    rows += spans.length;
   }
-  if (encoder.rows > 0) batches.push([encoder.finish()]);
+  if (encoder.rows > 0) batches.push({ rows: encoder.rows, block: encoder.finish() });
   const inserter = blockInserterFor(client, table);
   try {
+    let rows = 0;
     const started = performance.now();
-    await inParallel(batches, inFlight, (b) => inserter.insert(b));
+    for (let i = 0; i === 0 || i % batches.length !== 0 || performance.now() - started < minSeconds * 1000; i++) {
+      const batch = batches[i % batches.length]!;
+      await inserter.insert([batch.block]);
+      rows += batch.rows;
+    }
     return { rows, seconds: (performance.now() - started) / 1000 };
   } finally {
     inserter.close();
@@ -117,13 +122,4 @@ export async function jsonStorageRate(
     result.stream.resume();
   }
   return { rows, seconds: (performance.now() - started) / 1000 };
-}
-
-async function inParallel<T>(items: readonly T[], concurrency: number, run: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) await run(items[next++]!);
-    }),
-  );
 }

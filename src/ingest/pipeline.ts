@@ -38,16 +38,24 @@ export class IngestPipeline {
     this.#observers.push(observer);
   }
 
-  async ingest(request: OtlpTraceRequest, context: { keyTenant?: string; receivedAt: number }): Promise<IngestOutcome> {
+  ingest(request: OtlpTraceRequest, context: { keyTenant?: string; receivedAt: number }): Promise<IngestOutcome> {
+    try {
+      return this.#admit(request, context);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #admit(request: OtlpTraceRequest, context: { keyTenant?: string; receivedAt: number }): Promise<IngestOutcome> {
     const normalized = normalizeRequest(request, {
       requireTenant: this.options.requireTenant,
       ...(context.keyTenant !== undefined ? { keyTenant: context.keyTenant } : {}),
     });
     if (normalized.rejected > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, normalized.rejected);
-    const { spans } = normalized;
+    const { spans, rejected, errorMessage } = normalized;
     if (!this.writer.hasRoomFor(spans.length)) {
       this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
-      return { kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' };
+      return Promise.resolve({ kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' });
     }
     const prices = this.options.prices();
     const costs = new Float64Array(spans.length);
@@ -59,13 +67,22 @@ export class IngestPipeline {
     // whatever they do next.
     const committed = this.writer.write(spans, costs);
     for (const observer of this.#observers) observer.observe(spans, context.receivedAt);
+    return this.#settle(committed, spans.length, rejected, errorMessage);
+  }
+
+  /**
+   * Waits for the commit holding only counts: an async frame keeps every local alive until it
+   * resumes, and the spans (encoded already) would otherwise outlive many young-generation GCs
+   * while the insert runs, to be promoted and collected the expensive way.
+   */
+  async #settle(committed: Promise<void>, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
     try {
       await committed;
     } catch (err) {
-      this.metrics.spansRejected.inc({ reason: 'storage_unavailable' }, spans.length);
+      this.metrics.spansRejected.inc({ reason: 'storage_unavailable' }, accepted);
       return { kind: 'retry', status: 503, retryAfterSeconds: 2, message: `storage unavailable: ${(err as Error).name}` };
     }
-    this.metrics.spansAccepted.inc(spans.length);
-    return { kind: 'stored', accepted: spans.length, rejected: normalized.rejected, errorMessage: normalized.errorMessage };
+    this.metrics.spansAccepted.inc(accepted);
+    return { kind: 'stored', accepted, rejected, errorMessage };
   }
 }

@@ -617,7 +617,8 @@ export class SpanBlockEncoder {
   readonly rateLimitLimitRequests = new Words();
   readonly rateLimitLimitTokens = new Words();
   readonly retryAfterMs = new Words();
-  readonly #out = new Bytes(1 << 16);
+  /** size of the last block: the next one's output buffer starts there */
+  #lastBlockBytes = 1 << 16;
   readonly #parts: readonly Part[] = (Object.values(this) as Array<Part | AttributeMaps>).flatMap((p) => (p instanceof AttributeMaps ? p.parts : [p]));
   #rows = 0;
 
@@ -642,7 +643,6 @@ export class SpanBlockEncoder {
   finish(): Buffer {
     const block = this.#finish(this.#rows);
     for (const part of this.#parts) part.reset();
-    this.#out.reset();
     this.#rows = 0;
     return block;
   }
@@ -718,7 +718,9 @@ export class SpanBlockEncoder {
   }
 
   #finish(rows: number): Buffer {
-    const out = this.#out;
+    // A fresh buffer per block, handed to the caller as is (no copy): unlike the column buffers it
+    // is not reused, so the block stays valid while its insert runs.
+    const out = new Bytes(this.#lastBlockBytes + (this.#lastBlockBytes >> 3));
     out.varUInt(SPAN_BLOCK_COLUMNS.length);
     out.varUInt(rows);
     let column = 0;
@@ -812,7 +814,8 @@ export class SpanBlockEncoder {
     words(this.rateLimitLimitTokens);
     words(this.retryAfterMs);
     if (column !== SPAN_BLOCK_COLUMNS.length) throw new Error(`span block wrote ${column} of ${SPAN_BLOCK_COLUMNS.length} columns`);
-    return Buffer.from(out.view());
+    this.#lastBlockBytes = out.pos;
+    return out.view();
   }
 }
 

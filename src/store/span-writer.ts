@@ -16,7 +16,11 @@ export interface SpanWriterOptions {
    * batchMaxDelayMs: under load, batches grow while the previous insert runs. Default 1000.
    */
   batchMinRows?: number;
-  /** inserts running at once. Default 2: one batch fills (and its rows are encoded) while the other commits. */
+  /**
+   * Inserts running at once. Default 1: the next batch fills (and is encoded) while one commits.
+   * Measured on the embedded engine (2 cores, bench/run.ts), two in flight halve the batches, and
+   * ClickHouse's cost per insert (a part written, later merged) outweighs the overlap.
+   */
   maxInFlight?: number;
   /** how batches reach ClickHouse; default: a spool file for the embedded engine, the body for a server */
   inserter?: BlockInserter;
@@ -50,10 +54,10 @@ export class WriterClosedError extends Error {
 /**
  * Batches rows from many requests into few ClickHouse inserts. A request's promise settles only
  * when the insert holding its rows has committed (or failed), so the receiver acknowledges nothing
- * that is not stored. Up to `maxInFlight` inserts run at once; rows arriving meanwhile form the next
- * batch, which goes when a slot frees up if it has `batchMinRows`, else when its oldest row has
- * waited `batchMaxDelayMs`. So batches grow with load, and a trickle still makes few inserts.
- * Rows are encoded at admission, into their batch's block (ClickHouse pays per block, so a batch is
+ * that is not stored. Up to `maxInFlight` inserts run at once (one by default); rows arriving
+ * meanwhile form the next batch, which goes when a slot frees up if it has `batchMinRows`, else
+ * when its oldest row has waited `batchMaxDelayMs`. So batches grow with load, and a trickle still
+ * makes few inserts. Rows are encoded at admission, into their batch's block (ClickHouse pays per block, so a batch is
  * one block, not one per request), spreading that cost over requests rather than stalling the flush.
  */
 export class SpanWriter {
@@ -74,8 +78,8 @@ export class SpanWriter {
     private readonly options: SpanWriterOptions,
   ) {
     this.#inserter = options.inserter ?? blockInserterFor(client, options.table);
-    this.#maxInFlight = Math.max(1, Number(process.env.BW_EXP_INFLIGHT ?? options.maxInFlight ?? 2));
-    this.#minRows = Math.max(1, Math.min(Number(process.env.BW_EXP_MINROWS ?? options.batchMinRows ?? 1000), options.batchMaxRows));
+    this.#maxInFlight = Math.max(1, options.maxInFlight ?? 1);
+    this.#minRows = Math.max(1, Math.min(options.batchMinRows ?? 1000, options.batchMaxRows));
   }
 
   /** rows admitted and not yet committed */

@@ -1,6 +1,8 @@
 // The Native block encoder (span-block.ts) against the straightforward path it replaced: spanRow
 // + JSON.stringify + JSONEachRow. Both insert the same spans into twin tables; every stored field
 // of every row must match, compared as ClickHouse's own TSV text (exact floats, Map key order).
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -334,5 +336,20 @@ describe('Native span blocks', () => {
     expect(rows[1]!.events).toEqual([String(2n ** 63n - 1n)]); // clamped to DateTime64(9)'s end
     expect(rows[2]!.name).toBe('lone \ufffd surrogate');
     expect(rows[2]!.attrs).toEqual({ '\ufffd': 'x\ufffd' });
+  });
+
+  it('leave no spool file behind, whether the insert succeeds or fails', async () => {
+    const root = tempDataDir('bw-spool-');
+    const inserter = blockInserterFor(store.client, 'spans_native', root);
+    const missing = blockInserterFor(store.client, 'no_such_table', root);
+    const block = encodeSpanBlock([span()], [0]);
+    await inserter.insert([block]);
+    await expect(missing.insert([block])).rejects.toThrow();
+    const dirs = readdirSync(root);
+    expect(dirs).toHaveLength(2);
+    for (const dir of dirs) expect(readdirSync(join(root, dir))).toEqual([]);
+    inserter.close();
+    missing.close();
+    expect(readdirSync(root)).toEqual([]);
   });
 });
