@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AgentSpan } from '../../src/ingest/agent-span.js';
 import type { BlockInserter } from '../../src/store/span-insert.js';
 import { QueueFullError, SpanWriter, WriterClosedError, type SpanWriterOptions } from '../../src/store/span-writer.js';
+import { blankAgentSpan } from '../helpers/agent-span.js';
 
 interface PendingInsert {
   rows: number;
@@ -61,50 +62,20 @@ function blockRows(block: Buffer): number {
 }
 
 function spans(n: number, tenant = 't'): AgentSpan[] {
-  return Array.from({ length: n }, (_, i) => ({
-    tenantId: tenant,
-    runId: 'r',
-    traceId: 'ab'.repeat(16),
-    spanId: (i + 1).toString(16).padStart(16, '0'),
-    parentSpanId: '',
-    traceState: '',
-    flags: 0,
-    name: 'n',
-    kind: 1,
-    startTimeUnixNano: 1_700_000_000_000_000_000n,
-    endTimeUnixNano: 1_700_000_000_000_000_001n,
-    statusCode: 0,
-    statusMessage: '',
-    serviceName: 's',
-    scopeName: '',
-    scopeVersion: '',
-    resourceAttributes: [],
-    spanAttributes: [{ key: 'k', value: 'v' }],
-    events: [],
-    links: [],
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-    operation: '',
-    provider: '',
-    requestModel: '',
-    responseModel: '',
-    toolName: '',
-    agentId: '',
-    agentName: '',
-    conversationId: '',
-    inputTokens: 0,
-    outputTokens: 0,
-    errorType: '',
-    httpStatusCode: 0,
-    isError: false,
-    depth: -1,
-    rateLimitRemainingRequests: -1,
-    rateLimitRemainingTokens: -1,
-    rateLimitLimitRequests: -1,
-    rateLimitLimitTokens: -1,
-    retryAfterMs: -1,
-  }));
+  return Array.from({ length: n }, (_, i) =>
+    blankAgentSpan({
+      tenantId: tenant,
+      runId: 'r',
+      traceId: 'ab'.repeat(16),
+      spanId: (i + 1).toString(16).padStart(16, '0'),
+      name: 'n',
+      kind: 1,
+      startTimeUnixNano: 1_700_000_000_000_000_000n,
+      endTimeUnixNano: 1_700_000_000_000_000_001n,
+      serviceName: 's',
+      spanAttributes: [{ key: 'k', value: 'v' }],
+    }),
+  );
 }
 
 const noClient = {} as ClickHouseClient;
