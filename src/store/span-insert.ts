@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, unlinkSync, writevSync } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +53,11 @@ class BodyInserter implements BlockInserter {
 class SpoolFileInserter implements BlockInserter {
   readonly kind = 'infile';
   readonly #columns = spanBlockColumnList();
-  #dir: string | undefined;
+  #root: string | undefined;
+  /** the spool is in memory (tmpfs): write it synchronously, see #write */
+  #inMemory = false;
+  /** this inserter's file names: process id and a random part, then a sequence number */
+  readonly #prefix = `breakwater-spool-${process.pid}-${randomBytes(6).toString('hex')}-`;
   #sequence = 0;
 
   constructor(
@@ -61,32 +66,94 @@ class SpoolFileInserter implements BlockInserter {
     private readonly spoolDir: string | undefined,
   ) {}
 
-  /** A private directory per writer: names are ours alone, and nothing else is ever read from it. */
-  #directory(): string {
-    this.#dir ??= mkdtempSync(join(this.spoolDir ?? defaultSpoolRoot(), 'breakwater-spool-'));
-    return this.#dir;
+  /**
+   * One file per insert, removed when the insert ends (committed or not), so nothing is left to
+   * clean up, not even after a crash between inserts. Files are created exclusively ('wx': never
+   * through a link planted in a shared directory) and readable by this user only.
+   */
+  #nextPath(): string {
+    if (this.#root === undefined) {
+      this.#root = this.spoolDir ?? defaultSpoolRoot();
+      this.#inMemory = this.#root === SHM;
+      removeOrphans(this.#root);
+    }
+    return join(this.#root, `${this.#prefix}${++this.#sequence}.native`);
   }
 
   async insert(blocks: readonly Buffer[]): Promise<void> {
-    const path = join(this.#directory(), `${++this.#sequence}.native`);
-    const file = await open(path, 'wx', 0o600);
+    const path = this.#nextPath();
     try {
-      try {
-        const expected = blocks.reduce((sum, block) => sum + block.length, 0);
-        const { bytesWritten } = await file.writev(blocks as Buffer[]);
-        if (bytesWritten !== expected) throw new Error(`spool file short write: ${bytesWritten} of ${expected} bytes`);
-      } finally {
-        await file.close();
-      }
+      await this.#write(path, blocks);
       await this.client.command({ query: `INSERT INTO ${this.table} (${this.#columns}) FROM INFILE ${sqlString(path)} FORMAT Native` });
     } finally {
-      await unlink(path).catch(() => {});
+      if (this.#inMemory) unlinkQuietly(path);
+      else await unlink(path).catch(() => {});
     }
   }
 
-  close(): void {
-    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
-    this.#dir = undefined;
+  /**
+   * Into tmpfs, a synchronous write is a memory copy (~1 ms per 3 MB batch here), while each async
+   * file operation waits its turn in libuv's small thread pool behind the running insert, with
+   * the CPU saturated: measured 17 ms for the open and 24 ms for the write, per insert, on the
+   * path every acknowledgement waits on. On a disk, the writes stay off the event loop.
+   */
+  async #write(path: string, blocks: readonly Buffer[]): Promise<void> {
+    const expected = blocks.reduce((sum, block) => sum + block.length, 0);
+    let written: number;
+    if (this.#inMemory) {
+      const fd = openSync(path, 'wx', 0o600);
+      try {
+        written = writevSync(fd, blocks as Buffer[]);
+      } finally {
+        closeSync(fd);
+      }
+    } else {
+      const file = await open(path, 'wx', 0o600);
+      try {
+        written = (await file.writev(blocks as Buffer[])).bytesWritten;
+      } finally {
+        await file.close();
+      }
+    }
+    if (written !== expected) throw new Error(`spool file short write: ${written} of ${expected} bytes`);
+  }
+
+  close(): void {}
+}
+
+const SPOOL_FILE = /^breakwater-spool-(\d+)-[0-9a-f]+-\d+\.native$/;
+
+/**
+ * A process killed during an insert leaves its spool file (in tmpfs: memory). The name carries
+ * its pid: files of processes that no longer exist are removed; a live process's are its own.
+ */
+function removeOrphans(root: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = SPOOL_FILE.exec(name)?.[1];
+    if (pid !== undefined && !processExists(Number(pid))) unlinkQuietly(join(root, name));
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, not ours to signal
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone (or never written): nothing to clean up
   }
 }
 
@@ -94,12 +161,14 @@ function sqlString(text: string): string {
   return `'${text.replace(/[\\']/g, (c) => `\\${c}`)}'`;
 }
 
+const SHM = '/dev/shm';
+
 /** tmpfs when the machine has one: spool files live for one insert and need never touch a disk. */
 function defaultSpoolRoot(): string {
   try {
-    const probe = mkdtempSync('/dev/shm/breakwater-probe-');
+    const probe = mkdtempSync(`${SHM}/breakwater-probe-`);
     rmSync(probe, { recursive: true, force: true });
-    return '/dev/shm';
+    return SHM;
   } catch {
     return tmpdir();
   }

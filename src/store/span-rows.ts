@@ -4,14 +4,21 @@ import { SPAN_KIND_NAMES, STATUS_CODE_NAMES } from '../ingest/otlp-model.js';
 
 const NS_PER_SECOND = 1_000_000_000n;
 
-/** DateTime64(9) text: seconds and nine digits of nanoseconds, exact for any uint64 time. */
+/**
+ * DateTime64(9) text: seconds and nine digits of nanoseconds. ClickHouse parses it only with
+ * 10-digit seconds (2001-09-09 on) and below 2^63 ns; other times fail the whole insert.
+ */
 export function dateTime64Text(unixNano: bigint): string {
   const seconds = unixNano / NS_PER_SECOND;
   const nanos = unixNano % NS_PER_SECOND;
   return `${seconds}.${nanos.toString().padStart(9, '0')}`;
 }
 
-/** The `spans` row for one span, as JSONEachRow. `costUsd` comes from the tenant's price table. */
+/**
+ * The `spans` row for one span, as JSONEachRow. `costUsd` comes from the tenant's price table.
+ * Ingest no longer sends these (span-block.ts encodes Native columns); this straightforward form
+ * is the reference the encoder is tested against, field by field (test/store/span-block.test.ts).
+ */
 export function spanRow(span: AgentSpan, costUsd: number): Record<string, unknown> {
   const resource = attributeColumns(span.resourceAttributes);
   const attributes = attributeColumns(span.spanAttributes);
