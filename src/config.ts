@@ -32,6 +32,10 @@ export interface ServiceConfig {
   graphqlIntrospection: boolean;
   /** spans per second each tenant may send (0 = unlimited), with a burst of 5 seconds' worth */
   tenantIngestRate: number;
+  /** time a client has to send its request headers before the connection is closed (408) */
+  headersTimeoutMs: number;
+  /** time a client has to send its whole request, body included (408) */
+  requestTimeoutMs: number;
 }
 
 interface Setting {
@@ -62,6 +66,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'batchMaxDelayMs', flag: 'batch-max-delay-ms', env: 'BREAKWATER_BATCH_MAX_DELAY_MS', kind: 'int', default: '50', min: 0, help: 'longest a span waits for its batch' },
   { key: 'queueMaxSpans', flag: 'queue-max-spans', env: 'BREAKWATER_QUEUE_MAX_SPANS', kind: 'int', default: '200000', min: 1, help: 'spans waiting for ClickHouse before ingest answers 503' },
   { key: 'tenantIngestRate', flag: 'tenant-ingest-rate', env: 'BREAKWATER_TENANT_INGEST_RATE', kind: 'int', default: '50000', min: 0, help: 'spans/s per tenant before 429 (burst 5 s; 0 = unlimited)' },
+  { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'BREAKWATER_HEADERS_TIMEOUT_MS', kind: 'int', default: '10000', min: 100, help: 'time to send request headers before 408 (slow clients)' },
+  { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'BREAKWATER_REQUEST_TIMEOUT_MS', kind: 'int', default: '60000', min: 100, help: 'time to send a whole request, body included, before 408' },
   { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
   { key: 'logLevel', flag: 'log-level', env: 'BREAKWATER_LOG_LEVEL', kind: 'level', default: 'info', help: 'debug | info | warn | error | silent' },
   { key: 'graphqlIntrospection', flag: 'graphql-introspection', env: 'BREAKWATER_GRAPHQL_INTROSPECTION', kind: 'bool', default: 'true', help: 'answer schema introspection (GraphiQL needs it)' },
@@ -125,6 +131,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ser
   }
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(result.clickhouseDatabase)) {
     throw new ConfigError(`CLICKHOUSE_DATABASE / --clickhouse-database: expected an identifier, got ${JSON.stringify(result.clickhouseDatabase)}`);
+  }
+  if (result.headersTimeoutMs > result.requestTimeoutMs) {
+    throw new ConfigError(`--headers-timeout-ms (${result.headersTimeoutMs}) must not exceed --request-timeout-ms (${result.requestTimeoutMs})`);
   }
   return result;
 }

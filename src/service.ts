@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { AuthFailureLimiter, createAuthenticator, type Authenticator } from './api/auth.js';
@@ -178,18 +178,19 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, degradation, anomaly, auth: () => authenticator };
 
   const ops = createOpsHandler(store, metrics);
-  const otlpServer = createServer((req, res) => {
+  const serverOptions = httpServerOptions(config);
+  const otlpServer = createServer(serverOptions, (req, res) => {
     const path = pathOf(req);
     if (path === '/v1/traces') void receiveTraces(req, res);
     else if (!ops(req, res, path)) notFound(res);
   });
   const graphql = createGraphqlService(core, { ...DEFAULT_LIMITS, introspection: config.graphqlIntrospection });
-  const graphqlServer = createServer((req, res) => {
+  const graphqlServer = createServer(serverOptions, (req, res) => {
     const path = pathOf(req);
     if (!graphql.handle(req, res, path) && !ops(req, res, path)) notFound(res);
   });
   graphql.attachWebSocket(graphqlServer);
-  for (const server of [otlpServer, graphqlServer]) hardenServer(server);
+  for (const server of [otlpServer, graphqlServer]) server.maxHeadersCount = 100;
 
   if (!isLoopback(config.host)) log.warn({ host: config.host, insecure: config.insecure }, 'listening on a non-loopback address');
   const otlpAddress = await listen(otlpServer, config.host, config.otlpPort);
@@ -277,11 +278,19 @@ function notFound(res: ServerResponse): void {
 }
 
 /** Slow clients cannot hold a connection open forever (slowloris). */
-function hardenServer(server: Server): void {
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 60_000;
-  server.keepAliveTimeout = 5_000;
-  server.maxHeadersCount = 100;
+/**
+ * Limits against slow and greedy clients (408 for a request not sent in time). Node enforces the
+ * timeouts from a periodic sweep, by default every 30 s; sweeping at a fifth of the headers
+ * timeout keeps the cut close to the configured time.
+ */
+function httpServerOptions(config: ServiceConfig): ServerOptions {
+  return {
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(config.headersTimeoutMs / 5))),
+    keepAliveTimeout: 5_000,
+    maxHeaderSize: 16 * 1024,
+  };
 }
 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {

@@ -31,6 +31,8 @@ describe('loadConfig', () => {
     [['--clickhouse-url', 'ftp://x'], /expected an http\(s\) URL/],
     [['--clickhouse-database', 'x; DROP TABLE spans'], /expected an identifier/],
     [['--data-dir', 'x'.repeat(5000)], /longer than 4096/],
+    [['--headers-timeout-ms', '10'], /--headers-timeout-ms: must be at least 100/],
+    [['--headers-timeout-ms', '5000', '--request-timeout-ms', '1000'], /--headers-timeout-ms \(5000\) must not exceed --request-timeout-ms \(1000\)/],
   ])('rejects %j with a message naming the flag', (argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(ConfigError);
     expect(() => loadConfig(argv, {})).toThrow(message);

@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,10 +9,12 @@ import { recordingTracer } from '../helpers/otel.js';
 import { startTestService, tempDataDir } from '../helpers/service.js';
 
 const MAX_BODY = 256 * 1024;
+const HEADERS_TIMEOUT = 400;
+const REQUEST_TIMEOUT = 1_200;
 let service: Service;
 
 beforeAll(async () => {
-  service = await startTestService({ dataDir: tempDataDir(), maxBodyBytes: MAX_BODY });
+  service = await startTestService({ dataDir: tempDataDir(), maxBodyBytes: MAX_BODY, headersTimeoutMs: HEADERS_TIMEOUT, requestTimeoutMs: REQUEST_TIMEOUT });
 });
 
 afterAll(async () => {
@@ -187,5 +190,60 @@ describe('operability', () => {
 
   it('answers 404 elsewhere', async () => {
     expect((await fetch(`${service.otlpUrl}/v1/metrics`, { method: 'POST' })).status).toBe(404);
+  });
+});
+
+/** A raw connection that sends `head` and then what `trickle` gives, one piece every 100 ms. */
+function slowClient(url: string, head: string, trickle?: () => string): Promise<{ answer: string; closedAfterMs: number }> {
+  const { hostname, port } = new URL(url);
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect(Number(port), hostname, () => socket.write(head));
+    let answer = '';
+    const timer = trickle ? setInterval(() => socket.writable && socket.write(trickle()), 100) : undefined;
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('error', () => {}); // a reset after the 408 is the server closing, as asked
+    socket.on('close', () => {
+      clearInterval(timer);
+      resolve({ answer, closedAfterMs: Date.now() - started });
+    });
+    socket.setTimeout(15_000, () => {
+      clearInterval(timer);
+      socket.destroy();
+      reject(new Error(`the server kept a slow client open for 15 s (got ${JSON.stringify(answer)})`));
+    });
+  });
+}
+
+describe('slow clients', () => {
+  it('cuts a client that never finishes its headers with 408, on both ports', async () => {
+    for (const url of [service.otlpUrl, service.graphqlUrl]) {
+      const { answer, closedAfterMs } = await slowClient(url, 'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n');
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expect(closedAfterMs).toBeGreaterThanOrEqual(HEADERS_TIMEOUT - 50);
+    }
+  });
+
+  it('cuts a client that trickles its body past the request timeout, storing nothing of it', async () => {
+    const body = Buffer.from(protobufBody('trickler', 2));
+    let sent = 0;
+    const { answer, closedAfterMs } = await slowClient(
+      service.otlpUrl,
+      `POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: ${body.length + 1000}\r\n\r\n`,
+      () => (sent < body.length ? body.subarray(sent, ++sent).toString('latin1') : '\0'),
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(closedAfterMs).toBeGreaterThanOrEqual(REQUEST_TIMEOUT - 50);
+    expect(await storedCount('trickler')).toBe(0);
+  });
+
+  it('keeps serving other clients while many slow ones hang', async () => {
+    const stalled = Array.from({ length: 50 }, () => slowClient(service.otlpUrl, 'POST /v1/traces HTTP/1.1\r\nHost: x\r\n'));
+    const res = await post(protobufBody('patient', 3), PROTO);
+    expect(res.status).toBe(200);
+    const cut = await Promise.all(stalled);
+    expect(cut.every(({ answer }) => answer.startsWith('HTTP/1.1 408 '))).toBe(true);
+    expect(await storedCount('patient')).toBe(3);
   });
 });
