@@ -4,12 +4,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { useDisableIntrospection } from '@graphql-yoga/plugin-disable-introspection';
-import { useGraphQLSSE } from '@graphql-yoga/plugin-graphql-sse';
 import type { ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createSchema, createYoga, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import type { Core } from '../service.js';
+import { useGraphqlSse } from './graphql-sse.js';
 import { AuthFailureLimiter, bearerToken, type Principal } from './auth.js';
 import { unauthenticated } from './errors.js';
 import { resolvers, type ApiContext } from './resolvers.js';
@@ -77,7 +77,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
     maxDirectives: { n: 10 },
     blockFieldSuggestion: { enabled: !limits.introspection },
   });
-  const plugins: Plugin[] = [armor, useGraphQLSSE({ endpoint: `${GRAPHQL_PATH}/stream` })];
+  const plugins: Plugin[] = [armor, useGraphqlSse(`${GRAPHQL_PATH}/stream`)];
   if (!limits.introspection) plugins.push(useDisableIntrospection());
 
   const yoga = createYoga<ServerContext, ApiContext>({

@@ -117,6 +117,8 @@ export class DecisionClient {
             this.#fail(attempt, `GraphQL error: ${result.errors.map((e) => e.message).join('; ')}`);
             return;
           }
+          // Connected means holding the server's current decision: the stream opens with it, and a
+          // refused subscription (another tenant) opens too, with an error result instead.
           const raw = result.data?.decisions;
           if (raw === undefined || raw === null) return;
           this.#markConnected();
@@ -131,11 +133,6 @@ export class DecisionClient {
         },
         complete: () => {
           if (current()) this.#fail(attempt, 'the server ended the subscription');
-        },
-      },
-      {
-        connected: () => {
-          if (current()) this.#markConnected();
         },
       },
     );

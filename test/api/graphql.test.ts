@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { gql, subscribeSse, subscribeWs } from '../helpers/graphql.js';
 import { startTestService, tempDataDir } from '../helpers/service.js';
@@ -179,5 +179,23 @@ describe('limits', () => {
     expect(flood.errors?.[0]?.message).toMatch(/aliases/i);
     const big = await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ __typename }`, pad: 'x'.repeat(100_000) }) });
     expect(big.status).toBe(413);
+  });
+});
+
+describe('subscriptions over SSE', () => {
+  it('answers a malformed, invalid or alias-flooding subscription with its GraphQL error', async () => {
+    const cases: [string, RegExp][] = [
+      ['subscription { decisions(tenantId: "api-a") {', /Syntax Error/],
+      ['subscription { decisions(tenantId: "api-a") { nope } }', /Cannot query field "nope"/],
+      ['subscription { decisions(tenantId: 5) { reason } }', /String cannot represent a non string value/],
+      [`subscription { ${Array.from({ length: 40 }, (_, i) => `a${i}: decisions(tenantId: "api-a") { reason }`).join(' ')} }`, /aliases/i],
+    ];
+    for (const [query, message] of cases) {
+      const sse = subscribeSse(url, query, {});
+      await vi.waitFor(() => expect(sse.errors).not.toEqual([]), { timeout: 5_000 });
+      expect((sse.errors.flat() as { message: string }[]).map((e) => e.message).join('\n')).toMatch(message);
+      expect(sse.messages).toEqual([]);
+      sse.close();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Service } from '../../src/service.js';
 import { gql, subscribeSse, subscribeWs } from '../helpers/graphql.js';
 import { startTestService, tempDataDir } from '../helpers/service.js';
@@ -118,12 +118,44 @@ describe("tenant A's token never reaches tenant B", () => {
   it('cannot subscribe to B over SSE or WebSocket', async () => {
     const sse = subscribeSse(url, 'subscription { decisions(tenantId: "tenant-b") { reason } }', {}, TOKEN_A);
     const ws = subscribeWs(url, 'subscription { breakerEvents(tenantId: "tenant-b") { reason } }', {}, TOKEN_A);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(sse.messages.filter((m) => m !== null && m !== undefined)).toEqual([]);
-    expect(ws.messages).toEqual([]);
-    expect(JSON.stringify([sse.errors, ws.errors])).toMatch(/cannot reach that tenant/);
+    await vi.waitFor(() => expect(sse.errors.length * ws.errors.length).toBeGreaterThan(0), { timeout: 5_000 });
+    for (const { messages, errors } of [sse, ws]) {
+      expect(messages).toEqual([]);
+      expect(JSON.stringify(errors)).toMatch(/"message":"this token cannot reach that tenant".*"code":"FORBIDDEN"/);
+      expect(JSON.stringify(errors)).not.toMatch(/b incident|at \w+ \(/);
+    }
     sse.close();
     ws.close();
+  });
+
+  it("cannot subscribe to B over yoga's plain SSE on /graphql either", async () => {
+    const res = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${TOKEN_A}` },
+      body: JSON.stringify({ query: 'subscription { decisions(tenantId: "tenant-b") { reason } }' }),
+    });
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!/event: complete/.test(text)) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    await reader.cancel();
+    expect(text).toMatch(/"message":"this token cannot reach that tenant".*"code":"FORBIDDEN"/);
+    expect(text).not.toMatch(/b incident/);
+  });
+
+  it('refuses a wrong token on the SSE stream with 401 and no stack trace', async () => {
+    for (const authorization of ['Bearer wrong-token-0123456789', 'Bearer ' + TOKEN_A.slice(0, -1)]) {
+      const res = await fetch(`${url}/graphql/stream`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization },
+        body: JSON.stringify({ query: 'subscription { decisions(tenantId: "tenant-a") { reason } }' }),
+      });
+      expect(res.status).toBe(401);
+      expect(await res.json()).toEqual({ errors: [{ message: 'missing or invalid token', extensions: { code: 'UNAUTHENTICATED' } }] });
+    }
   });
 
   it('refuses missing and wrong tokens with 401', async () => {

@@ -77,7 +77,8 @@ export function subscribeSse<T>(graphqlUrl: string, query: string, variables: Re
   });
   return handle<T>((sink) => {
     const dispose = client.subscribe<T>({ query, variables }, {
-      next: (v) => sink.next(v.data as T),
+      // A refused or invalid subscription arrives as one result of errors, then the stream ends.
+      next: (v) => (v.errors ? sink.error(v.errors) : sink.next(v.data as T)),
       error: (e) => sink.error(e),
       complete: () => sink.complete(),
     });

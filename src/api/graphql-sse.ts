@@ -1,0 +1,78 @@
+// GraphQL over SSE (the graphql-sse protocol) on the Yoga instance: graphql-sse's own handler,
+// joined to Yoga's envelop (parse, validate, context, execute) the way
+// @graphql-yoga/plugin-graphql-sse does, with one difference. graphql-sse 2.6 recognises an
+// execution result only by its `data` key, so a result of errors alone (a validation error, or a
+// subscription refused with FORBIDDEN by its resolver) was taken for execution arguments and
+// answered with a 400 "Unable to detect operation AST". Here such results carry `data: null`, as
+// the GraphQL spec allows for a failed execution, and reach the client as GraphQL errors.
+import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
+import { createHandler } from 'graphql-sse/lib/use/fetch';
+import type { Plugin, YogaInitialContext } from 'graphql-yoga';
+
+/** by name: graphql ships as ESM and CJS, and an error of the other copy fails instanceof */
+function isGraphqlError(err: unknown): err is GraphQLError {
+  return err instanceof Error && err.name === 'GraphQLError';
+}
+
+/** Yoga's adapter would answer a thrown error with its stack; say nothing instead. */
+function unexpected(): Response {
+  return new Response(JSON.stringify({ errors: [{ message: 'Unexpected error.' }] }), { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' } });
+}
+
+function failed(errors: readonly GraphQLError[]): ExecutionResult {
+  return { data: null, errors };
+}
+
+/** A result of errors alone, from envelop's subscribe or execute, as graphql-sse can tell it apart. */
+function withData<T>(result: T): T | ExecutionResult {
+  if (result && typeof result === 'object' && !(Symbol.asyncIterator in result) && !('data' in result) && 'errors' in result) {
+    return failed((result as ExecutionResult).errors ?? []);
+  }
+  return result;
+}
+
+export function useGraphqlSse(endpoint: string): Plugin<YogaInitialContext> {
+  const serverContexts = new WeakMap<Request, Record<string, unknown>>();
+  let handler: ((request: Request) => Promise<Response>) | undefined;
+  return {
+    onYogaInit({ yoga }) {
+      handler = createHandler(
+        {
+          async onSubscribe(req, params) {
+            const enveloped = yoga.getEnveloped({ ...serverContexts.get(req.raw), request: req.raw, params });
+            let document: DocumentNode;
+            let errors: readonly GraphQLError[];
+            try {
+              document = enveloped.parse(params.query);
+              errors = enveloped.validate(enveloped.schema, document);
+            } catch (err) {
+              // graphql-armor's limits throw from parse and from validation rules
+              if (isGraphqlError(err)) return failed([err]);
+              throw err;
+            }
+            if (errors.length > 0) return failed(errors);
+            let contextValue: unknown;
+            try {
+              contextValue = await enveloped.contextFactory();
+            } catch (err) {
+              // The token check runs in the context factory: answer as /graphql does, not with a 500.
+              if (!isGraphqlError(err)) throw err;
+              const { http, ...extensions } = err.extensions as { http?: { status?: number } };
+              const body = JSON.stringify({ errors: [{ message: err.message, extensions }] });
+              return [body, { status: http?.status ?? 400, headers: { 'content-type': 'application/json; charset=utf-8' } }];
+            }
+            const args = { schema: enveloped.schema, document, contextValue, variableValues: params.variables, operationName: params.operationName };
+            const operation = getOperationAST(document, params.operationName);
+            return withData(await (operation?.operation === 'subscription' ? enveloped.subscribe(args) : enveloped.execute(args)));
+          },
+        },
+        yoga.fetchAPI,
+      );
+    },
+    onRequest({ request, endResponse, serverContext }) {
+      if (!handler || request.url.split('?')[0]?.endsWith(endpoint) !== true) return;
+      serverContexts.set(request, serverContext as Record<string, unknown>);
+      return handler(request).then(endResponse, () => endResponse(unexpected()));
+    },
+  };
+}
