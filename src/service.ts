@@ -164,7 +164,11 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     },
     onQueueDepth: (rows) => metrics.queueDepth.set(rows),
   });
-  const pipeline = new IngestPipeline(writer, metrics, { requireTenant: config.requireTenant, prices: () => policy.current().prices });
+  const pipeline = new IngestPipeline(writer, metrics, {
+    requireTenant: config.requireTenant,
+    prices: () => policy.current().prices,
+    onObserverError: (err) => log.error({ error: (err as Error).message }, 'the decision path failed on a batch; its spans are stored'),
+  });
   pipeline.addObserver(engine);
   // After the breaker engine: it reads the windows that engine.observe has just updated.
   pipeline.addObserver(degradation);

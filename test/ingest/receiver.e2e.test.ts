@@ -216,3 +216,20 @@ describe('the per-tenant per-minute rollup', () => {
     expect(rows.reduce((n, r) => n + Number(r.Spans), 0)).toBe(6);
   });
 });
+
+describe('the decision path failing', () => {
+  it('stores and acknowledges the spans of a batch an observer threw on, and later observers still see it', async () => {
+    const seen: string[] = [];
+    service.pipeline.addObserver({
+      observe(spans) {
+        if (spans[0]?.tenantId === 'tenant-boom') throw new Error('observer bug');
+      },
+    });
+    service.pipeline.addObserver({ observe: (spans) => void seen.push(spans[0]!.tenantId) });
+    const result = await exportSpans(otlpExporter(service.otlpUrl, 'protobuf'), agentRun('tenant-boom', 'r1'));
+    expect(result.code).toBe(ExportResultCode.SUCCESS);
+    expect(seen).toEqual(['tenant-boom']);
+    const rows = await queryRows<{ n: string }>(service.store.client, "SELECT toString(count()) AS n FROM spans WHERE TenantId = 'tenant-boom'");
+    expect(rows[0]?.n).toBe('3');
+  });
+});
