@@ -15,13 +15,16 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** Starts recording decision latency (ms) for every batch; call the returned function to stop. */
-export function recordDecisionLatency(service: Service): { samples: number[]; stop(): void } {
+/**
+ * Starts recording decision latency (ms) for every batch, or only for batches of tenants that
+ * `tenants` accepts; call the returned function to stop.
+ */
+export function recordDecisionLatency(service: Service, tenants: (tenantId: string) => boolean = () => true): { samples: number[]; stop(): void } {
   const samples: number[] = [];
   let on = true;
   service.pipeline.addObserver({
-    observe(_spans, receivedAt) {
-      if (on) samples.push(performance.now() - receivedAt);
+    observe(spans, receivedAt) {
+      if (on && spans.length > 0 && tenants(spans[0]!.tenantId)) samples.push(performance.now() - receivedAt);
     },
   });
   return { samples, stop: () => (on = false) };

@@ -1,6 +1,8 @@
 // Load generator, run as its own process so the server under test has the main thread to itself.
 // Payloads are built once with the official OTLP serializers, then POSTed with a fixed concurrency
-// (each of `concurrency` senders waits for its answer before sending the next request).
+// (each of `concurrency` senders waits for its answer before sending the next request), or paced
+// at `spansPerSecond` (open loop: request i is due at start + i / rate, with at most `concurrency`
+// in flight; a request that could not leave on time is counted as late).
 import { Agent, request } from 'node:http';
 import { buildPayloads, type PayloadSpec } from './payloads.js';
 
@@ -10,6 +12,10 @@ export interface LoadSpec extends PayloadSpec {
   path?: string;
   requests: number;
   concurrency: number;
+  /** pace requests at this many spans per second instead of sending as fast as answers come */
+  spansPerSecond?: number;
+  /** stop sending after this long, even if `requests` have not all been sent */
+  maxSeconds?: number;
 }
 
 export interface LoadResult {
@@ -21,6 +27,8 @@ export interface LoadResult {
   latencyMs: { p50: number; p99: number; max: number };
   /** CPU the load generator itself used while sending (it shares the machine with the server) */
   cpuSeconds: number;
+  /** paced load: requests that left more than 10 ms after they were due (all senders busy) */
+  late: number;
 }
 
 export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
@@ -34,7 +42,11 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
   const statusCounts: Record<string, number> = {};
   const latencies: number[] = [];
   let next = 0;
+  let sent = 0;
   let acked = 0;
+  let late = 0;
+  const intervalMs = spec.spansPerSecond ? (1000 * spec.spansPerRequest) / spec.spansPerSecond : 0;
+  const maxMs = spec.maxSeconds === undefined ? Infinity : spec.maxSeconds * 1000;
   const send = (body: Buffer) =>
     new Promise<number>((resolve, reject) => {
       const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': body.length } }, (res) => {
@@ -45,11 +57,17 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
       req.end(body);
     });
   const worker = async () => {
-    while (next < spec.requests) {
+    while (next < spec.requests && performance.now() - started < maxMs) {
       const i = next++;
-      const sent = performance.now();
+      if (intervalMs > 0) {
+        const wait = started + i * intervalMs - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        else if (wait < -10) late++;
+      }
+      sent++;
+      const sentAt = performance.now();
       const status = await send(payloads[i % payloads.length]!);
-      latencies.push(performance.now() - sent);
+      latencies.push(performance.now() - sentAt);
       statusCounts[status] = (statusCounts[status] ?? 0) + 1;
       if (status === 200) acked += spec.spansPerRequest;
     }
@@ -63,12 +81,13 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   return {
-    spansSent: spec.requests * spec.spansPerRequest,
+    spansSent: sent * spec.spansPerRequest,
     spansAcked: acked,
     seconds,
     statusCounts,
     latencyMs: { p50: at(0.5), p99: at(0.99), max: latencies.at(-1) ?? 0 },
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    late,
   };
 }
 

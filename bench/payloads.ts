@@ -11,6 +11,8 @@ export interface PayloadSpec {
   gzip: boolean;
   spansPerRequest: number;
   tenants: number;
+  /** tenant ids are `${tenantPrefix}${n}` (default `tenant-`) */
+  tenantPrefix?: string;
 }
 
 /** Request `p` of a run: chat calls with usage and tool calls, a tenant and runs of their own. */
@@ -19,8 +21,8 @@ export function buildPayload(spec: PayloadSpec, p: number): Buffer {
   return spec.gzip ? gzipSync(raw) : raw;
 }
 
-export function rawPayload(spec: Pick<PayloadSpec, 'encoding' | 'spansPerRequest' | 'tenants'>, p: number): Buffer {
-  const { tracer, finished } = recordingTracer({ 'service.name': 'bench-agent', 'tenant.id': `tenant-${p % spec.tenants}` });
+export function rawPayload(spec: Pick<PayloadSpec, 'encoding' | 'spansPerRequest' | 'tenants' | 'tenantPrefix'>, p: number): Buffer {
+  const { tracer, finished } = recordingTracer({ 'service.name': 'bench-agent', 'tenant.id': `${spec.tenantPrefix ?? 'tenant-'}${p % spec.tenants}` });
   for (let i = 0; i < spec.spansPerRequest; i++) {
     const tool = i % 3 === 0;
     tracer

@@ -40,7 +40,12 @@ async function loadFromChild(spec: LoadSpec): Promise<LoadResult> {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bw-bench-'));
-const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml', '--tenant-ingest-rate', '0'], {});
+/** per-tenant ingest limit: far above what any bench tenant sends, except the noisy neighbour */
+const TENANT_INGEST_RATE = 2_000;
+const config = loadConfig(
+  ['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml', '--tenant-ingest-rate', String(TENANT_INGEST_RATE)],
+  {},
+);
 const loadAverageAtStart = loadavg();
 const service = await startService(config, createLogger(config.logLevel));
 const transport = await startTransportFloor();
@@ -82,19 +87,35 @@ function cpuMeter(): (units: number) => number {
   };
 }
 
-/** Runs load against the service and checks that exactly the acknowledged spans were stored. */
-async function ingest(encoding: Encoding, gzip: boolean, concurrency: number, n = requests): Promise<LoadResult & { serverCpuUsPerSpan: number }> {
+/**
+ * Runs load against the service (and `alongside`, a second load at the same time, e.g. a noisy
+ * neighbour) and checks that exactly the acknowledged spans were stored and that the main load was
+ * acknowledged in full.
+ */
+async function ingest(
+  encoding: Encoding,
+  gzip: boolean,
+  concurrency: number,
+  n = requests,
+  paced: Partial<LoadSpec> = {},
+  alongside?: LoadSpec,
+): Promise<LoadResult & { serverCpuUsPerSpan: number; alongside?: LoadResult }> {
   await settleMerges();
   const before = await storedCount();
   const cpu = cpuMeter();
-  const result = await loadFromChild({ url: service.otlpUrl, encoding, gzip, requests: n, spansPerRequest: SPANS_PER_REQUEST, concurrency, tenants: TENANTS });
-  const serverCpuUsPerSpan = cpu(result.spansAcked);
+  const name = `${encoding}${gzip ? '+gzip' : ''}`;
+  const [result, other] = await Promise.all([
+    loadFromChild({ url: service.otlpUrl, encoding, gzip, requests: n, spansPerRequest: SPANS_PER_REQUEST, concurrency, tenants: TENANTS, ...paced }),
+    alongside ? loadFromChild(alongside) : undefined,
+  ]);
+  const ackedHere = result.spansAcked + (other?.spansAcked ?? 0);
+  const serverCpuUsPerSpan = cpu(ackedHere);
   const delta = (await storedCount()) - before;
-  acknowledged += result.spansAcked;
+  acknowledged += ackedHere;
   stored += delta;
-  if (delta !== result.spansAcked) failures.push(`${encoding}${gzip ? '+gzip' : ''}: ${result.spansAcked} acknowledged, ${delta} stored`);
-  if (result.spansAcked !== result.spansSent) failures.push(`${encoding}${gzip ? '+gzip' : ''}: statuses ${JSON.stringify(result.statusCounts)}`);
-  return { ...result, serverCpuUsPerSpan };
+  if (delta !== ackedHere) failures.push(`${name}: ${ackedHere} acknowledged, ${delta} stored`);
+  if (result.spansAcked !== result.spansSent) failures.push(`${name}: statuses ${JSON.stringify(result.statusCounts)}`);
+  return { ...result, serverCpuUsPerSpan, ...(other ? { alongside: other } : {}) };
 }
 
 // The same payloads the load generator sends (protobuf, 500 spans), for the in-process floors.
@@ -158,14 +179,66 @@ for (let r = 0; r < repeats; r++) {
   );
 }
 
-// Decision latency (request receipt to decisions published) under sustained protobuf ingest, at
-// full load (8 senders) and at light load (1 sender).
-for (const [label, concurrency] of [['full load, 8 senders', CONCURRENCY], ['light load, 1 sender', 1]] as const) {
+const median = (key: string) => (figures[key] ? summarize(figures[key].values).median : NaN);
+
+// Decision latency (request receipt to decisions published) under protobuf ingest paced at 50 %
+// and 90 % of the maximum sustained load (the median saturated throughput measured above), and
+// with one sender (each request alone).
+const maxLoad = median('ingest.protobuf.saturated');
+const PACED_SECONDS = quick ? 1 : 10;
+const pacedRequests = (spansPerSecond: number) => Math.max(4, Math.round((spansPerSecond * PACED_SECONDS) / SPANS_PER_REQUEST));
+for (const share of [50, 90]) {
+  const spansPerSecond = (maxLoad * share) / 100;
   const recorder = recordDecisionLatency(service);
-  await ingest('protobuf', false, concurrency, quick ? 8 : 200);
+  const result = await ingest('protobuf', false, SATURATING_CONCURRENCY, pacedRequests(spansPerSecond), { spansPerSecond });
   recorder.stop();
-  record(`decision.${concurrency}.p50`, `decision latency p50, ${label}`, 'ms', percentile(recorder.samples, 50));
-  record(`decision.${concurrency}.p99`, `decision latency p99, ${label}`, 'ms', percentile(recorder.samples, 99));
+  const label = `${share} % of max load (${Math.round(spansPerSecond).toLocaleString('en-US')} spans/s paced)`;
+  record(`decision.load${share}.p50`, `decision latency p50, ${label}`, 'ms', percentile(recorder.samples, 50));
+  record(`decision.load${share}.p99`, `decision latency p99, ${label}`, 'ms', percentile(recorder.samples, 99));
+  record(`decision.load${share}.late`, `requests that could not leave on time at ${share} % (all senders waiting)`, 'requests', result.late);
+  console.log(`decision latency at ${label}: p50 ${percentile(recorder.samples, 50).toFixed(1)} ms, p99 ${percentile(recorder.samples, 99).toFixed(1)} ms`);
+}
+{
+  const recorder = recordDecisionLatency(service);
+  await ingest('protobuf', false, 1, quick ? 8 : 200);
+  recorder.stop();
+  record('decision.1.p50', 'decision latency p50, one sender', 'ms', percentile(recorder.samples, 50));
+  record('decision.1.p99', 'decision latency p99, one sender', 'ms', percentile(recorder.samples, 99));
+}
+
+// Noisy neighbour: the same 50 % load from 50 tenants while one more tenant floods the receiver
+// from 16 senders as fast as it is answered. Its own key only: it gets 429 past its ingest rate,
+// every other tenant's span is accepted, and their decision latency is compared with the 50 %
+// figure without the flood.
+{
+  const spansPerSecond = maxLoad / 2;
+  const n = pacedRequests(spansPerSecond);
+  const victims = recordDecisionLatency(service, (tenant) => !tenant.startsWith('noisy-'));
+  const flood: LoadSpec = {
+    url: service.otlpUrl,
+    encoding: 'protobuf',
+    gzip: false,
+    requests: 1_000_000,
+    maxSeconds: PACED_SECONDS,
+    spansPerRequest: SPANS_PER_REQUEST,
+    concurrency: 16,
+    tenants: 1,
+    tenantPrefix: 'noisy-',
+  };
+  const result = await ingest('protobuf', false, SATURATING_CONCURRENCY, n, { spansPerSecond }, flood);
+  victims.stop();
+  const noisy = result.alongside!;
+  const refused = noisy.statusCounts['429'] ?? 0;
+  if (refused === 0) failures.push(`noisy neighbour: never refused (${JSON.stringify(noisy.statusCounts)})`);
+  record('noisy.decision.p50', 'noisy neighbour: other tenants\' decision latency p50 at 50 % load while one tenant floods', 'ms', percentile(victims.samples, 50));
+  record('noisy.decision.p99', 'noisy neighbour: other tenants\' decision latency p99 at 50 % load while one tenant floods', 'ms', percentile(victims.samples, 99));
+  record('noisy.request.p99', 'noisy neighbour: other tenants\' request latency p99', 'ms', result.latencyMs.p99);
+  record('noisy.flood.rate', 'noisy neighbour: spans/s the flooding tenant offered', 'spans/s', noisy.spansSent / noisy.seconds);
+  record('noisy.flood.refused', 'noisy neighbour: share of the flooding tenant\'s requests answered 429', '%', (refused / (noisy.spansSent / SPANS_PER_REQUEST)) * 100);
+  console.log(
+    `noisy neighbour: flood offered ${Math.round(noisy.spansSent / noisy.seconds)} spans/s, statuses ${JSON.stringify(noisy.statusCounts)}; ` +
+      `others: all ${result.spansAcked} accepted, decision p50 ${percentile(victims.samples, 50).toFixed(1)} ms, p99 ${percentile(victims.samples, 99).toFixed(1)} ms`,
+  );
 }
 
 // From the threshold-crossing batch's receipt to the SDK's checkpoint() seeing HALT; checkpoint() cost.
@@ -189,7 +262,7 @@ for (const ms of await historyQuery(service, 'history-bench', quick ? 2 : 7)) {
   const [tenants, runs] = quick ? [100, 1000] : [10_000, 100_000];
   const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/memory.ts', String(tenants), String(runs)], { maxBuffer: 1 << 20 });
   const memory = JSON.parse(stdout) as { bytesPerRun: number; bytesPerTenant: number };
-  record('memory.run', `memory per active run (${runs.toLocaleString('en-US')} runs over ${tenants.toLocaleString('en-US')} tenants)`, 'bytes', memory.bytesPerRun);
+  record('memory.run', `memory per active run, whole decision path (${runs.toLocaleString('en-US')} runs over ${tenants.toLocaleString('en-US')} tenants)`, 'bytes', memory.bytesPerRun);
   record('memory.tenant', 'memory per tenant', 'bytes', memory.bytesPerTenant);
 }
 
@@ -205,10 +278,9 @@ const sweep: SweepPoint[] = [];
 
 await transport.close();
 await service.stop();
+const summarized = Object.fromEntries(Object.entries(figures).map(([key, f]) => [key, { ...f, ...summarize(f.values) }]));
 rmSync(dataDir, { recursive: true, force: true });
 
-const summarized = Object.fromEntries(Object.entries(figures).map(([key, f]) => [key, { ...f, ...summarize(f.values) }]));
-const median = (key: string) => summarized[key]?.median ?? NaN;
 const report: Report = {
   machine: {
     cores: cpus().length,
@@ -220,7 +292,13 @@ const report: Report = {
   },
   mode: quick ? 'quick' : 'full',
   repeats,
-  load: { 'spans/request': SPANS_PER_REQUEST, 'requests/run': requests, 'concurrent senders': `${CONCURRENCY} (and ${SATURATING_CONCURRENCY})`, tenants: TENANTS },
+  load: {
+    'spans/request': SPANS_PER_REQUEST,
+    'requests/run': requests,
+    'concurrent senders': `${CONCURRENCY} (and ${SATURATING_CONCURRENCY})`,
+    tenants: TENANTS,
+    'tenant ingest rate (spans/s)': TENANT_INGEST_RATE,
+  },
   figures: summarized,
   ratios: {
     'end-to-end protobuf / storage floor': median('ingest.protobuf') / median('floor.storage'),
