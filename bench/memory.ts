@@ -1,8 +1,15 @@
-// Memory per active run and per tenant: 100k runs over 10k tenants recorded in the rolling windows
-// (the decision path's state), measured as heap + external growth after a forced GC. Run under
-// `node --expose-gc`; `bench/run.ts` calls it in a child process so the figure is not polluted.
+// Memory per active run and per tenant: 100k runs over 10k tenants through the whole decision path
+// of a running service (rolling windows, breaker engine, decision bus, degradation engine: the
+// pipeline's observers), measured as V8 heap + external memory growth after a forced GC. The
+// spans skip storage: the write queue is not state held per run. Run under `node --expose-gc`;
+// `bench/run.ts` calls it in a child process so the figure is not polluted.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config.js';
 import type { AgentSpan } from '../src/ingest/agent-span.js';
-import { WindowStore } from '../src/windows/window-store.js';
+import { createLogger } from '../src/log.js';
+import { startService } from '../src/service.js';
 import { blankAgentSpan } from '../test/helpers/agent-span.js';
 
 export interface MemoryFigures {
@@ -33,35 +40,50 @@ function span(tenantId: string, runId: string, i: number, nowMs: number): AgentS
   });
 }
 
+/** V8 heap plus memory outside it (ArrayBuffers are part of `external`, not to be added again). */
 function used(): number {
   (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
-  return m.heapUsed + m.external + m.arrayBuffers;
+  return m.heapUsed + m.external;
 }
 
 /** Tenants first (one run each), then the remaining runs: the two figures are separated by difference. */
-export function measureMemory(tenants = 10_000, runs = 100_000): MemoryFigures {
+export async function measureMemory(tenants = 10_000, runs = 100_000): Promise<MemoryFigures> {
   if (!(globalThis as { gc?: unknown }).gc) throw new Error('run with node --expose-gc');
-  const now = Date.now();
-  const store = new WindowStore({ now: () => now, maxRuns: runs * 2 });
-  const baseline = used();
-  // Run ids are strings kept by the store; make them before measuring so only the store is counted.
+  const dataDir = mkdtempSync(join(tmpdir(), 'bw-memory-'));
+  const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml'], {});
+  const service = await startService(config, createLogger(config.logLevel));
+  const observers = [service.core.engine, service.core.degradation];
+  const observe = (tenantId: string, runId: string) => {
+    const now = Date.now();
+    const batch = Array.from({ length: 5 }, (_, i) => span(tenantId, runId, i, now));
+    for (const observer of observers) observer.observe(batch, performance.now());
+  };
+  // Ids are strings the state keeps; make them before measuring so only the state is counted.
   const runIds = Array.from({ length: runs }, (_, r) => `run-${r}`);
   const tenantIds = Array.from({ length: tenants }, (_, t) => `tenant-${t}`);
   const afterIds = used();
-  for (let t = 0; t < tenants; t++) for (let i = 0; i < 5; i++) store.record(span(tenantIds[t]!, runIds[t]!, i, now));
+  for (let t = 0; t < tenants; t++) observe(tenantIds[t]!, runIds[t]!);
   const afterTenants = used();
-  for (let r = tenants; r < runs; r++) for (let i = 0; i < 5; i++) store.record(span(tenantIds[r % tenants]!, runIds[r]!, i, now));
+  for (let r = tenants; r < runs; r++) observe(tenantIds[r % tenants]!, runIds[r]!);
   const afterRuns = used();
-  void baseline;
+  const held = service.core.windows.counts().runs;
+  await service.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+  if (held !== runs) throw new Error(`expected ${runs} runs held, got ${held}`);
   const perRun = (afterRuns - afterTenants) / (runs - tenants);
-  // A tenant's first window pays for its run and itself.
+  // A tenant's first batch pays for its run and itself.
   const perTenant = (afterTenants - afterIds) / tenants - perRun;
-  if (store.counts().runs !== runs) throw new Error(`expected ${runs} runs held, got ${store.counts().runs}`);
   return { runs, tenants, bytesPerRun: Math.round(perRun), bytesPerTenant: Math.round(perTenant) };
 }
 
 if (process.argv[1]?.endsWith('memory.ts')) {
   const [tenants, runs] = process.argv.slice(2).map(Number);
-  process.stdout.write(`${JSON.stringify(measureMemory(tenants || undefined, runs || undefined))}\n`);
+  measureMemory(tenants || undefined, runs || undefined).then(
+    (figures) => process.stdout.write(`${JSON.stringify(figures)}\n`),
+    (err) => {
+      process.stderr.write(`${(err as Error).stack}\n`);
+      process.exit(1);
+    },
+  );
 }
