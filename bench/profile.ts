@@ -1,0 +1,98 @@
+// `npm run bench:profile [-- --senders 32 --requests 300]`: where the server's CPU goes under
+// sustained protobuf ingest. Breakwater runs in this process on the embedded store, load comes
+// from the separate load generator, and the V8 CPU profiler (what `node --cpu-prof` runs) samples
+// the main thread during the load only. Prints the process CPU per span (main thread, ClickHouse's
+// threads, GC helpers), the main thread's share of it, and the main thread's self time grouped by
+// module and by function; writes bench/profile.cpuprofile for Chrome DevTools or speedscope.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/log.js';
+import { startService } from '../src/service.js';
+import type { LoadResult } from './load-generator.js';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
+const senders = flag('--senders', 32);
+const requests = flag('--requests', 300);
+
+/** A frame's module: a path under the project, a Node internal, or V8's own pseudo-frames. */
+function moduleOf(url: string, functionName: string): string {
+  if (url === '') return `(${functionName.replace(/[()]/g, '') || 'native'})`;
+  if (url.startsWith('node:')) return url.split('/').slice(0, 2).join('/');
+  const path = relative(process.cwd(), url.replace(/^file:\/\//, ''));
+  return path.startsWith('node_modules/') ? path.split('/').slice(0, path.split('/')[1]!.startsWith('@') ? 3 : 2).join('/') : path;
+}
+
+function table(title: string, rows: Map<string, number>, total: number, top: number): string {
+  const sorted = [...rows].sort((a, b) => b[1] - a[1]).slice(0, top);
+  return [`${title}`, ...sorted.map(([name, us]) => `  ${((us / total) * 100).toFixed(1).padStart(5)} %  ${name}`)].join('\n');
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'bw-profile-'));
+const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml', '--tenant-ingest-rate', '0'], {});
+const service = await startService(config, createLogger(config.logLevel));
+const load = (n: number) =>
+  promisify(execFile)(process.execPath, [
+    '--import',
+    'tsx',
+    'bench/load-generator.ts',
+    JSON.stringify({ url: service.otlpUrl, encoding: 'protobuf', gzip: false, requests: n, spansPerRequest: 500, concurrency: senders, tenants: 50 }),
+  ]).then(({ stdout }) => JSON.parse(stdout) as LoadResult);
+
+await load(Math.max(senders * 2, 40)); // warm-up: JIT, pools, first parts
+const session = new Session();
+session.connect();
+await session.post('Profiler.enable');
+await session.post('Profiler.setSamplingInterval', { interval: 500 });
+await session.post('Profiler.start');
+const cpuBefore = process.cpuUsage();
+const result = await load(requests);
+const cpu = process.cpuUsage(cpuBefore);
+const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
+session.disconnect();
+await service.stop();
+rmSync(dataDir, { recursive: true, force: true });
+writeFileSync('bench/profile.cpuprofile', JSON.stringify(profile));
+
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const byModule = new Map<string, number>();
+const byFunction = new Map<string, number>();
+let sampled = 0;
+let idle = 0;
+profile.samples.forEach((id, i) => {
+  const us = profile.timeDeltas[i] ?? 0;
+  const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+  sampled += us;
+  if (functionName === '(idle)') {
+    idle += us;
+    return;
+  }
+  const module = moduleOf(url, functionName);
+  byModule.set(module, (byModule.get(module) ?? 0) + us);
+  const fn = `${functionName || '(anonymous)'}  ${module}${url ? `:${lineNumber + 1}` : ''}`;
+  byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
+});
+const busy = sampled - idle;
+const spans = result.spansAcked;
+console.log(`machine: ${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown'}, Node ${process.version}`);
+console.log(`load: ${senders} senders, ${requests} requests of 500 spans: ${Math.round(spans / result.seconds).toLocaleString('en-US')} spans/s, statuses ${JSON.stringify(result.statusCounts)}`);
+console.log(`process CPU per span (main thread + ClickHouse threads + GC helpers): ${((cpu.user + cpu.system) / spans).toFixed(1)} µs`);
+console.log(`main thread busy per span: ${(busy / spans).toFixed(1)} µs (${((busy / sampled) * 100).toFixed(0)} % of the wall time); the rest of the process CPU ran on other threads`);
+console.log(table('main thread self time by module:', byModule, busy, 25));
+console.log(table('main thread self time by function:', byFunction, busy, 30));
+console.log('profile written to bench/profile.cpuprofile');
