@@ -62,6 +62,8 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
         options.authFailures?.fail(address);
         throw err;
       }
+      const unread = keyTenant === undefined ? 0 : (options.limiter?.refusing(keyTenant) ?? 0);
+      if (unread > 0) throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(unread / 1000));
       const body = await readBody(req, options.maxBodyBytes);
       const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
       const request = decode(decoded, encoding);

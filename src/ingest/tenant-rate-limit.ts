@@ -1,3 +1,10 @@
+interface Bucket {
+  tokens: number;
+  at: number;
+  /** spans the tenant's last request needed, when it was refused (0 after an admitted one) */
+  refused: number;
+}
+
 /**
  * Per-tenant ingest rate limit: a token bucket of spans per tenant, so one tenant flooding the
  * receiver is answered 429 on its own requests while every other tenant's spans go through.
@@ -6,7 +13,7 @@
  * starts again from a full bucket, which errs on the side of accepting).
  */
 export class TenantIngestLimiter {
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  readonly #buckets = new Map<string, Bucket>();
   readonly #capacity: number;
 
   constructor(
@@ -33,19 +40,42 @@ export class TenantIngestLimiter {
       const needed = Math.min(spans, this.#capacity);
       if (bucket.tokens < needed) waitMs = Math.max(waitMs, ((needed - bucket.tokens) / this.spansPerSecond) * 1000);
     }
-    if (waitMs > 0) return Math.ceil(waitMs);
-    for (const [tenant, spans] of spansByTenant) this.#buckets.get(tenant)!.tokens -= spans;
+    if (waitMs > 0) {
+      for (const [tenant, spans] of spansByTenant) {
+        const bucket = this.#buckets.get(tenant)!;
+        if (bucket.tokens < Math.min(spans, this.#capacity)) bucket.refused = Math.min(spans, this.#capacity);
+      }
+      return Math.ceil(waitMs);
+    }
+    for (const [tenant, spans] of spansByTenant) {
+      const bucket = this.#buckets.get(tenant)!;
+      bucket.tokens -= spans;
+      bucket.refused = 0;
+    }
     return 0;
   }
 
-  #refilled(tenant: string, at: number): { tokens: number; at: number } {
+  /**
+   * For a tenant known before its body is read (by its ingest key): the ms until it may be heard
+   * again if its last request was refused and its bucket still holds less than that request
+   * needed, else 0. Its next request is then refused unread, so a flood costs no decoding; a
+   * smaller request may be refused that would have fit, until the bucket refills.
+   */
+  refusing(tenant: string): number {
+    const bucket = this.#buckets.get(tenant);
+    if (this.spansPerSecond <= 0 || !bucket || bucket.refused === 0) return 0;
+    const tokens = Math.min(this.#capacity, bucket.tokens + ((this.now() - bucket.at) / 1000) * this.spansPerSecond);
+    return tokens >= bucket.refused ? 0 : Math.ceil(((bucket.refused - tokens) / this.spansPerSecond) * 1000);
+  }
+
+  #refilled(tenant: string, at: number): Bucket {
     let bucket = this.#buckets.get(tenant);
     if (bucket) {
       this.#buckets.delete(tenant); // re-inserted below: Map order is the LRU order
       bucket.tokens = Math.min(this.#capacity, bucket.tokens + ((at - bucket.at) / 1000) * this.spansPerSecond);
       bucket.at = at;
     } else {
-      bucket = { tokens: this.#capacity, at };
+      bucket = { tokens: this.#capacity, at, refused: 0 };
       if (this.#buckets.size >= this.maxTenants) this.#buckets.delete(this.#buckets.keys().next().value!);
     }
     this.#buckets.set(tenant, bucket);
