@@ -1,4 +1,4 @@
-// `npm run bench:profile [-- --senders 32 --requests 300]`: where the server's CPU goes under
+// `npm run bench:profile [-- --senders 32 --requests 300]` (NICE=n sets --storage-nice): where the server's CPU goes under
 // sustained protobuf ingest. Breakwater runs in this process on the embedded store, load comes
 // from the separate load generator, and the V8 CPU profiler (what `node --cpu-prof` runs) samples
 // the main thread during the load only. Prints the process CPU per span (main thread, ClickHouse's
@@ -44,7 +44,7 @@ function table(title: string, rows: Map<string, number>, total: number, top: num
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bw-profile-'));
-const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml', '--tenant-ingest-rate', '0'], {});
+const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml', '--tenant-ingest-rate', '0', '--storage-nice', process.env.NICE ?? '19'], {});
 const service = await startService(config, createLogger(config.logLevel));
 const load = (n: number) =>
   promisify(execFile)(process.execPath, [
@@ -84,7 +84,8 @@ profile.samples.forEach((id, i) => {
   }
   const module = moduleOf(url, functionName);
   byModule.set(module, (byModule.get(module) ?? 0) + us);
-  const fn = `${functionName || '(anonymous)'}  ${module}${url ? `:${lineNumber + 1}` : ''}`;
+  // Line numbers are left out: under tsx they point into the transpiled module, not the source.
+  const fn = `${functionName || '(anonymous)'}  ${module}${url.startsWith('node:') ? `:${lineNumber + 1}` : ''}`;
   byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
 });
 const busy = sampled - idle;

@@ -32,6 +32,8 @@ export interface ServiceConfig {
   graphqlIntrospection: boolean;
   /** spans per second each tenant may send (0 = unlimited), with a burst of 5 seconds' worth */
   tenantIngestRate: number;
+  /** nice value for the embedded ClickHouse's threads, so the decision path wins the CPU (0 = leave them) */
+  storageNice: number;
   /** time a client has to send its request headers before the connection is closed (408) */
   headersTimeoutMs: number;
   /** time a client has to send its whole request, body included (408) */
@@ -47,6 +49,8 @@ interface Setting {
   help: string;
   /** lower bound for int settings */
   min?: number;
+  /** upper bound for int settings */
+  max?: number;
 }
 
 export const SETTINGS: readonly Setting[] = [
@@ -66,6 +70,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'batchMaxDelayMs', flag: 'batch-max-delay-ms', env: 'BREAKWATER_BATCH_MAX_DELAY_MS', kind: 'int', default: '50', min: 0, help: 'longest a span waits for its batch' },
   { key: 'queueMaxSpans', flag: 'queue-max-spans', env: 'BREAKWATER_QUEUE_MAX_SPANS', kind: 'int', default: '200000', min: 1, help: 'spans waiting for ClickHouse before ingest answers 503' },
   { key: 'tenantIngestRate', flag: 'tenant-ingest-rate', env: 'BREAKWATER_TENANT_INGEST_RATE', kind: 'int', default: '50000', min: 0, help: 'spans/s per tenant before 429 (burst 5 s; 0 = unlimited)' },
+  { key: 'storageNice', flag: 'storage-nice', env: 'BREAKWATER_STORAGE_NICE', kind: 'int', default: '19', min: 0, max: 19, help: 'nice value (0-19) for the embedded ClickHouse threads: decisions first (0 = off)' },
   { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'BREAKWATER_HEADERS_TIMEOUT_MS', kind: 'int', default: '10000', min: 100, help: 'time to send request headers before 408 (slow clients)' },
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'BREAKWATER_REQUEST_TIMEOUT_MS', kind: 'int', default: '60000', min: 100, help: 'time to send a whole request, body included, before 408' },
   { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
@@ -100,6 +105,7 @@ function parseValue(setting: Setting, raw: string, source: string): unknown {
       const n = Number(raw);
       if (setting.kind === 'port' && n > 65535) throw new ConfigError(`${source}: port must be 0-65535, got ${n}`);
       if (setting.min !== undefined && n < setting.min) throw new ConfigError(`${source}: must be at least ${setting.min}, got ${n}`);
+      if (setting.max !== undefined && n > setting.max) throw new ConfigError(`${source}: must be at most ${setting.max}, got ${n}`);
       return n;
     }
   }

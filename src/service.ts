@@ -23,6 +23,7 @@ import { TenantIngestLimiter } from './ingest/tenant-rate-limit.js';
 import type { Logger } from './log.js';
 import { SelfMetrics } from './self-metrics.js';
 import { openStore, type Store, type StoreOptions } from './store/clickhouse.js';
+import { keepStorageThreadsLow } from './store/storage-thread-priority.js';
 import { applyRetention, migrate, migrationsApplied } from './store/migrations.js';
 import { SpanWriter } from './store/span-writer.js';
 
@@ -77,6 +78,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
 
   const store = await openStore(storeOptions(config));
   log.info({ mode: store.mode, location: store.location }, 'storage opened');
+  const stopLoweringStorage = store.mode === 'embedded' ? keepStorageThreadsLow(config.storageNice) : () => {};
   const migrations = await migrate(store.client);
   await applyRetention(store.client, config.retentionDays);
   log.info({ applied: migrations.applied, alreadyApplied: migrations.alreadyApplied.length }, 'migrations done');
@@ -219,6 +221,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       graphqlServer.closeAllConnections();
       await serversClosed;
       await degradation.flush();
+      stopLoweringStorage();
       await store.close();
       log.info('breakwater stopped');
     })());

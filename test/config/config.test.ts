@@ -32,6 +32,7 @@ describe('loadConfig', () => {
     [['--clickhouse-database', 'x; DROP TABLE spans'], /expected an identifier/],
     [['--data-dir', 'x'.repeat(5000)], /longer than 4096/],
     [['--headers-timeout-ms', '10'], /--headers-timeout-ms: must be at least 100/],
+    [['--storage-nice', '20'], /--storage-nice: must be at most 19/],
     [['--headers-timeout-ms', '5000', '--request-timeout-ms', '1000'], /--headers-timeout-ms \(5000\) must not exceed --request-timeout-ms \(1000\)/],
   ])('rejects %j with a message naming the flag', (argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(ConfigError);
