@@ -221,6 +221,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       graphqlServer.closeAllConnections();
       await serversClosed;
       await degradation.flush();
+      await audit.drain();
       stopLoweringStorage();
       await store.close();
       log.info('breakwater stopped');

@@ -101,6 +101,14 @@ export class AuditLog {
   }
 
   /**
+   * Resolves once every append queued so far, and any queued while waiting, has ended (written or
+   * failed): shutdown calls it before closing the store, so no audit event is cut off.
+   */
+  async drain(): Promise<void> {
+    while (this.#tails.size > 0) await Promise.all(this.#tails.values());
+  }
+
+  /**
    * Recomputes the tenant's chain from ClickHouse and compares its end with the recorded head.
    * It waits for appends already queued for the tenant, so it never sees one half-written.
    */

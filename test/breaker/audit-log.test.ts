@@ -165,6 +165,19 @@ describe('AuditLog on embedded ClickHouse', () => {
     expect(await log.verify('busy-b')).toEqual({ ok: true, events: 20 });
   });
 
+  it('drains every queued append, including ones queued while draining', async () => {
+    const log = new AuditLog(store.client, clock().now);
+    const queued = Array.from({ length: 10 }, (_, i) => log.append({ tenantId: i % 2 ? 'drain-a' : 'drain-b', kind: 'breaker_transition', reason: `q ${i}` }));
+    void queued[0]!.then(() => log.append({ tenantId: 'drain-c', kind: 'operator_action', reason: 'late' }));
+    await log.drain();
+    const rows = await store.client.query({ query: "SELECT TenantId, count() AS n FROM audit_events WHERE TenantId LIKE 'drain-%' GROUP BY TenantId ORDER BY TenantId", format: 'JSONEachRow' });
+    expect(await rows.json()).toEqual([
+      { TenantId: 'drain-a', n: 5 },
+      { TenantId: 'drain-b', n: 5 },
+      { TenantId: 'drain-c', n: 1 },
+    ]);
+  });
+
   it('continues the chain in a new AuditLog (restart)', async () => {
     const first = new AuditLog(store.client, clock().now);
     const before = await appendMany(first, 'restart', 3);
