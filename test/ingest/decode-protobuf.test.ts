@@ -213,6 +213,22 @@ describe('decodeTraceRequestProtobuf on SDK-produced payloads', () => {
     expect(root.events[0]!.timeUnixNano).toBe(1_700_000_000_000_000_500n);
   });
 
+  it('decodes short strings right when they repeat and when thousands of different ones share the intern table', () => {
+    const memory = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] });
+    const tracer = provider.getTracer('intern');
+    // 20,000 distinct keys and values (five times the table's slots, so slots are overwritten and
+    // colliding strings compared), each key seen twice, plus lengths 1 to 64 and a non-ASCII one.
+    for (let i = 0; i < 2_000; i++) {
+      const attributes: Attributes = {};
+      for (let k = 0; k < 10; k++) attributes[`key.${(i * 10 + k) % 10_000}`] = `value-${i}-${k}`;
+      attributes['x'.repeat((i % 64) + 1)] = 'é'.repeat(i % 3);
+      tracer.startSpan(`span ${i % 7}`, { attributes }).end();
+    }
+    const bytes = serialize(memory.getFinishedSpans());
+    for (let pass = 0; pass < 2; pass++) expect(decodeTraceRequestProtobuf(bytes)).toEqual(referenceDecode(bytes));
+  });
+
   it('decodes an empty request and an empty body', () => {
     expect(decodeTraceRequestProtobuf(new Uint8Array(0))).toEqual({ resourceSpans: [] });
     expect(decodeTraceRequestProtobuf(serialize([]))).toEqual(referenceDecode(serialize([])));
