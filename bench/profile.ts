@@ -54,6 +54,17 @@ const load = (n: number) =>
     JSON.stringify({ url: service.otlpUrl, encoding: 'protobuf', gzip: false, requests: n, spansPerRequest: 500, concurrency: senders, tenants: 50 }),
   ]).then(({ stdout }) => JSON.parse(stdout) as LoadResult);
 
+/** inserts so far, their rows and their seconds (from the service's own histograms) */
+async function flushTotals(): Promise<{ inserts: number; rows: number; seconds: number }> {
+  const total = async (metric: typeof service.metrics.flushSpans, name: string) =>
+    (await metric.get()).values.find((v) => v.metricName === name)?.value ?? 0;
+  return {
+    inserts: await total(service.metrics.flushSpans, 'breakwater_flush_batch_spans_count'),
+    rows: await total(service.metrics.flushSpans, 'breakwater_flush_batch_spans_sum'),
+    seconds: await total(service.metrics.flushSeconds, 'breakwater_flush_duration_seconds_sum'),
+  };
+}
+
 await load(Math.max(senders * 2, 40)); // warm-up: JIT, pools, first parts
 const session = new Session();
 session.connect();
@@ -61,8 +72,10 @@ await session.post('Profiler.enable');
 await session.post('Profiler.setSamplingInterval', { interval: 500 });
 await session.post('Profiler.start');
 const cpuBefore = process.cpuUsage();
+const flushesBefore = await flushTotals();
 const result = await load(requests);
 const cpu = process.cpuUsage(cpuBefore);
+const flushesAfter = await flushTotals();
 const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
 session.disconnect();
 await service.stop();
@@ -93,6 +106,11 @@ const spans = result.spansAcked;
 console.log(`machine: ${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown'}, Node ${process.version}`);
 console.log(`load: ${senders} senders, ${requests} requests of 500 spans: ${Math.round(spans / result.seconds).toLocaleString('en-US')} spans/s, statuses ${JSON.stringify(result.statusCounts)}`);
 console.log(`process CPU per span (main thread + ClickHouse threads + GC helpers): ${((cpu.user + cpu.system) / spans).toFixed(1)} µs`);
+const inserts = flushesAfter.inserts - flushesBefore.inserts;
+console.log(
+  `inserts: ${inserts}, ${Math.round((flushesAfter.rows - flushesBefore.rows) / inserts).toLocaleString('en-US')} rows each on average, ` +
+    `${(((flushesAfter.seconds - flushesBefore.seconds) / inserts) * 1000).toFixed(0)} ms each (ClickHouse busy ${(((flushesAfter.seconds - flushesBefore.seconds) / result.seconds) * 100).toFixed(0)} % of the time)`,
+);
 console.log(`main thread busy per span: ${(busy / spans).toFixed(1)} µs (${((busy / sampled) * 100).toFixed(0)} % of the wall time); the rest of the process CPU ran on other threads`);
 console.log(table('main thread self time by module:', byModule, busy, 25));
 console.log(table('main thread self time by function:', byFunction, busy, 30));
