@@ -1,4 +1,4 @@
-import cron, { type ScheduledTask } from 'node-cron';
+import cron, { type ScheduledTask, type TaskOptions } from 'node-cron';
 import type { Logger } from '../log.js';
 
 export interface Job {
@@ -26,9 +26,21 @@ export class JobScheduler {
           this.log.error({ job: job.name, error: (err as Error).message }, 'job failed');
         }
       },
-      { name: job.name, noOverlap: true, unref: true },
+      { name: job.name, noOverlap: true, unref: true, logger: this.#cronLogger(job.name) },
     );
     this.#tasks.push(task);
+  }
+
+  /** node-cron's own messages (a run skipped because the last one is still going) into our JSON log, not the console */
+  #cronLogger(job: string): NonNullable<TaskOptions['logger']> {
+    const fields = (err?: unknown) => ({ job, ...(err instanceof Error ? { error: err.message } : {}) });
+    const text = (message: string | Error) => (message instanceof Error ? message.message : message);
+    return {
+      debug: (message, err) => this.log.debug(fields(err), `scheduler: ${text(message)}`),
+      info: (message) => this.log.info(fields(), `scheduler: ${message}`),
+      warn: (message) => this.log.warn(fields(), `scheduler: ${message}`),
+      error: (message, err) => this.log.error(fields(err), `scheduler: ${text(message)}`),
+    };
   }
 
   async stop(): Promise<void> {
