@@ -97,6 +97,28 @@ export async function nativeStorageFloor(
   }
 }
 
+/**
+ * What every insert costs whatever its size: the median time of `times` inserts of `spans` (one
+ * row) into the table, as the writer sends them. Bigger batches spread it over more rows.
+ */
+export async function singleRowInsertMs(client: ClickHouseClient, table: string, spans: readonly AgentSpan[], times: number): Promise<number> {
+  const encoder = new SpanBlockEncoder();
+  encoder.add(spans, new Float64Array(spans.length));
+  const block = encoder.finish();
+  const inserter = blockInserterFor(client, table);
+  try {
+    const ms: number[] = [];
+    for (let i = 0; i < times; i++) {
+      const started = performance.now();
+      await inserter.insert([block]);
+      ms.push(performance.now() - started);
+    }
+    return ms.sort((a, b) => a - b)[Math.floor(ms.length / 2)]!;
+  } finally {
+    inserter.close();
+  }
+}
+
 /** The previous writer's path, for comparison: JSONEachRow lines through the client, one insert at a time. */
 export async function jsonStorageRate(
   client: ClickHouseClient,

@@ -13,7 +13,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { startService } from '../src/service.js';
 import { queryRows } from '../src/store/clickhouse.js';
-import { handWrittenDecode, jsonStorageRate, nativeStorageFloor, referenceDecodeFloor, startTransportFloor, storedSpans } from './floors.js';
+import { handWrittenDecode, jsonStorageRate, nativeStorageFloor, referenceDecodeFloor, singleRowInsertMs, startTransportFloor, storedSpans } from './floors.js';
 import { haltToCheckpoint, historyQuery, percentile, recordDecisionLatency, seedHistory } from './decision-path.js';
 import type { LoadResult, LoadSpec } from './load-generator.js';
 import { rawPayload, type Encoding } from './payloads.js';
@@ -26,7 +26,8 @@ const repeatsArg = args.indexOf('--repeats');
 const repeats = repeatsArg >= 0 ? Number(args[repeatsArg + 1]) : quick ? 1 : 5;
 const SPANS_PER_REQUEST = 500;
 const CONCURRENCY = 8;
-const SATURATING_CONCURRENCY = 32;
+/** enough requests in flight (32,000 spans) for the writer's batches to grow to their most efficient size */
+const SATURATING_CONCURRENCY = 64;
 const TENANTS = 50;
 const requests = quick ? 16 : 400;
 const decodeSeconds = quick ? 0.2 : 2;
@@ -41,7 +42,7 @@ async function loadFromChild(spec: LoadSpec): Promise<LoadResult> {
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bw-bench-'));
 /** per-tenant ingest limit: far above what any bench tenant sends, except the noisy neighbour */
-const TENANT_INGEST_RATE = 2_000;
+const TENANT_INGEST_RATE = 10_000;
 const config = loadConfig(
   ['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml', '--tenant-ingest-rate', String(TENANT_INGEST_RATE)],
   {},
@@ -128,7 +129,7 @@ const variants: Array<{ encoding: Encoding; gzip: boolean }> = (variantsArg >= 0
   (v) => ({ encoding: v.startsWith('json') ? 'json' : 'protobuf', gzip: v.endsWith('+gzip') }),
 );
 const sweepArg = args.indexOf('--sweep'); // e.g. `--sweep 8,32`; `--sweep none`
-const sweepLevels = sweepArg >= 0 ? (args[sweepArg + 1] === 'none' ? [] : args[sweepArg + 1]!.split(',').map(Number)) : quick ? [] : [1, 2, 4, 8, 16, 32];
+const sweepLevels = sweepArg >= 0 ? (args[sweepArg + 1] === 'none' ? [] : args[sweepArg + 1]!.split(',').map(Number)) : quick ? [] : [1, 2, 4, 8, 16, 32, 64, 128];
 
 for (let r = 0; r < repeats; r++) {
   const t = await loadFromChild({ url: transport.url, path: '/', encoding: 'protobuf', gzip: false, requests, spansPerRequest: SPANS_PER_REQUEST, concurrency: CONCURRENCY, tenants: TENANTS });
@@ -153,6 +154,8 @@ for (let r = 0; r < repeats; r++) {
   if (!quick) {
     const json = await jsonStorageRate(service.store.client, 'spans', spansPerPayload, requests, BATCH_ROWS);
     record('storage.json', `storage: JSONEachRow through the client (previous writer), ${BATCH_ROWS.toLocaleString('en-US')} rows/insert`, 'rows/s', json.rows / json.seconds);
+    const oneRow = await singleRowInsertMs(service.store.client, 'spans', spansPerPayload[0]!.slice(0, 1), 10);
+    record('storage.insert1', 'storage: one insert of a single row, Native via INFILE (the fixed cost each insert pays)', 'ms', oneRow);
   }
 
   for (const { encoding, gzip } of variants) {
@@ -167,7 +170,7 @@ for (let r = 0; r < repeats; r++) {
   // 8 senders keep only 4,000 spans in flight, so that figure is bound by insert latency; this one
   // offers enough load to keep the machine busy (sustained throughput).
   {
-    const result = await ingest('protobuf', false, SATURATING_CONCURRENCY);
+    const result = await ingest('protobuf', false, SATURATING_CONCURRENCY, requests * 2);
     record('ingest.protobuf.saturated', `end-to-end ingest, protobuf, ${SATURATING_CONCURRENCY} senders`, 'spans/s', result.spansAcked / result.seconds);
     record('latency.protobuf.saturated.p99', `request latency p99, protobuf, ${SATURATING_CONCURRENCY} senders`, 'ms', result.latencyMs.p99);
     record('cpu.ingest.protobuf.saturated', `end-to-end protobuf, ${SATURATING_CONCURRENCY} senders: server CPU per span`, 'µs', result.serverCpuUsPerSpan);
