@@ -86,6 +86,38 @@ export function decodeTraceRequestProtobuf(bytes: Uint8Array): OtlpTraceRequest 
   return { resourceSpans };
 }
 
+/**
+ * The tenant.id of each ResourceSpans' resource ('' when absent), reading only the resources and
+ * skipping the spans: lets the receiver refuse a tenant that is over its rate without decoding
+ * its spans. Undefined when the bytes are not well formed (the full decode then says why).
+ */
+export function peekResourceTenants(bytes: Uint8Array): string[] | undefined {
+  const r = new Reader(bytes);
+  const end = bytes.length;
+  const tenants: string[] = [];
+  try {
+    while (r.pos < end) {
+      const tag = readTag(r, end);
+      if (tag !== ((1 << 3) | LEN)) {
+        skipField(r, end, tag);
+        continue;
+      }
+      const rsEnd = readEnd(r, end);
+      const resource: OtlpResource = { attributes: [], droppedAttributesCount: 0 };
+      while (r.pos < rsEnd) {
+        const field = readTag(r, rsEnd);
+        if (field === ((1 << 3) | LEN)) decodeResource(r, readEnd(r, rsEnd), resource);
+        else skipField(r, rsEnd, field);
+      }
+      const tenant = resource.attributes.find((a) => a.key === 'tenant.id')?.value;
+      tenants.push(typeof tenant === 'string' ? tenant : '');
+    }
+  } catch {
+    return undefined;
+  }
+  return tenants;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Messages. Each decoder consumes exactly [r.pos, end). Fields are dispatched on the whole tag,
 // (field number << 3) | wire type, so a known field with the wrong wire type falls through to

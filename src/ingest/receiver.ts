@@ -4,7 +4,7 @@ import { gunzip, inflate } from 'node:zlib';
 import type { AuthFailureLimiter } from '../api/auth.js';
 import type { SelfMetrics } from '../self-metrics.js';
 import { decodeTraceRequestJson } from './decode-json.js';
-import { decodeTraceRequestProtobuf } from './decode-protobuf.js';
+import { decodeTraceRequestProtobuf, peekResourceTenants } from './decode-protobuf.js';
 import { OtlpDecodeError, type OtlpTraceRequest } from './otlp-model.js';
 import { errorStatus, exportResponse, type EncodedBody, type OtlpEncoding } from './otlp-responses.js';
 import type { IngestPipeline } from './pipeline.js';
@@ -62,10 +62,12 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
         options.authFailures?.fail(address);
         throw err;
       }
-      const unread = keyTenant === undefined ? 0 : (options.limiter?.refusing(keyTenant) ?? 0);
-      if (unread > 0) throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(unread / 1000));
+      // A tenant refused for its rate a moment ago is refused again before its spans are decoded:
+      // by its ingest key before the body is read, or by the resources' tenant.id (protobuf).
+      if (keyTenant !== undefined) refuseIfLimited(options.limiter, [keyTenant]);
       const body = await readBody(req, options.maxBodyBytes);
       const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
+      if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(options.limiter, peekResourceTenants(decoded) ?? []);
       const request = decode(decoded, encoding);
       metrics.spansReceived.inc({ encoding }, countSpans(request));
       const waitMs = options.limiter?.take(spansByTenant(request, keyTenant)) ?? 0;
@@ -88,6 +90,12 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
       if (!req.complete) req.resume();
     }
   };
+}
+
+function refuseIfLimited(limiter: TenantIngestLimiter | undefined, tenants: readonly string[]): void {
+  let waitMs = 0;
+  for (const tenant of tenants) waitMs = Math.max(waitMs, limiter?.refusing(tenant) ?? 0);
+  if (waitMs > 0) throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(waitMs / 1000));
 }
 
 function requestEncoding(contentType: string | undefined): OtlpEncoding {

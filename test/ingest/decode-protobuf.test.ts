@@ -19,7 +19,7 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { decodeTraceRequestProtobuf } from '../../src/ingest/decode-protobuf.js';
+import { decodeTraceRequestProtobuf, peekResourceTenants } from '../../src/ingest/decode-protobuf.js';
 import {
   ExportTraceServiceResponseType,
   referenceDecode,
@@ -671,5 +671,37 @@ describe('the receiver’s hand-written ExportTraceServiceResponse', () => {
       // proto3 leaves zero / empty fields off the wire, so the parser leaves them undefined.
       partialSuccess: { ...(rejected ? { rejectedSpans: rejected } : {}), ...(message ? { errorMessage: message } : {}) },
     });
+  });
+});
+
+describe('peekResourceTenants (the receiver refuses a limited tenant before decoding its spans)', () => {
+  const resourceWith = (tenant?: string) =>
+    len(1, tenant === undefined ? [] : len(1, [...len(1, utf8('tenant.id')), ...len(2, len(1, utf8(tenant)))]));
+
+  it('reads each resource\'s tenant.id, like the full decode, from SDK payloads', () => {
+    const requests = [realBytes, serialize([])];
+    for (const tenant of ['acme', 'other']) {
+      const memory = new InMemorySpanExporter();
+      const provider = new BasicTracerProvider({ resource: resourceFromAttributes({ 'tenant.id': tenant }), spanProcessors: [new SimpleSpanProcessor(memory)] });
+      provider.getTracer('t').startSpan('s').end();
+      requests.push(serialize(memory.getFinishedSpans()));
+    }
+    for (const bytes of requests) {
+      const full = decodeTraceRequestProtobuf(bytes).resourceSpans.map((rs) => {
+        const value = rs.resource.attributes.find((a) => a.key === 'tenant.id')?.value;
+        return typeof value === 'string' ? value : '';
+      });
+      expect(peekResourceTenants(bytes)).toEqual(full);
+    }
+    expect(peekResourceTenants(requests[2]!)).toEqual(['acme']);
+  });
+
+  it('skips the spans unread, even when they would not decode, and gives up on a malformed resource', () => {
+    const garbageSpans = len(2, [0xff, 0xff, 0xff]);
+    const request = Uint8Array.from([...len(1, [...resourceWith('flooder'), ...garbageSpans]), ...len(1, resourceWith())]);
+    expect(peekResourceTenants(request)).toEqual(['flooder', '']);
+    expect(() => decodeTraceRequestProtobuf(request)).toThrow();
+    expect(peekResourceTenants(Uint8Array.from(len(1, resourceWith('flooder')).slice(0, -2)))).toBeUndefined();
+    expect(peekResourceTenants(Uint8Array.from([0xff, 0xff]))).toBeUndefined();
   });
 });
