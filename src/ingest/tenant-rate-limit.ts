@@ -56,10 +56,11 @@ export class TenantIngestLimiter {
   }
 
   /**
-   * For a tenant known before its body is read (by its ingest key): the ms until it may be heard
-   * again if its last request was refused and its bucket still holds less than that request
-   * needed, else 0. Its next request is then refused unread, so a flood costs no decoding; a
-   * smaller request may be refused that would have fit, until the bucket refills.
+   * For a tenant known before its spans are decoded (by its ingest key, or its resources'
+   * tenant.id): the ms until it may be heard again if its last request was refused and its bucket
+   * still holds less than that request needed, else 0. Its next request is then refused without
+   * decoding, so a flood costs little; a smaller request may be refused that would have fit,
+   * until the bucket refills.
    */
   refusing(tenant: string): number {
     const bucket = this.#buckets.get(tenant);
