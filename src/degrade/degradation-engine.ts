@@ -430,12 +430,12 @@ export class DegradationEngine implements SpanObserver {
     }
 
     const key = extras.providerKey;
-    const anthropic = extras.anthropic;
+    // OpenAI's and Anthropic's rate-limit headers, as the normalizer put them in these columns.
     this.#telemetry.observe(span.tenantId, key, span.provider, {
-      remainingRequests: span.rateLimitRemainingRequests >= 0 ? span.rateLimitRemainingRequests : anthropic.remainingRequests,
-      limitRequests: span.rateLimitLimitRequests >= 0 ? span.rateLimitLimitRequests : anthropic.limitRequests,
-      remainingTokens: span.rateLimitRemainingTokens >= 0 ? span.rateLimitRemainingTokens : anthropic.remainingTokens,
-      limitTokens: span.rateLimitLimitTokens >= 0 ? span.rateLimitLimitTokens : anthropic.limitTokens,
+      remainingRequests: span.rateLimitRemainingRequests,
+      limitRequests: span.rateLimitLimitRequests,
+      remainingTokens: span.rateLimitRemainingTokens,
+      limitTokens: span.rateLimitLimitTokens,
     });
     if (outcome.kind === 'rate_limited') {
       this.#rateLimited(state, span, extras, endMs, policy, now);

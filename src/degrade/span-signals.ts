@@ -39,8 +39,6 @@ export interface SpanExtras {
   /** the SDK's pre-flight estimate; -1 when absent */
   preflightTokens: number;
   preflightReserved: boolean;
-  /** Anthropic's rate-limit headers (-1 when absent), which the normalizer does not read */
-  anthropic: { remainingRequests: number; limitRequests: number; remainingTokens: number; limitTokens: number };
 }
 
 export function readSpanExtras(span: AgentSpan, taskAttribute: string): SpanExtras {
@@ -49,7 +47,6 @@ export function readSpanExtras(span: AgentSpan, taskAttribute: string): SpanExtr
     task: '',
     preflightTokens: -1,
     preflightReserved: false,
-    anthropic: { remainingRequests: -1, limitRequests: -1, remainingTokens: -1, limitTokens: -1 },
   };
   let keyRank: number = PROVIDER_KEY_ATTRIBUTES.length;
   for (const { key, value } of span.spanAttributes) {
@@ -74,9 +71,7 @@ export function readSpanExtras(span: AgentSpan, taskAttribute: string): SpanExtr
         out.providerKey = text;
         keyRank = rank;
       }
-      continue;
     }
-    readAnthropicHeader(out.anthropic, key, value);
   }
   if (out.providerKey === '') out.providerKey = span.provider;
   return out;
@@ -115,27 +110,6 @@ export function resetHeaders(span: AgentSpan, spanEndMs: number): ResetHeaders {
     }
   }
   return out;
-}
-
-function readAnthropicHeader(out: SpanExtras['anthropic'], key: string, value: AnyValue): void {
-  const name = key.startsWith(HEADER_PREFIX) ? key.slice(HEADER_PREFIX.length) : key;
-  if (!name.startsWith('anthropic-ratelimit-')) return;
-  const n = numberOf(value);
-  if (!Number.isFinite(n) || n < 0) return;
-  switch (name) {
-    case 'anthropic-ratelimit-requests-remaining':
-      out.remainingRequests = n;
-      return;
-    case 'anthropic-ratelimit-requests-limit':
-      out.limitRequests = n;
-      return;
-    case 'anthropic-ratelimit-tokens-remaining':
-      out.remainingTokens = n;
-      return;
-    case 'anthropic-ratelimit-tokens-limit':
-      out.limitTokens = n;
-      return;
-  }
 }
 
 /** Attributes that carry error bodies, messages and codes in the instrumentations seen in the wild. */

@@ -219,9 +219,17 @@ function readAttribute(
 
 const HEADER_PREFIX = 'http.response.header.';
 
-/** Provider rate-limit headers, recorded bare or under http.response.header.* (as semconv names them). */
+/**
+ * Provider rate-limit headers, recorded bare or under http.response.header.* (as semconv names
+ * them): OpenAI's `x-ratelimit-*`, and Anthropic's `anthropic-ratelimit-*` into the same columns
+ * where no `x-ratelimit-*` value is set (that one wins whatever the attribute order).
+ */
 function readRateLimitHeader(out: AgentSpan, key: string, value: AnyValue): void {
   const name = key.startsWith(HEADER_PREFIX) ? key.slice(HEADER_PREFIX.length) : key;
+  if (name.startsWith(ANTHROPIC_PREFIX)) {
+    readAnthropicRateLimit(out, name, value);
+    return;
+  }
   switch (name) {
     case 'x-ratelimit-remaining-requests':
       out.rateLimitRemainingRequests = nonNegative(value);
@@ -271,6 +279,18 @@ const MAX_TOKENS_PER_SPAN = 0xffffffff;
 
 function tokenCount(value: AnyValue): number {
   return Math.max(0, Math.min(MAX_TOKENS_PER_SPAN, Math.trunc(number(value, 0))));
+}
+
+const ANTHROPIC_PREFIX = 'anthropic-ratelimit-';
+
+function readAnthropicRateLimit(out: AgentSpan, name: string, value: AnyValue): void {
+  const field =
+    name === 'anthropic-ratelimit-requests-remaining' ? 'rateLimitRemainingRequests'
+    : name === 'anthropic-ratelimit-requests-limit' ? 'rateLimitLimitRequests'
+    : name === 'anthropic-ratelimit-tokens-remaining' ? 'rateLimitRemainingTokens'
+    : name === 'anthropic-ratelimit-tokens-limit' ? 'rateLimitLimitTokens'
+    : undefined;
+  if (field !== undefined && out[field] < 0) out[field] = nonNegative(value);
 }
 
 function nonNegative(value: AnyValue): number {

@@ -136,6 +136,25 @@ describe('normalization of GenAI semantic conventions and their neighbours', () 
     ).toMatchObject({ rateLimitRemainingRequests: 12, rateLimitRemainingTokens: 3400, rateLimitLimitRequests: 500, rateLimitLimitTokens: 90000, retryAfterMs: 1500 });
   });
 
+  it("reads Anthropic's rate-limit headers into the same columns; OpenAI's x-ratelimit-* wins when both are there", () => {
+    expect(
+      one({
+        'http.response.header.anthropic-ratelimit-requests-remaining': ['7'],
+        'anthropic-ratelimit-requests-limit': 50n,
+        'anthropic-ratelimit-tokens-remaining': '12000',
+        'http.response.header.anthropic-ratelimit-tokens-limit': ['80000'],
+        'anthropic-ratelimit-tokens-reset': '2026-11-27T15:00:00Z',
+      }),
+    ).toMatchObject({ rateLimitRemainingRequests: 7, rateLimitLimitRequests: 50, rateLimitRemainingTokens: 12000, rateLimitLimitTokens: 80000, retryAfterMs: -1 });
+    for (const attributes of [
+      { 'anthropic-ratelimit-requests-remaining': '7', 'x-ratelimit-remaining-requests': '3' },
+      { 'x-ratelimit-remaining-requests': '3', 'anthropic-ratelimit-requests-remaining': '7' },
+    ]) {
+      expect(one(attributes).rateLimitRemainingRequests).toBe(3);
+    }
+    expect(one({ 'anthropic-ratelimit-requests-remaining': '-4' }).rateLimitRemainingRequests).toBe(-1);
+  });
+
   it('clamps hostile numbers instead of storing them', () => {
     expect(one({ 'gen_ai.usage.input_tokens': -5n, 'gen_ai.usage.output_tokens': 99999999999999n, 'agent.depth': 1e9 })).toMatchObject({
       inputTokens: 0,
