@@ -3,14 +3,9 @@
 // pipeline's observers), measured as V8 heap + external memory growth after a forced GC. The
 // spans skip storage: the write queue is not state held per run. Run under `node --expose-gc`;
 // `bench/run.ts` calls it in a child process so the figure is not polluted.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { loadConfig } from '../src/config.js';
 import type { AgentSpan } from '../src/ingest/agent-span.js';
-import { createLogger } from '../src/log.js';
-import { startService } from '../src/service.js';
 import { blankAgentSpan } from '../test/helpers/agent-span.js';
+import { startBenchService } from './bench-service.js';
 
 export interface MemoryFigures {
   runs: number;
@@ -50,9 +45,8 @@ function used(): number {
 /** Tenants first (one run each), then the remaining runs: the two figures are separated by difference. */
 export async function measureMemory(tenants = 10_000, runs = 100_000): Promise<MemoryFigures> {
   if (!(globalThis as { gc?: unknown }).gc) throw new Error('run with node --expose-gc');
-  const dataDir = mkdtempSync(join(tmpdir(), 'bw-memory-'));
-  const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml'], {});
-  const service = await startService(config, createLogger(config.logLevel));
+  const bench = await startBenchService('memory');
+  const service = bench.service;
   const observers = [service.core.engine, service.core.degradation];
   const observe = (tenantId: string, runId: string) => {
     const now = Date.now();
@@ -68,8 +62,7 @@ export async function measureMemory(tenants = 10_000, runs = 100_000): Promise<M
   for (let r = tenants; r < runs; r++) observe(tenantIds[r % tenants]!, runIds[r]!);
   const afterRuns = used();
   const held = service.core.windows.counts().runs;
-  await service.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await bench.stop();
   if (held !== runs) throw new Error(`expected ${runs} runs held, got ${held}`);
   const perRun = (afterRuns - afterTenants) / (runs - tenants);
   // A tenant's first batch pays for its run and itself.

@@ -5,14 +5,12 @@
 // threads, GC helpers), the main thread's share of it, and the main thread's self time grouped by
 // module and by function; writes bench/profile.cpuprofile for Chrome DevTools or speedscope.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { cpus, tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { cpus } from 'node:os';
+import { relative } from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/log.js';
-import { startService } from '../src/service.js';
+import { startBenchService } from './bench-service.js';
 import type { LoadResult } from './load-generator.js';
 
 interface ProfileNode {
@@ -43,9 +41,8 @@ function table(title: string, rows: Map<string, number>, total: number, top: num
   return [`${title}`, ...sorted.map(([name, us]) => `  ${((us / total) * 100).toFixed(1).padStart(5)} %  ${name}`)].join('\n');
 }
 
-const dataDir = mkdtempSync(join(tmpdir(), 'bw-profile-'));
-const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml', '--tenant-ingest-rate', '0', '--storage-nice', process.env.NICE ?? '19'], {});
-const service = await startService(config, createLogger(config.logLevel));
+const bench = await startBenchService('profile', ['--tenant-ingest-rate', '0', '--storage-nice', process.env.NICE ?? '19']);
+const service = bench.service;
 const load = (n: number) =>
   promisify(execFile)(process.execPath, [
     '--import',
@@ -78,8 +75,7 @@ const cpu = process.cpuUsage(cpuBefore);
 const flushesAfter = await flushTotals();
 const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: Profile };
 session.disconnect();
-await service.stop();
-rmSync(dataDir, { recursive: true, force: true });
+await bench.stop();
 writeFileSync('bench/profile.cpuprofile', JSON.stringify(profile));
 
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));

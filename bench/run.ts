@@ -5,14 +5,10 @@
 // bench/results.json, bench/results.md and (full mode) bench/results.svg.
 // `--quick` (CI) only checks that the harness runs: one small pass, no figures worth quoting.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
 import { promisify } from 'node:util';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/log.js';
-import { startService } from '../src/service.js';
 import { queryRows } from '../src/store/clickhouse.js';
+import { startBenchService } from './bench-service.js';
 import { handWrittenDecode, jsonStorageRate, nativeStorageFloor, referenceDecodeFloor, singleRowInsertMs, startTransportFloor, storedSpans } from './floors.js';
 import { haltToCheckpoint, historyQuery, percentile, recordDecisionLatency, seedHistory } from './decision-path.js';
 import type { LoadResult, LoadSpec } from './load-generator.js';
@@ -40,19 +36,15 @@ async function loadFromChild(spec: LoadSpec): Promise<LoadResult> {
   return JSON.parse(stdout) as LoadResult;
 }
 
-const dataDir = mkdtempSync(join(tmpdir(), 'bw-bench-'));
 /**
  * Per-tenant ingest limit: far above what any other bench tenant sends (even at 128 senders), so
  * only the noisy neighbour reaches it. Quick mode floods for one second only, and the bucket holds
  * five seconds of rate: a lower rate there so that the flood still outruns its burst.
  */
 const TENANT_INGEST_RATE = quick ? 2_000 : 10_000;
-const config = loadConfig(
-  ['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', 'bench/policy.yaml', '--tenant-ingest-rate', String(TENANT_INGEST_RATE)],
-  {},
-);
 const loadAverageAtStart = loadavg();
-const service = await startService(config, createLogger(config.logLevel));
+const bench = await startBenchService('bench', ['--tenant-ingest-rate', String(TENANT_INGEST_RATE)]);
+const service = bench.service;
 const transport = await startTransportFloor();
 
 async function storedCount(): Promise<number> {
@@ -284,9 +276,8 @@ const sweep: SweepPoint[] = [];
 }
 
 await transport.close();
-await service.stop();
+await bench.stop();
 const summarized = Object.fromEntries(Object.entries(figures).map(([key, f]) => [key, { ...f, ...summarize(f.values) }]));
-rmSync(dataDir, { recursive: true, force: true });
 
 const report: Report = {
   machine: {
