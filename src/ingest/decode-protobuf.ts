@@ -15,6 +15,7 @@
 import {
   MAX_ANY_VALUE_DEPTH,
   OtlpDecodeError,
+  resourceTenant,
   type AnyValue,
   type KeyValue,
   type KvList,
@@ -109,8 +110,7 @@ export function peekResourceTenants(bytes: Uint8Array): string[] | undefined {
         if (field === ((1 << 3) | LEN)) decodeResource(r, readEnd(r, rsEnd), resource);
         else skipField(r, rsEnd, field);
       }
-      const tenant = resource.attributes.find((a) => a.key === 'tenant.id')?.value;
-      tenants.push(typeof tenant === 'string' ? tenant : '');
+      tenants.push(resourceTenant(resource));
     }
   } catch {
     return undefined;

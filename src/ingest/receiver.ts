@@ -5,7 +5,7 @@ import type { AuthFailureLimiter } from '../api/auth.js';
 import type { SelfMetrics } from '../self-metrics.js';
 import { decodeTraceRequestJson } from './decode-json.js';
 import { decodeTraceRequestProtobuf, peekResourceTenants } from './decode-protobuf.js';
-import { OtlpDecodeError, type OtlpTraceRequest } from './otlp-model.js';
+import { OtlpDecodeError, resourceTenant, type OtlpTraceRequest } from './otlp-model.js';
 import { errorStatus, exportResponse, type EncodedBody, type OtlpEncoding } from './otlp-responses.js';
 import type { IngestPipeline } from './pipeline.js';
 import type { TenantIngestLimiter } from './tenant-rate-limit.js';
@@ -192,11 +192,7 @@ function decode(body: Buffer, encoding: OtlpEncoding): OtlpTraceRequest {
 function spansByTenant(request: OtlpTraceRequest, keyTenant: string | undefined): Map<string, number> {
   const counts = new Map<string, number>();
   for (const rs of request.resourceSpans) {
-    let tenant = keyTenant;
-    if (tenant === undefined) {
-      const attribute = rs.resource.attributes.find((a) => a.key === 'tenant.id');
-      tenant = typeof attribute?.value === 'string' ? attribute.value : '';
-    }
+    const tenant = keyTenant ?? resourceTenant(rs.resource);
     let n = 0;
     for (const ss of rs.scopeSpans) n += ss.spans.length;
     counts.set(tenant, (counts.get(tenant) ?? 0) + n);

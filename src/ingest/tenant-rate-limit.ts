@@ -43,7 +43,8 @@ export class TenantIngestLimiter {
     if (waitMs > 0) {
       for (const [tenant, spans] of spansByTenant) {
         const bucket = this.#buckets.get(tenant)!;
-        if (bucket.tokens < Math.min(spans, this.#capacity)) bucket.refused = Math.min(spans, this.#capacity);
+        const needed = Math.min(spans, this.#capacity);
+        if (bucket.tokens < needed) bucket.refused = needed;
       }
       return Math.ceil(waitMs);
     }
