@@ -107,26 +107,39 @@ const TIMEOUT_TEXT = /timed out|\btimeout\b|deadline exceeded|etimedout/;
 const CONNECTION_TEXT = /econnreset|econnrefused|connection (?:reset|refused|error|aborted|closed)|socket hang up|network error|enotfound|eai_again/;
 const RATE_LIMIT_TEXT = /rate[ _-]?limit|too many requests|quota|resource[ _]exhausted|throttl/;
 
+// Outcomes are shared constants: one is read for every model span, and none is ever changed.
+const SUCCESS: CallOutcome = Object.freeze({ kind: 'success' });
+const RATE_LIMITED: CallOutcome = Object.freeze({ kind: 'rate_limited' });
+const CLIENT_ERROR: CallOutcome = Object.freeze({ kind: 'client_error' });
+const OTHER_ERROR: CallOutcome = Object.freeze({ kind: 'other_error' });
+const FAILURES: Readonly<Record<FailureCause, CallOutcome>> = {
+  timeout: Object.freeze({ kind: 'failure', cause: 'timeout' }),
+  http_5xx: Object.freeze({ kind: 'failure', cause: 'http_5xx' }),
+  connection: Object.freeze({ kind: 'failure', cause: 'connection' }),
+};
+
 /** What a model call says about its provider's health. */
 export function classifyOutcome(span: AgentSpan): CallOutcome {
   const status = span.httpStatusCode;
+  // The common case, a call that went well, decided without touching the error texts.
+  if (!span.isError && span.errorType === '' && (status === 0 || (status >= 200 && status <= 399))) return SUCCESS;
   const type = squash(span.errorType);
-  if (status === 429 || RATE_LIMIT_TYPES.has(type)) return { kind: 'rate_limited' };
-  if (status >= 500 && status <= 599) return { kind: 'failure', cause: status === 504 ? 'timeout' : 'http_5xx' };
-  if (status === 408) return { kind: 'failure', cause: 'timeout' };
-  if (/^5\d\d$/.test(type)) return { kind: 'failure', cause: type === '504' ? 'timeout' : 'http_5xx' };
-  if (TIMEOUT_TYPES.has(type)) return { kind: 'failure', cause: 'timeout' };
-  if (CONNECTION_TYPES.has(type)) return { kind: 'failure', cause: 'connection' };
-  if (SERVER_ERROR_TYPES.has(type)) return { kind: 'failure', cause: 'http_5xx' };
-  if (status >= 400 && status <= 499) return { kind: 'client_error' };
-  if (/^4\d\d$/.test(type)) return type === '408' ? { kind: 'failure', cause: 'timeout' } : { kind: 'client_error' };
-  if (!span.isError && type === '') return { kind: 'success' };
+  if (status === 429 || RATE_LIMIT_TYPES.has(type)) return RATE_LIMITED;
+  if (status >= 500 && status <= 599) return FAILURES[status === 504 ? 'timeout' : 'http_5xx'];
+  if (status === 408) return FAILURES.timeout;
+  if (/^5\d\d$/.test(type)) return FAILURES[type === '504' ? 'timeout' : 'http_5xx'];
+  if (TIMEOUT_TYPES.has(type)) return FAILURES.timeout;
+  if (CONNECTION_TYPES.has(type)) return FAILURES.connection;
+  if (SERVER_ERROR_TYPES.has(type)) return FAILURES.http_5xx;
+  if (status >= 400 && status <= 499) return CLIENT_ERROR;
+  if (/^4\d\d$/.test(type)) return type === '408' ? FAILURES.timeout : CLIENT_ERROR;
+  if (!span.isError && type === '') return SUCCESS;
   // A generic error type ("Error", "APIError" without a status): read what the texts say.
   const texts = errorTexts(span);
-  if (texts.some((t) => RATE_LIMIT_TEXT.test(t))) return { kind: 'rate_limited' };
-  if (texts.some((t) => TIMEOUT_TEXT.test(t))) return { kind: 'failure', cause: 'timeout' };
-  if (texts.some((t) => CONNECTION_TEXT.test(t))) return { kind: 'failure', cause: 'connection' };
-  return span.isError ? { kind: 'other_error' } : { kind: 'success' };
+  if (texts.some((t) => RATE_LIMIT_TEXT.test(t))) return RATE_LIMITED;
+  if (texts.some((t) => TIMEOUT_TEXT.test(t))) return FAILURES.timeout;
+  if (texts.some((t) => CONNECTION_TEXT.test(t))) return FAILURES.connection;
+  return span.isError ? OTHER_ERROR : SUCCESS;
 }
 
 const BILLING_TEXT = /insufficient[_ ]quota|exceeded your current quota|billing|credit balance|out of credits|payment required/;

@@ -426,7 +426,7 @@ export class DegradationEngine implements SpanObserver {
     const healthy = healthOf(outcome);
     if (span.provider !== '' && healthy !== null) {
       const slow = durationMs >= section.providerHealth.slowCallDurationMs;
-      transitions.push(...this.#health.record(span.tenantId, span.provider, model, !healthy, slow));
+      this.#health.record(span.tenantId, span.provider, model, !healthy, slow, transitions);
     }
 
     const key = extras.providerKey;

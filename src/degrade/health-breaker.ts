@@ -183,10 +183,9 @@ export class HealthBreaker {
     return this.#leftOpenAt;
   }
 
-  /** Applies the time-driven transitions that are due. */
-  tick(settings: ProviderHealthSettings): HealthTransition[] {
+  /** Applies the time-driven transitions that are due; appends them to `out` and returns it. */
+  tick(settings: ProviderHealthSettings, out: HealthTransition[] = []): HealthTransition[] {
     const at = this.now();
-    const out: HealthTransition[] = [];
     if (this.#state === 'OPEN' && this.#openedAt !== null && at >= this.#openedAt + this.#waitMs) {
       const elapsedAt = this.#openedAt + this.#waitMs;
       this.#leftOpenAt = elapsedAt;
@@ -200,10 +199,13 @@ export class HealthBreaker {
     return out;
   }
 
-  /** Records one call's outcome; returns the transitions it (and the time) caused. */
-  record(call: HealthCall, settings: ProviderHealthSettings): HealthTransition[] {
+  /**
+   * Records one call's outcome; appends the transitions it (and the time) caused to `out` and
+   * returns it. Called for every model span, so nothing is allocated unless something changes.
+   */
+  record(call: HealthCall, settings: ProviderHealthSettings, out: HealthTransition[] = []): HealthTransition[] {
     if (this.#window.capacity !== settings.slidingWindowSize) this.#window = new CallWindow(settings.slidingWindowSize);
-    const out = this.tick(settings);
+    this.tick(settings, out);
     const at = this.now();
     this.lastCallAt = at;
     const flags = (call.failure ? FAILED : 0) | (call.slow ? SLOW : 0);

@@ -9,37 +9,48 @@
 // A tier is blocked for a tenant when any of the four that cover it is OPEN.
 
 import type { ProviderHealthSettings } from './degradation-schema.js';
-import { HealthBreaker, type HealthBreakerView, type HealthKey, type HealthScope, type HealthTransition } from './health-breaker.js';
+import { HealthBreaker, type HealthBreakerView, type HealthTransition } from './health-breaker.js';
 
 /** Shared (provider, model) breakers kept at most; idle ones go first. */
 const MAX_SHARED = 2_048;
 
 export class ProviderHealth {
-  readonly #shared = new Map<string, HealthBreaker>();
-  readonly #own = new Map<string, HealthBreaker>();
+  // Looked up on every model span, so by nested maps (no key string built per call). Model '' is
+  // the provider's own (PROVIDER) breaker.
+  /** shared breakers: provider -> model -> breaker */
+  readonly #shared = new Map<string, Map<string, HealthBreaker>>();
+  #sharedCount = 0;
+  /** tenants' own breakers: tenant -> provider -> model -> breaker */
+  readonly #own = new Map<string, Map<string, Map<string, HealthBreaker>>>();
 
   constructor(
     private readonly now: () => number,
     private readonly settings: () => ProviderHealthSettings,
   ) {}
 
-  /** Records a model call's health outcome; returns every transition it caused. */
-  record(tenantId: string, provider: string, model: string, failure: boolean, slow: boolean): HealthTransition[] {
+  /** Records a model call's health outcome; appends every transition it caused to `out` and returns it. */
+  record(tenantId: string, provider: string, model: string, failure: boolean, slow: boolean, out: HealthTransition[] = []): HealthTransition[] {
     const settings = this.settings();
     const call = { failure, slow, tenantId };
-    const out: HealthTransition[] = [];
-    out.push(...this.#sharedBreaker('PROVIDER', provider, '').record(call, settings));
-    if (model !== '') out.push(...this.#sharedBreaker('MODEL', provider, model).record(call, settings));
-    for (const [scope, m] of [['PROVIDER', ''], ['MODEL', model]] as const) {
-      if (scope === 'MODEL' && model === '') continue;
-      const id = keyId({ scope, provider, model: m, tenantId });
-      let breaker = this.#own.get(id);
+    this.#sharedBreaker(provider, '', settings).record(call, settings, out);
+    if (model !== '') this.#sharedBreaker(provider, model, settings).record(call, settings, out);
+    const bad = failure || slow;
+    let mine = this.#own.get(tenantId);
+    if (mine === undefined) {
+      if (!bad) return out; // a tenant with only good calls needs no breaker of its own
+      mine = new Map();
+      this.#own.set(tenantId, mine);
+    }
+    for (const m of model === '' ? ONLY_PROVIDER : ['', model]) {
+      let models = mine.get(provider);
+      let breaker = models?.get(m);
       if (breaker === undefined) {
-        if (!failure && !slow) continue; // a tenant with only good calls needs no breaker of its own
-        breaker = new HealthBreaker({ scope, provider, model: m, tenantId }, this.now, settings);
-        this.#own.set(id, breaker);
+        if (!bad) continue;
+        breaker = new HealthBreaker({ scope: m === '' ? 'PROVIDER' : 'MODEL', provider, model: m, tenantId }, this.now, settings);
+        if (models === undefined) mine.set(provider, (models = new Map()));
+        models.set(m, breaker);
       }
-      out.push(...breaker.record(call, settings));
+      breaker.record(call, settings, out);
     }
     return out;
   }
@@ -48,10 +59,16 @@ export class ProviderHealth {
   tick(): HealthTransition[] {
     const settings = this.settings();
     const out: HealthTransition[] = [];
-    for (const breaker of this.#shared.values()) out.push(...breaker.tick(settings));
-    for (const [id, breaker] of this.#own) {
-      out.push(...breaker.tick(settings));
-      if (breaker.isQuiet(settings)) this.#own.delete(id);
+    for (const models of this.#shared.values()) for (const breaker of models.values()) breaker.tick(settings, out);
+    for (const [tenantId, mine] of this.#own) {
+      for (const [provider, models] of mine) {
+        for (const [model, breaker] of models) {
+          breaker.tick(settings, out);
+          if (breaker.isQuiet(settings)) models.delete(model);
+        }
+        if (models.size === 0) mine.delete(provider);
+      }
+      if (mine.size === 0) this.#own.delete(tenantId);
     }
     return out;
   }
@@ -63,12 +80,10 @@ export class ProviderHealth {
   coverage(tenantId: string, provider: string, model: string): { open: HealthBreakerView[]; leftOpenAt: number | null } {
     const open: HealthBreakerView[] = [];
     let leftOpenAt: number | null = null;
-    for (const breaker of [
-      this.#shared.get(keyId({ scope: 'PROVIDER', provider, model: '', tenantId: '' })),
-      this.#shared.get(keyId({ scope: 'MODEL', provider, model, tenantId: '' })),
-      this.#own.get(keyId({ scope: 'PROVIDER', provider, model: '', tenantId })),
-      this.#own.get(keyId({ scope: 'MODEL', provider, model, tenantId })),
-    ]) {
+    const shared = this.#shared.get(provider);
+    const mine = this.#own.get(tenantId)?.get(provider);
+    const byModel = model !== ''; // model '' is the provider breaker, already counted
+    for (const breaker of [shared?.get(''), byModel ? shared?.get(model) : undefined, mine?.get(''), byModel ? mine?.get(model) : undefined]) {
       if (breaker === undefined) continue;
       if (breaker.state() === 'OPEN') open.push(breaker.view(this.settings()));
       const left = breaker.leftOpenAt();
@@ -85,10 +100,10 @@ export class ProviderHealth {
   /** The shared breakers, and the tenant's own when a tenant is given (all tenants' when '*'). */
   views(tenantId?: string): HealthBreakerView[] {
     const settings = this.settings();
-    const out = [...this.#shared.values()].map((b) => b.view(settings));
+    const out = [...breakersOf(this.#shared)].map((b) => b.view(settings));
     if (tenantId !== undefined) {
-      for (const breaker of this.#own.values()) {
-        if (tenantId === '*' || breaker.key.tenantId === tenantId) out.push(breaker.view(settings));
+      for (const [owner, mine] of this.#own) {
+        if (tenantId === '*' || owner === tenantId) for (const breaker of breakersOf(mine)) out.push(breaker.view(settings));
       }
     }
     return out;
@@ -98,34 +113,43 @@ export class ProviderHealth {
   evictIdle(idleMs: number): void {
     const settings = this.settings();
     const at = this.now();
-    for (const [id, breaker] of this.#shared) {
-      if (at - breaker.lastCallAt >= idleMs && breaker.state() === 'CLOSED' && breaker.isQuiet(settings)) this.#shared.delete(id);
+    for (const breaker of [...breakersOf(this.#shared)]) {
+      if (at - breaker.lastCallAt >= idleMs && breaker.state() === 'CLOSED' && breaker.isQuiet(settings)) this.#dropShared(breaker);
     }
   }
 
-  #sharedBreaker(scope: HealthScope, provider: string, model: string): HealthBreaker {
-    const key: HealthKey = { scope, provider, model, tenantId: '' };
-    const id = keyId(key);
-    let breaker = this.#shared.get(id);
+  #sharedBreaker(provider: string, model: string, settings: ProviderHealthSettings): HealthBreaker {
+    let models = this.#shared.get(provider);
+    let breaker = models?.get(model);
     if (breaker === undefined) {
-      if (this.#shared.size >= MAX_SHARED) this.#dropIdlestShared();
-      const settings = this.settings();
-      breaker = new HealthBreaker(key, this.now, settings);
-      this.#shared.set(id, breaker);
+      if (this.#sharedCount >= MAX_SHARED) this.#dropIdlestShared();
+      breaker = new HealthBreaker({ scope: model === '' ? 'PROVIDER' : 'MODEL', provider, model, tenantId: '' }, this.now, settings);
+      models = this.#shared.get(provider); // the drop may have removed the provider's map
+      if (models === undefined) this.#shared.set(provider, (models = new Map()));
+      models.set(model, breaker);
+      this.#sharedCount++;
     }
     return breaker;
   }
 
   #dropIdlestShared(): void {
-    let idlest: [string, HealthBreaker] | undefined;
-    for (const entry of this.#shared) {
-      if (entry[1].state() !== 'CLOSED') continue;
-      if (idlest === undefined || entry[1].lastCallAt < idlest[1].lastCallAt) idlest = entry;
+    let idlest: HealthBreaker | undefined;
+    for (const breaker of breakersOf(this.#shared)) {
+      if (breaker.state() !== 'CLOSED') continue;
+      if (idlest === undefined || breaker.lastCallAt < idlest.lastCallAt) idlest = breaker;
     }
-    if (idlest !== undefined) this.#shared.delete(idlest[0]);
+    if (idlest !== undefined) this.#dropShared(idlest);
+  }
+
+  #dropShared(breaker: HealthBreaker): void {
+    const models = this.#shared.get(breaker.key.provider);
+    if (models?.delete(breaker.key.model)) this.#sharedCount--;
+    if (models?.size === 0) this.#shared.delete(breaker.key.provider);
   }
 }
 
-function keyId(key: HealthKey): string {
-  return `${key.scope}\u0000${key.tenantId}\u0000${key.provider}\u0000${key.model}`;
+const ONLY_PROVIDER = [''];
+
+function* breakersOf(byProvider: Map<string, Map<string, HealthBreaker>>): Iterable<HealthBreaker> {
+  for (const models of byProvider.values()) yield* models.values();
 }

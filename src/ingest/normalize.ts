@@ -133,24 +133,26 @@ function normalizeSpan(span: OtlpSpan, scopeSpans: OtlpScopeSpans, resourceSpans
     rateLimitLimitTokens: -1,
     retryAfterMs: -1,
   };
-  let openInferenceKind = '';
-  let legacySystem = '';
-  for (const attribute of span.attributes) readAttribute(out, attribute, (kind) => (openInferenceKind = kind), (system) => (legacySystem = system));
+  fallbacks.openInferenceKind = '';
+  fallbacks.legacySystem = '';
+  for (const attribute of span.attributes) readAttribute(out, attribute);
   if (out.runId === '') out.runId = span.traceId;
-  if (out.provider === '') out.provider = legacySystem;
-  if (out.operation === '') out.operation = OPENINFERENCE_OPERATIONS[openInferenceKind] ?? (out.toolName !== '' ? 'execute_tool' : '');
+  if (out.provider === '') out.provider = fallbacks.legacySystem;
+  if (out.operation === '') out.operation = OPENINFERENCE_OPERATIONS[fallbacks.openInferenceKind] ?? (out.toolName !== '' ? 'execute_tool' : '');
   if (out.errorType !== '') out.isError = true;
   else if (out.isError) out.errorType = '_OTHER';
   return out;
 }
 
+/**
+ * What a span's attributes say that only counts when the GenAI attributes are missing. Module
+ * state, reset per span (normalization is synchronous): closures over locals cost an allocation
+ * per span.
+ */
+const fallbacks = { openInferenceKind: '', legacySystem: '' };
+
 // One pass over the span's attributes; a switch on the key beats building a map per span.
-function readAttribute(
-  out: AgentSpan,
-  { key, value }: KeyValue,
-  setOpenInferenceKind: (kind: string) => void,
-  setLegacySystem: (system: string) => void,
-): void {
+function readAttribute(out: AgentSpan, { key, value }: KeyValue): void {
   switch (key) {
     case 'tenant.id':
       out.tenantId = text(value);
@@ -170,7 +172,7 @@ function readAttribute(
     case 'gen_ai.system':
     case 'llm.provider':
     case 'llm.system':
-      setLegacySystem(text(value));
+      fallbacks.legacySystem = text(value);
       return;
     case 'gen_ai.request.model':
     case 'llm.model_name':
@@ -210,7 +212,7 @@ function readAttribute(
       out.httpStatusCode = Math.max(0, Math.min(999, Math.trunc(number(value, 0))));
       return;
     case 'openinference.span.kind':
-      setOpenInferenceKind(text(value).toUpperCase());
+      fallbacks.openInferenceKind = text(value).toUpperCase();
       return;
     default:
       readRateLimitHeader(out, key, value);

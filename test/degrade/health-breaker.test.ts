@@ -133,4 +133,41 @@ describe('ProviderHealth', () => {
     health.tick();
     expect(health.views('t1').filter((v) => v.key.tenantId === 't1')).toEqual([]);
   });
+
+  it('a call without a model feeds and reports the provider breakers once', () => {
+    const clock = new Clock();
+    const health = new ProviderHealth(clock.now, () => settings);
+    const transitions = [];
+    for (let i = 0; i < 5; i++) transitions.push(...health.record('t1', 'openai', '', true, false));
+    expect(transitions.map((t) => `${t.key.scope}:${t.key.tenantId}`)).toEqual(['PROVIDER:t1']);
+    expect(health.blocking('t1', 'openai', '').map((v) => `${v.key.scope}:${v.key.tenantId}`)).toEqual(['PROVIDER:t1']);
+    expect(health.views().map((v) => `${v.key.scope}:${v.key.provider}/${v.key.model}`)).toEqual(['PROVIDER:openai/']);
+  });
+
+  it('evicts idle closed shared breakers, keeps busy ones', () => {
+    const clock = new Clock();
+    const health = new ProviderHealth(clock.now, () => settings);
+    health.record('t1', 'openai', 'gpt-4o', false, false);
+    clock.advance(10_000);
+    health.record('t1', 'anthropic', 'claude', false, false);
+    health.evictIdle(5_000);
+    expect(health.views().map((v) => `${v.key.provider}/${v.key.model}`).sort()).toEqual(['anthropic/', 'anthropic/claude']);
+    // a new breaker after the eviction starts afresh
+    health.record('t1', 'openai', 'gpt-4o', false, false);
+    expect(health.views()).toHaveLength(4);
+  });
+
+  it('keeps at most 2,048 shared breakers, dropping the idlest', () => {
+    const clock = new Clock();
+    const health = new ProviderHealth(clock.now, () => settings);
+    for (let i = 0; i < 2_100; i++) {
+      clock.advance(1);
+      health.record('t1', 'openai', `model-${i}`, false, false);
+    }
+    const names = health.views().map((v) => `${v.key.provider}/${v.key.model}`);
+    expect(names).toHaveLength(2_048);
+    expect(names).toContain('openai/');
+    expect(names).toContain('openai/model-2099');
+    expect(names).not.toContain('openai/model-0');
+  });
 });
