@@ -1,4 +1,4 @@
-// `npm run bench:profile [-- --senders 32 --requests 300 [--heap]]` (NICE=n sets --storage-nice): where the server's CPU goes under
+// `npm run bench:profile [-- --senders 32 --requests 300 [--heap | --heap-old]]` (NICE=n sets --storage-nice): where the server's CPU goes under
 // sustained protobuf ingest. Breakwater runs in this process on the embedded store, load comes
 // from the separate load generator, and the V8 CPU profiler (what `node --cpu-prof` runs) samples
 // the main thread during the load only. Prints the process CPU per span (main thread, ClickHouse's
@@ -33,7 +33,9 @@ const flag = (name: string, fallback: number) => (args.includes(name) ? Number(a
 const senders = flag('--senders', 32);
 const requests = flag('--requests', 300);
 /** sample allocations (V8's sampling heap profiler) instead of CPU: where the garbage comes from */
-const heap = args.includes('--heap');
+const heap = args.includes('--heap') || args.includes('--heap-old');
+/** only what outlived the young generation (promoted, then live or collected by a full GC) */
+const heapOld = args.includes('--heap-old');
 
 /** A frame's module: a path under the project, a Node internal, or V8's own pseudo-frames. */
 function moduleOf(url: string, functionName: string): string {
@@ -103,7 +105,7 @@ session.connect();
 if (heap) {
   await session.post('HeapProfiler.enable');
   // every ~32 KB allocated, kept or not: the young generation's garbage is what the GC time is
-  await session.post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !heapOld });
 } else {
   await session.post('Profiler.enable');
   await session.post('Profiler.setSamplingInterval', { interval: 500 });

@@ -7,7 +7,7 @@ import { decodeTraceRequestJson } from './decode-json.js';
 import { decodeTraceRequestProtobuf, peekResourceTenants } from './decode-protobuf.js';
 import { OtlpDecodeError, resourceTenant, type OtlpTraceRequest } from './otlp-model.js';
 import { errorStatus, exportResponse, type EncodedBody, type OtlpEncoding } from './otlp-responses.js';
-import type { IngestPipeline } from './pipeline.js';
+import type { IngestOutcome, IngestPipeline } from './pipeline.js';
 import type { TenantIngestLimiter } from './tenant-rate-limit.js';
 
 const gunzipAsync = promisify(gunzip);
@@ -65,17 +65,7 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
       // A tenant refused for its rate a moment ago is refused again before its spans are decoded:
       // by its ingest key before the body is read, or by the resources' tenant.id (protobuf).
       if (keyTenant !== undefined) refuseIfLimited(options.limiter, [keyTenant]);
-      const body = await readBody(req, options.maxBodyBytes);
-      const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
-      if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(options.limiter, peekResourceTenants(decoded) ?? []);
-      const request = decode(decoded, encoding);
-      metrics.spansReceived.inc({ encoding }, countSpans(request));
-      const waitMs = options.limiter?.take(spansByTenant(request, keyTenant)) ?? 0;
-      if (waitMs > 0) {
-        metrics.spansRejected.inc({ reason: 'tenant_rate_limited' }, countSpans(request));
-        throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(waitMs / 1000));
-      }
-      const outcome = await pipeline.ingest(request, { receivedAt, ...(keyTenant !== undefined ? { keyTenant } : {}) });
+      const outcome = await receive(req, encoding, keyTenant, receivedAt);
       if (outcome.kind === 'retry') throw new ReceiverError(outcome.status, outcome.message, outcome.retryAfterSeconds);
       send(res, 200, exportResponse(encoding, outcome.rejected, outcome.errorMessage));
       metrics.requests.inc({ status: '200' });
@@ -90,6 +80,28 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
       if (!req.complete) req.resume();
     }
   };
+
+  /**
+   * Reads, decodes and admits the body; resolves when its spans are committed. The body and the
+   * decoded request are locals of this function alone, which has returned by the time the commit
+   * is awaited: an async frame keeps its locals until it resumes, and a request's decoded spans
+   * held for the whole insert (~100 ms, 64 requests at a time) survived young-generation GCs,
+   * which then took 12 ms each (measured at half the maximum load) and were promoted for the
+   * expensive full GCs.
+   */
+  async function receive(req: IncomingMessage, encoding: OtlpEncoding, keyTenant: string | undefined, receivedAt: number): Promise<IngestOutcome> {
+    const body = await readBody(req, options.maxBodyBytes);
+    const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
+    if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(options.limiter, peekResourceTenants(decoded) ?? []);
+    const request = decode(decoded, encoding);
+    metrics.spansReceived.inc({ encoding }, countSpans(request));
+    const waitMs = options.limiter?.take(spansByTenant(request, keyTenant)) ?? 0;
+    if (waitMs > 0) {
+      metrics.spansRejected.inc({ reason: 'tenant_rate_limited' }, countSpans(request));
+      throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(waitMs / 1000));
+    }
+    return pipeline.ingest(request, { receivedAt, ...(keyTenant !== undefined ? { keyTenant } : {}) });
+  }
 }
 
 function refuseIfLimited(limiter: TenantIngestLimiter | undefined, tenants: readonly string[]): void {
