@@ -183,6 +183,11 @@ function decodeScope(r: Reader, end: number, scope: OtlpScope): void {
   }
 }
 
+// Most spans have no events and no links: they share these (frozen: nothing may add to them) until
+// the first one arrives, instead of two empty arrays per span.
+const NO_EVENTS = Object.freeze([]) as unknown as OtlpEvent[];
+const NO_LINKS = Object.freeze([]) as unknown as OtlpLink[];
+
 function decodeSpan(r: Reader, end: number): OtlpSpan {
   const span: OtlpSpan = {
     traceId: '',
@@ -196,9 +201,9 @@ function decodeSpan(r: Reader, end: number): OtlpSpan {
     endTimeUnixNano: 0n,
     attributes: [],
     droppedAttributesCount: 0,
-    events: [],
+    events: NO_EVENTS,
     droppedEventsCount: 0,
-    links: [],
+    links: NO_LINKS,
     droppedLinksCount: 0,
     status: { code: 0, message: '' },
   };
@@ -215,9 +220,9 @@ function decodeSpan(r: Reader, end: number): OtlpSpan {
       case (8 << 3) | I64: span.endTimeUnixNano = readFixed64(r, end); break;
       case (9 << 3) | LEN: span.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
       case (10 << 3) | VARINT: span.droppedAttributesCount = readUint32(r, end); break;
-      case (11 << 3) | LEN: span.events.push(decodeEvent(r, readEnd(r, end))); break;
+      case (11 << 3) | LEN: (span.events === NO_EVENTS ? (span.events = []) : span.events).push(decodeEvent(r, readEnd(r, end))); break;
       case (12 << 3) | VARINT: span.droppedEventsCount = readUint32(r, end); break;
-      case (13 << 3) | LEN: span.links.push(decodeLink(r, readEnd(r, end))); break;
+      case (13 << 3) | LEN: (span.links === NO_LINKS ? (span.links = []) : span.links).push(decodeLink(r, readEnd(r, end))); break;
       case (14 << 3) | VARINT: span.droppedLinksCount = readUint32(r, end); break;
       case (15 << 3) | LEN: decodeStatus(r, readEnd(r, end), span.status); break;
       case (16 << 3) | I32: span.flags = readFixed32(r, end); break;

@@ -746,8 +746,11 @@ export class SpanBlockEncoder {
     pushInt64(this.retryAfterMs, span.retryAfterMs);
   }
 
+  // Indexed loops: spans without events or links share one frozen empty array (decode-protobuf.ts),
+  // on which for-of allocates an iterator.
   #addEvents(events: readonly OtlpEvent[]): void {
-    for (const event of events) {
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
       this.eventTime.add(dateTime64Ticks(event.timeUnixNano));
       this.eventName.add(event.name);
       this.eventAttributes.add(event.attributes);
@@ -757,7 +760,8 @@ export class SpanBlockEncoder {
   }
 
   #addLinks(links: readonly OtlpLink[]): void {
-    for (const link of links) {
+    for (let i = 0; i < links.length; i++) {
+      const link = links[i]!;
       this.linkTraceId.add(link.traceId);
       this.linkSpanId.add(link.spanId);
       this.linkTraceState.add(link.traceState);

@@ -64,11 +64,20 @@ function tokenCount(n: number): number {
   return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
-/** Everything but `inWindow`, which needs the store's window time (set by the store). */
+export function blankFacts(): SpanFacts {
+  return { kind: 'other', isStep: false, isErrorCall: false, startMs: 0, endMs: 0, endSec: 0, latencyMs: 0, inputTokens: 0, outputTokens: 0, tokens: 0, costUsd: 0, depth: -1, inWindow: true };
+}
+
+/**
+ * Everything but `inWindow`, which needs the store's window time (set by the store), written into
+ * `out`: the store passes one object for every span, read before the next span's facts replace it
+ * (a fresh object per span, with its numbers boxed, was a tenth of the ingest path's garbage).
+ */
 export function spanFacts(
   span: AgentSpan,
   nowMs: number,
   prices: Readonly<Record<string, ModelPrice>>,
+  out: SpanFacts = blankFacts(),
 ): SpanFacts {
   const kind = spanKind(span.operation);
   const isStep = kind === 'model' || kind === 'tool';
@@ -86,20 +95,19 @@ export function spanFacts(
   // The same pricing as the span rows the ingest pipeline persists.
   const costUsd = callCostUsd(prices, spanModel(span), inputTokens, outputTokens);
 
-  return {
-    kind,
-    isStep,
-    // A 429 is quota, not failure: it shapes traffic (src/degrade) and never feeds an error ratio.
-    isErrorCall: isStep && span.isError && span.httpStatusCode !== 429,
-    startMs,
-    endMs,
-    endSec: secondOf(endMs),
-    latencyMs,
-    inputTokens,
-    outputTokens,
-    tokens: inputTokens + outputTokens,
-    costUsd,
-    depth: Number.isInteger(span.depth) && span.depth >= 0 ? span.depth : -1,
-    inWindow: true,
-  };
+  out.kind = kind;
+  out.isStep = isStep;
+  // A 429 is quota, not failure: it shapes traffic (src/degrade) and never feeds an error ratio.
+  out.isErrorCall = isStep && span.isError && span.httpStatusCode !== 429;
+  out.startMs = startMs;
+  out.endMs = endMs;
+  out.endSec = secondOf(endMs);
+  out.latencyMs = latencyMs;
+  out.inputTokens = inputTokens;
+  out.outputTokens = outputTokens;
+  out.tokens = inputTokens + outputTokens;
+  out.costUsd = costUsd;
+  out.depth = Number.isInteger(span.depth) && span.depth >= 0 ? span.depth : -1;
+  out.inWindow = true;
+  return out;
 }

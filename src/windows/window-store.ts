@@ -58,7 +58,7 @@ import { LruList } from './lru-list.js';
 import type { ProviderMetric, RunMetric } from './metric-names.js';
 import { ProviderWindow } from './provider-window.js';
 import { RunWindow, type RunDetails } from './run-window.js';
-import { spanFacts, spanModel } from './span-facts.js';
+import { blankFacts, spanFacts, spanModel } from './span-facts.js';
 import { TenantWindow } from './tenant-window.js';
 import { secondOf, WINDOW_SECONDS } from './window-time.js';
 
@@ -117,6 +117,8 @@ export interface WindowStoreCounts {
 const MINUTE = 60_000;
 
 export class WindowStore {
+  /** the facts of the span being recorded (one object reused, see spanFacts) */
+  readonly #facts = blankFacts();
   private readonly now: () => number;
   private readonly prices: () => Readonly<Record<string, ModelPrice>>;
   private readonly errorRatio: (tenantId: string) => ErrorRatioSettings;
@@ -160,7 +162,7 @@ export class WindowStore {
 
   record(span: AgentSpan): void {
     const nowMs = this.now();
-    const f = spanFacts(span, nowMs, this.prices());
+    const f = spanFacts(span, nowMs, this.prices(), this.#facts);
     if (f.endSec > this.newestSecond) this.newestSecond = f.endSec;
     const w = this.windowSecondAt(nowMs);
     f.inWindow = f.endSec > w - WINDOW_SECONDS;
