@@ -667,8 +667,10 @@ export class SpanBlockEncoder {
   readonly rateLimitLimitRequests = new Words();
   readonly rateLimitLimitTokens = new Words();
   readonly retryAfterMs = new Words();
-  /** size of the last block: the next one's output buffer starts there */
+  /** size of the last block: a fresh output buffer starts there */
   #lastBlockBytes = 1 << 16;
+  /** finishReused's output (grows to the largest block) */
+  readonly #output = new Bytes(1 << 16);
   readonly #parts: readonly Part[] = (Object.values(this) as Array<Part | AttributeMaps>).flatMap((p) => (p instanceof AttributeMaps ? p.parts : [p]));
   #rows = 0;
 
@@ -690,9 +692,23 @@ export class SpanBlockEncoder {
     this.#rows += spans.length;
   }
 
-  /** The block of every row added; empties the encoder for the next batch. */
+  /** The block of every row added, in a Buffer of its own; empties the encoder for the next batch. */
   finish(): Buffer {
-    const block = this.#finish(this.#rows);
+    return this.#finishInto(new Bytes(this.#lastBlockBytes + (this.#lastBlockBytes >> 3)));
+  }
+
+  /**
+   * Like finish, but the block is written into a buffer this encoder keeps and reuses: it is valid
+   * until this encoder's next finishReused. A multi-megabyte Buffer per insert is external memory
+   * to V8, whose growth schedules GCs of its own.
+   */
+  finishReused(): Buffer {
+    this.#output.reset();
+    return this.#finishInto(this.#output);
+  }
+
+  #finishInto(out: Bytes): Buffer {
+    const block = this.#finish(this.#rows, out);
     for (const part of this.#parts) part.reset();
     this.#rows = 0;
     return block;
@@ -772,10 +788,7 @@ export class SpanBlockEncoder {
     this.linkOffsets.close(links.length);
   }
 
-  #finish(rows: number): Buffer {
-    // A fresh buffer per block, handed to the caller as is (no copy): unlike the column buffers it
-    // is not reused, so the block stays valid while its insert runs.
-    const out = new Bytes(this.#lastBlockBytes + (this.#lastBlockBytes >> 3));
+  #finish(rows: number, out: Bytes): Buffer {
     out.varUInt(SPAN_BLOCK_COLUMNS.length);
     out.varUInt(rows);
     let column = 0;

@@ -178,8 +178,9 @@ export class SpanWriter {
   async #insert(batch: Batch): Promise<void> {
     const started = performance.now();
     try {
-      const block = batch.encoder.finish();
-      this.#encoders.push(batch.encoder);
+      // The block lives in the encoder's own buffer: the encoder goes back to the pool (below)
+      // only once the insert has ended, so at most maxInFlight + 1 encoders ever exist.
+      const block = batch.encoder.finishReused();
       await this.#inserter.insert([block]);
       this.options.onFlush?.(batch.rows, (performance.now() - started) / 1000);
       for (const waiter of batch.waiters) waiter.resolve();
@@ -188,6 +189,7 @@ export class SpanWriter {
       this.options.onFlushError?.(error, batch.rows);
       for (const waiter of batch.waiters) waiter.reject(error);
     } finally {
+      this.#encoders.push(batch.encoder);
       this.#queued -= batch.rows;
       this.options.onQueueDepth?.(this.#queued);
     }

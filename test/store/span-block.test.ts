@@ -11,7 +11,7 @@ import type { AgentSpan } from '../../src/ingest/agent-span.js';
 import type { AnyValue, KeyValue, OtlpEvent, OtlpLink } from '../../src/ingest/otlp-model.js';
 import { openStore, queryRows, type Store } from '../../src/store/clickhouse.js';
 import { migrate } from '../../src/store/migrations.js';
-import { encodeSpanBlock, SPAN_BLOCK_COLUMNS } from '../../src/store/span-block.js';
+import { encodeSpanBlock, SPAN_BLOCK_COLUMNS, SpanBlockEncoder } from '../../src/store/span-block.js';
 import { blockInserterFor, type BlockInserter } from '../../src/store/span-insert.js';
 import { spanRow } from '../../src/store/span-rows.js';
 import { tempDataDir } from '../helpers/service.js';
@@ -299,6 +299,26 @@ describe('Native span blocks', () => {
     const costs = spans.map((_, i) => i / 7);
     await expectSameRows(spans, costs, 500);
     await expectSameRows(spans, costs, 37);
+  });
+
+  it('write the same bytes into the reused buffer as into a fresh one, batch after batch', () => {
+    const batch = (n: number, offset: number) =>
+      Array.from({ length: n }, (_, i) => span({ spanId: (offset + i + 1).toString(16).padStart(16, '0'), name: `span ${offset + i}`, tenantId: `tenant-${i % 3}` }));
+    const reused = new SpanBlockEncoder();
+    const fresh = new SpanBlockEncoder();
+    let previous: Buffer | undefined;
+    for (const [n, offset] of [[300, 0], [40, 300], [900, 340], [1, 1240]] as const) {
+      const spans = batch(n, offset);
+      const costs = spans.map((_, i) => i / 3);
+      reused.add(spans, costs);
+      fresh.add(spans, costs);
+      const block = reused.finishReused();
+      const expected = fresh.finish();
+      expect(Buffer.compare(block, expected)).toBe(0);
+      // the reused buffer: the same memory each time (grown in place when a block outgrows it)
+      if (previous !== undefined && block.length <= previous.length) expect(block.buffer).toBe(previous.buffer);
+      previous = block;
+    }
   });
 
   it('store repeated and integer-like attribute keys as the JSON object held them', async () => {
