@@ -5,6 +5,7 @@
 // - time from the threshold-crossing batch's receipt to an SDK `checkpoint()` seeing HALT, and the
 //   cost of `checkpoint()` itself;
 // - a tenant's per-minute timeseries over a day through GraphQL, on N stored spans.
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Breakwater, BreakwaterHaltError } from '../src/sdk/index.js';
 import type { Service } from '../src/service.js';
 import { gql } from '../test/helpers/graphql.js';
@@ -28,6 +29,16 @@ export function recordDecisionLatency(service: Service, tenants: (tenantId: stri
     },
   });
   return { samples, stop: () => (on = false) };
+}
+
+/** Records the main thread's GC pauses (ms) until stopped: part of what a decision may wait for. */
+export function recordGcPauses(): { pauses: number[]; stop(): void } {
+  const pauses: number[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) pauses.push(entry.duration);
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return { pauses, stop: () => observer.disconnect() };
 }
 
 /**

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { queryRows } from '../src/store/clickhouse.js';
 import { startBenchService } from './bench-service.js';
 import { handWrittenDecode, jsonStorageRate, nativeStorageFloor, referenceDecodeFloor, singleRowInsertMs, startTransportFloor, storedSpans } from './floors.js';
-import { haltToCheckpoint, historyQuery, percentile, recordDecisionLatency, seedHistory } from './decision-path.js';
+import { haltToCheckpoint, historyQuery, percentile, recordDecisionLatency, recordGcPauses, seedHistory } from './decision-path.js';
 import type { LoadResult, LoadSpec } from './load-generator.js';
 import { rawPayload, type Encoding } from './payloads.js';
 import { summarize, writeReport, type Figure, type Report, type SweepPoint } from './report.js';
@@ -118,7 +118,6 @@ async function ingest(
 // The same payloads the load generator sends (protobuf, 500 spans), for the in-process floors.
 const distinct = quick ? 4 : 64;
 const protobufPayloads = Array.from({ length: distinct }, (_, p) => rawPayload({ encoding: 'protobuf', spansPerRequest: SPANS_PER_REQUEST, tenants: TENANTS }, p));
-const spansPerPayload = storedSpans(protobufPayloads);
 
 const variantsArg = args.indexOf('--variants'); // e.g. `--variants protobuf,json+gzip`
 const variants: Array<{ encoding: Encoding; gzip: boolean }> = (variantsArg >= 0 ? args[variantsArg + 1]!.split(',') : ['protobuf', 'protobuf+gzip', 'json', 'json+gzip']).map(
@@ -127,7 +126,13 @@ const variants: Array<{ encoding: Encoding; gzip: boolean }> = (variantsArg >= 0
 const sweepArg = args.indexOf('--sweep'); // e.g. `--sweep 8,32`; `--sweep none`
 const sweepLevels = sweepArg >= 0 ? (args[sweepArg + 1] === 'none' ? [] : args[sweepArg + 1]!.split(',').map(Number)) : quick ? [] : [1, 2, 4, 8, 16, 32, 64, 128];
 
-for (let r = 0; r < repeats; r++) {
+/**
+ * The floors of one repeat, in a function of their own: the decoded spans the storage floor inserts
+ * (32,000 of them) die with its frame instead of staying in the heap, where every full GC of the
+ * ingest and decision phases after would have to mark them.
+ */
+async function measureFloors(): Promise<void> {
+  const spansPerPayload = storedSpans(protobufPayloads);
   const t = await loadFromChild({ url: transport.url, path: '/', encoding: 'protobuf', gzip: false, requests, spansPerRequest: SPANS_PER_REQUEST, concurrency: CONCURRENCY, tenants: TENANTS });
   record('floor.transport', 'transport floor: HTTP server reading protobuf bodies only', 'spans/s', t.spansAcked / t.seconds);
 
@@ -153,6 +158,10 @@ for (let r = 0; r < repeats; r++) {
     const oneRow = await singleRowInsertMs(service.store.client, 'spans', spansPerPayload[0]!.slice(0, 1), 10);
     record('storage.insert1', 'storage: one insert of a single row, Native via INFILE (the fixed cost each insert pays)', 'ms', oneRow);
   }
+}
+
+for (let r = 0; r < repeats; r++) {
+  await measureFloors();
 
   for (const { encoding, gzip } of variants) {
     const name = `${encoding}${gzip ? ' + gzip' : ''}`;
@@ -192,12 +201,16 @@ for (let r = 0; r < repeats; r++) {
   for (const share of [50, 90]) {
     const spansPerSecond = (maxLoad * share) / 100;
     const recorder = recordDecisionLatency(service);
+    const gc = recordGcPauses();
     const result = await ingest('protobuf', false, SATURATING_CONCURRENCY, pacedRequests(spansPerSecond), { spansPerSecond });
     recorder.stop();
+    gc.stop();
     const label = `${share} % of max load (${Math.round(spansPerSecond).toLocaleString('en-US')} spans/s paced)`;
     record(`decision.load${share}.p50`, `decision latency p50, ${label}`, 'ms', percentile(recorder.samples, 50));
     record(`decision.load${share}.p99`, `decision latency p99, ${label}`, 'ms', percentile(recorder.samples, 99));
     record(`decision.load${share}.late`, `requests that could not leave on time at ${share} % (all senders waiting)`, 'requests', result.late);
+    record(`decision.load${share}.gc`, `GC pauses of the main thread during the ${share} % phase, summed, per second`, 'ms/s', gc.pauses.reduce((a, b) => a + b, 0) / result.seconds);
+    record(`decision.load${share}.gcmax`, `longest GC pause during the ${share} % phase`, 'ms', Math.max(0, ...gc.pauses));
     console.log(`run ${r + 1}: decision latency at ${label}: p50 ${percentile(recorder.samples, 50).toFixed(1)} ms, p99 ${percentile(recorder.samples, 99).toFixed(1)} ms`);
   }
 }
