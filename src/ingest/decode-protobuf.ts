@@ -15,7 +15,6 @@
 import {
   MAX_ANY_VALUE_DEPTH,
   OtlpDecodeError,
-  resourceTenant,
   type AnyValue,
   type KeyValue,
   type KvList,
@@ -88,14 +87,14 @@ export function decodeTraceRequestProtobuf(bytes: Uint8Array): OtlpTraceRequest 
 }
 
 /**
- * The tenant.id of each ResourceSpans' resource ('' when absent), reading only the resources and
- * skipping the spans: lets the receiver refuse a tenant that is over its rate without decoding
- * its spans. Undefined when the bytes are not well formed (the full decode then says why).
+ * The resource of each ResourceSpans, reading only the resources and skipping the spans: lets the
+ * receiver refuse a tenant that is over its rate without decoding its spans. Undefined when the
+ * bytes are not well formed (the full decode then says why).
  */
-export function peekResourceTenants(bytes: Uint8Array): string[] | undefined {
+export function peekResources(bytes: Uint8Array): OtlpResource[] | undefined {
   const r = new Reader(bytes);
   const end = bytes.length;
-  const tenants: string[] = [];
+  const resources: OtlpResource[] = [];
   try {
     while (r.pos < end) {
       const tag = readTag(r, end);
@@ -110,12 +109,12 @@ export function peekResourceTenants(bytes: Uint8Array): string[] | undefined {
         if (field === ((1 << 3) | LEN)) decodeResource(r, readEnd(r, rsEnd), resource);
         else skipField(r, rsEnd, field);
       }
-      tenants.push(resourceTenant(resource));
+      resources.push(resource);
     }
   } catch {
     return undefined;
   }
-  return tenants;
+  return resources;
 }
 
 // ---------------------------------------------------------------------------------------------

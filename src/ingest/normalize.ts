@@ -1,5 +1,5 @@
 import type { AgentSpan } from './agent-span.js';
-import type { AnyValue, KeyValue, OtlpResourceSpans, OtlpScopeSpans, OtlpSpan, OtlpTraceRequest } from './otlp-model.js';
+import type { AnyValue, KeyValue, OtlpResource, OtlpResourceSpans, OtlpScopeSpans, OtlpSpan, OtlpTraceRequest } from './otlp-model.js';
 
 // Reads the GenAI semantic conventions, and the older and neighbouring spellings seen in the wild
 // (OpenLLMetry's gen_ai.system / prompt_tokens, OpenInference's span kinds and token counts), into
@@ -79,13 +79,20 @@ interface ResourceFacts {
 }
 
 function readResource(resourceSpans: OtlpResourceSpans): ResourceFacts {
-  let tenantId = '';
   let serviceName = '';
-  for (const { key, value } of resourceSpans.resource.attributes) {
-    if (key === 'tenant.id') tenantId = text(value);
-    else if (key === 'service.name') serviceName = text(value);
-  }
-  return { tenantId, serviceName };
+  for (const { key, value } of resourceSpans.resource.attributes) if (key === 'service.name') serviceName = text(value);
+  return { tenantId: resourceTenant(resourceSpans.resource), serviceName };
+}
+
+/**
+ * The tenant a resource names: its last `tenant.id`, as text ('' when absent). The spans under it
+ * belong to that tenant unless one names another itself; the receiver's rate limit charges the
+ * request to it by this same rule.
+ */
+export function resourceTenant(resource: OtlpResource): string {
+  let tenantId = '';
+  for (const { key, value } of resource.attributes) if (key === 'tenant.id') tenantId = text(value);
+  return tenantId;
 }
 
 function normalizeSpan(span: OtlpSpan, scopeSpans: OtlpScopeSpans, resourceSpans: OtlpResourceSpans, resource: ResourceFacts): AgentSpan {

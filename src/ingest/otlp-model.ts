@@ -84,15 +84,6 @@ export interface OtlpResource {
   droppedAttributesCount: number;
 }
 
-/**
- * The tenant a resource names for the ingest rate limit: its first string `tenant.id`, else ''.
- * (Normalization decides each span's tenant on its own, span attributes included.)
- */
-export function resourceTenant(resource: OtlpResource): string {
-  const value = resource.attributes.find((a) => a.key === 'tenant.id')?.value;
-  return typeof value === 'string' ? value : '';
-}
-
 export interface OtlpResourceSpans {
   resource: OtlpResource;
   scopeSpans: OtlpScopeSpans[];

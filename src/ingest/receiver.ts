@@ -4,8 +4,9 @@ import { gunzip, inflate } from 'node:zlib';
 import type { AuthFailureLimiter } from '../api/auth.js';
 import type { SelfMetrics } from '../self-metrics.js';
 import { decodeTraceRequestJson } from './decode-json.js';
-import { decodeTraceRequestProtobuf, peekResourceTenants } from './decode-protobuf.js';
-import { OtlpDecodeError, resourceTenant, type OtlpTraceRequest } from './otlp-model.js';
+import { decodeTraceRequestProtobuf, peekResources } from './decode-protobuf.js';
+import { resourceTenant } from './normalize.js';
+import { OtlpDecodeError, type OtlpTraceRequest } from './otlp-model.js';
 import { errorStatus, exportResponse, type EncodedBody, type OtlpEncoding } from './otlp-responses.js';
 import type { IngestOutcome, IngestPipeline } from './pipeline.js';
 import type { TenantIngestLimiter } from './tenant-rate-limit.js';
@@ -92,7 +93,7 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
   async function receive(req: IncomingMessage, encoding: OtlpEncoding, keyTenant: string | undefined, receivedAt: number): Promise<IngestOutcome> {
     const body = await readBody(req, options.maxBodyBytes);
     const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
-    if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(options.limiter, peekResourceTenants(decoded) ?? []);
+    if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(options.limiter, peekResources(decoded)?.map(resourceTenant) ?? []);
     const request = decode(decoded, encoding);
     metrics.spansReceived.inc({ encoding }, countSpans(request));
     const waitMs = options.limiter?.take(spansByTenant(request, keyTenant)) ?? 0;

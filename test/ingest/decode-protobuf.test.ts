@@ -19,7 +19,8 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { decodeTraceRequestProtobuf, peekResourceTenants } from '../../src/ingest/decode-protobuf.js';
+import { decodeTraceRequestProtobuf, peekResources } from '../../src/ingest/decode-protobuf.js';
+import { resourceTenant } from '../../src/ingest/normalize.js';
 import {
   ExportTraceServiceResponseType,
   referenceDecode,
@@ -674,7 +675,8 @@ describe('the receiver’s hand-written ExportTraceServiceResponse', () => {
   });
 });
 
-describe('peekResourceTenants (the receiver refuses a limited tenant before decoding its spans)', () => {
+describe('peekResources (the receiver refuses a limited tenant before decoding its spans)', () => {
+  const peekResourceTenants = (bytes: Uint8Array) => peekResources(bytes)?.map(resourceTenant);
   const resourceWith = (tenant?: string) =>
     len(1, tenant === undefined ? [] : len(1, [...len(1, utf8('tenant.id')), ...len(2, len(1, utf8(tenant)))]));
 
@@ -687,11 +689,8 @@ describe('peekResourceTenants (the receiver refuses a limited tenant before deco
       requests.push(serialize(memory.getFinishedSpans()));
     }
     for (const bytes of requests) {
-      const full = decodeTraceRequestProtobuf(bytes).resourceSpans.map((rs) => {
-        const value = rs.resource.attributes.find((a) => a.key === 'tenant.id')?.value;
-        return typeof value === 'string' ? value : '';
-      });
-      expect(peekResourceTenants(bytes)).toEqual(full);
+      const full = decodeTraceRequestProtobuf(bytes).resourceSpans.map((rs) => rs.resource);
+      expect(peekResources(bytes)).toEqual(full);
     }
     expect(peekResourceTenants(requests[2]!)).toEqual(['acme']);
   });
