@@ -59,36 +59,56 @@ export interface StorageRun {
   seconds: number;
 }
 
+/** A Native block of `rows` rows, or a JSONEachRow body of `rows` lines. */
+export interface EncodedBatch {
+  body: Buffer;
+  rows: number;
+}
+
 /**
- * Storage floor: the rows already encoded (untimed), inserted straight into the same table of
- * the same ClickHouse in Native, `batchRows` per insert, one insert after another, for at least
- * `minSeconds` (the batches are sent again as needed). Sustained rather than a burst: a short burst
- * leaves its merges for later, while ingest running for seconds pays for the merges it causes.
+ * The storage floor's batches: `totalRequests` requests (cycling over `requests`) as Native blocks
+ * of up to `batchRows` rows, one block per insert as the writer sends them.
  */
-export async function nativeStorageFloor(
-  client: ClickHouseClient,
-  table: string,
-  requests: readonly AgentSpan[][],
-  totalRequests: number,
-  batchRows: number,
-  minSeconds: number,
-): Promise<StorageRun> {
-  // One block per insert, as the writer sends them.
-  const batches: Array<{ block: Buffer; rows: number }> = [];
+export function nativeBatches(requests: readonly AgentSpan[][], totalRequests: number, batchRows: number): EncodedBatch[] {
+  const batches: EncodedBatch[] = [];
   const encoder = new SpanBlockEncoder();
   for (let i = 0; i < totalRequests; i++) {
     const spans = requests[i % requests.length]!;
-    if (encoder.rows > 0 && encoder.rows + spans.length > batchRows) batches.push({ rows: encoder.rows, block: encoder.finish() });
+    if (encoder.rows > 0 && encoder.rows + spans.length > batchRows) batches.push({ rows: encoder.rows, body: encoder.finish() });
     encoder.add(spans, new Float64Array(spans.length));
   }
-  if (encoder.rows > 0) batches.push({ rows: encoder.rows, block: encoder.finish() });
+  if (encoder.rows > 0) batches.push({ rows: encoder.rows, body: encoder.finish() });
+  return batches;
+}
+
+/** The same requests as JSONEachRow bodies of up to `batchRows` lines (the previous writer's format). */
+export function jsonBatches(requests: readonly AgentSpan[][], totalRequests: number, batchRows: number): EncodedBatch[] {
+  const batches: EncodedBatch[] = [];
+  let lines: string[] = [];
+  for (let i = 0; i < totalRequests; i++) {
+    for (const span of requests[i % requests.length]!) lines.push(JSON.stringify(spanRow(span, 0)));
+    if (lines.length >= batchRows || i === totalRequests - 1) {
+      batches.push({ rows: lines.length, body: Buffer.from(lines.join('\n')) });
+      lines = [];
+    }
+  }
+  return batches;
+}
+
+/**
+ * Storage floor: Native blocks encoded beforehand (in another process: see floor-inputs.ts),
+ * inserted straight into the same table of the same ClickHouse, one insert after another, for at
+ * least `minSeconds` (the batches are sent again as needed). Sustained rather than a burst: a short
+ * burst leaves its merges for later, while ingest running for seconds pays for the merges it causes.
+ */
+export async function nativeStorageFloor(client: ClickHouseClient, table: string, batches: readonly EncodedBatch[], minSeconds: number): Promise<StorageRun> {
   const inserter = blockInserterFor(client, table);
   try {
     let rows = 0;
     const started = performance.now();
     for (let i = 0; i === 0 || i % batches.length !== 0 || performance.now() - started < minSeconds * 1000; i++) {
       const batch = batches[i % batches.length]!;
-      await inserter.insert([batch.block]);
+      await inserter.insert([batch.body]);
       rows += batch.rows;
     }
     return { rows, seconds: (performance.now() - started) / 1000 };
@@ -98,13 +118,10 @@ export async function nativeStorageFloor(
 }
 
 /**
- * What every insert costs whatever its size: the median time of `times` inserts of `spans` (one
+ * What every insert costs whatever its size: the median time of `times` inserts of `block` (one
  * row) into the table, as the writer sends them. Bigger batches spread it over more rows.
  */
-export async function singleRowInsertMs(client: ClickHouseClient, table: string, spans: readonly AgentSpan[], times: number): Promise<number> {
-  const encoder = new SpanBlockEncoder();
-  encoder.add(spans, new Float64Array(spans.length));
-  const block = encoder.finish();
+export async function singleRowInsertMs(client: ClickHouseClient, table: string, block: Buffer, times: number): Promise<number> {
   const inserter = blockInserterFor(client, table);
   try {
     const ms: number[] = [];
@@ -119,29 +136,14 @@ export async function singleRowInsertMs(client: ClickHouseClient, table: string,
   }
 }
 
-/** The previous writer's path, for comparison: JSONEachRow lines through the client, one insert at a time. */
-export async function jsonStorageRate(
-  client: ClickHouseClient,
-  table: string,
-  requests: readonly AgentSpan[][],
-  totalRequests: number,
-  batchRows: number,
-): Promise<StorageRun> {
-  const bodies: Buffer[] = [];
-  let lines: string[] = [];
+/** The previous writer's path, for comparison: JSONEachRow bodies through the client, one insert at a time. */
+export async function jsonStorageRate(client: ClickHouseClient, table: string, batches: readonly EncodedBatch[]): Promise<StorageRun> {
   let rows = 0;
-  for (let i = 0; i < totalRequests; i++) {
-    for (const span of requests[i % requests.length]!) lines.push(JSON.stringify(spanRow(span, 0)));
-    if (lines.length >= batchRows || i === totalRequests - 1) {
-      bodies.push(Buffer.from(lines.join('\n')));
-      rows += lines.length;
-      lines = [];
-    }
-  }
   const started = performance.now();
-  for (const body of bodies) {
-    const result = await client.exec({ query: `INSERT INTO ${table} FORMAT JSONEachRow`, values: Readable.from([body]) });
+  for (const batch of batches) {
+    const result = await client.exec({ query: `INSERT INTO ${table} FORMAT JSONEachRow`, values: Readable.from([batch.body]) });
     result.stream.resume();
+    rows += batch.rows;
   }
   return { rows, seconds: (performance.now() - started) / 1000 };
 }

@@ -9,10 +9,11 @@ import { cpus, loadavg } from 'node:os';
 import { promisify } from 'node:util';
 import { queryRows } from '../src/store/clickhouse.js';
 import { startBenchService } from './bench-service.js';
-import { handWrittenDecode, jsonStorageRate, nativeStorageFloor, referenceDecodeFloor, singleRowInsertMs, startTransportFloor, storedSpans } from './floors.js';
+import { floorInputsFromChild } from './floor-inputs.js';
+import { jsonStorageRate, nativeStorageFloor, singleRowInsertMs, startTransportFloor } from './floors.js';
 import { haltToCheckpoint, historyQuery, percentile, recordDecisionLatency, recordGcPauses, seedHistory } from './decision-path.js';
 import type { LoadResult, LoadSpec } from './load-generator.js';
-import { rawPayload, type Encoding } from './payloads.js';
+import type { Encoding } from './payloads.js';
 import { summarize, writeReport, type Figure, type Report, type SweepPoint } from './report.js';
 
 const run = promisify(execFile);
@@ -115,10 +116,6 @@ async function ingest(
   return { ...result, serverCpuUsPerSpan, ...(other ? { alongside: other } : {}) };
 }
 
-// The same payloads the load generator sends (protobuf, 500 spans), for the in-process floors.
-const distinct = quick ? 4 : 64;
-const protobufPayloads = Array.from({ length: distinct }, (_, p) => rawPayload({ encoding: 'protobuf', spansPerRequest: SPANS_PER_REQUEST, tenants: TENANTS }, p));
-
 const variantsArg = args.indexOf('--variants'); // e.g. `--variants protobuf,json+gzip`
 const variants: Array<{ encoding: Encoding; gzip: boolean }> = (variantsArg >= 0 ? args[variantsArg + 1]!.split(',') : ['protobuf', 'protobuf+gzip', 'json', 'json+gzip']).map(
   (v) => ({ encoding: v.startsWith('json') ? 'json' : 'protobuf', gzip: v.endsWith('+gzip') }),
@@ -127,22 +124,29 @@ const sweepArg = args.indexOf('--sweep'); // e.g. `--sweep 8,32`; `--sweep none`
 const sweepLevels = sweepArg >= 0 ? (args[sweepArg + 1] === 'none' ? [] : args[sweepArg + 1]!.split(',').map(Number)) : quick ? [] : [1, 2, 4, 8, 16, 32, 64, 128];
 
 /**
- * The floors of one repeat, in a function of their own: the decoded spans the storage floor inserts
- * (32,000 of them) die with its frame instead of staying in the heap, where every full GC of the
- * ingest and decision phases after would have to mark them.
+ * The floors of one repeat. The decode floors run, and the storage floors' batches are encoded, in
+ * a child process (floor-inputs.ts says why); this process only sends the bytes.
  */
 async function measureFloors(): Promise<void> {
-  const spansPerPayload = storedSpans(protobufPayloads);
   const t = await loadFromChild({ url: transport.url, path: '/', encoding: 'protobuf', gzip: false, requests, spansPerRequest: SPANS_PER_REQUEST, concurrency: CONCURRENCY, tenants: TENANTS });
   record('floor.transport', 'transport floor: HTTP server reading protobuf bodies only', 'spans/s', t.spansAcked / t.seconds);
 
-  record('floor.decode', 'decode floor: protobufjs (referenceDecode), main thread', 'spans/s', referenceDecodeFloor(protobufPayloads, SPANS_PER_REQUEST, decodeSeconds));
-  record('decode.handwritten', 'decode: hand-written decoder (decode-protobuf.ts), main thread', 'spans/s', handWrittenDecode(protobufPayloads, SPANS_PER_REQUEST, decodeSeconds));
+  const inputs = await floorInputsFromChild({
+    spansPerRequest: SPANS_PER_REQUEST,
+    tenants: TENANTS,
+    distinct: quick ? 4 : 64,
+    requests,
+    batchRows: BATCH_ROWS,
+    decodeSeconds,
+    json: !quick,
+  });
+  record('floor.decode', 'decode floor: protobufjs (referenceDecode), main thread of its own process', 'spans/s', inputs.referenceDecode);
+  record('decode.handwritten', 'decode: hand-written decoder (decode-protobuf.ts), main thread of its own process', 'spans/s', inputs.handWrittenDecode);
 
   await settleMerges();
   const before = await storedCount();
   const floorCpu = cpuMeter();
-  const floor = await nativeStorageFloor(service.store.client, 'spans', spansPerPayload, requests, BATCH_ROWS, quick ? 0 : STORAGE_FLOOR_SECONDS);
+  const floor = await nativeStorageFloor(service.store.client, 'spans', inputs.native, quick ? 0 : STORAGE_FLOOR_SECONDS);
   const floorCpuUs = floorCpu(floor.rows);
   if ((await storedCount()) - before !== floor.rows) failures.push(`storage floor: ${floor.rows} inserted, ${(await storedCount()) - before} stored`);
   record(
@@ -153,9 +157,9 @@ async function measureFloors(): Promise<void> {
   );
   record('cpu.storage', 'storage floor: CPU of the process per row (engine and merges during the phase)', 'µs', floorCpuUs);
   if (!quick) {
-    const json = await jsonStorageRate(service.store.client, 'spans', spansPerPayload, requests, BATCH_ROWS);
+    const json = await jsonStorageRate(service.store.client, 'spans', inputs.json);
     record('storage.json', `storage: JSONEachRow through the client (previous writer), ${BATCH_ROWS.toLocaleString('en-US')} rows/insert`, 'rows/s', json.rows / json.seconds);
-    const oneRow = await singleRowInsertMs(service.store.client, 'spans', spansPerPayload[0]!.slice(0, 1), 10);
+    const oneRow = await singleRowInsertMs(service.store.client, 'spans', inputs.oneRow, 10);
     record('storage.insert1', 'storage: one insert of a single row, Native via INFILE (the fixed cost each insert pays)', 'ms', oneRow);
   }
 }
@@ -200,6 +204,9 @@ const pacedRequests = (spansPerSecond: number) => Math.max(4, Math.round((spansP
 for (let r = 0; r < repeats; r++) {
   for (const share of [50, 90]) {
     const spansPerSecond = (maxLoad * share) / 100;
+    // Two seconds at the same pace first, not recorded: the first full GCs of a phase collect what
+    // the phase before it (at another rate) left in the old generation.
+    await ingest('protobuf', false, SATURATING_CONCURRENCY, Math.ceil(pacedRequests(spansPerSecond) / 5), { spansPerSecond });
     const recorder = recordDecisionLatency(service);
     const gc = recordGcPauses();
     const result = await ingest('protobuf', false, SATURATING_CONCURRENCY, pacedRequests(spansPerSecond), { spansPerSecond });
@@ -229,6 +236,7 @@ for (let r = 0; r < repeats; r++) {
 {
   const spansPerSecond = maxLoad / 2;
   const n = pacedRequests(spansPerSecond);
+  await ingest('protobuf', false, SATURATING_CONCURRENCY, Math.ceil(n / 5), { spansPerSecond }); // warm-up, as above
   const victims = recordDecisionLatency(service, (tenant) => !tenant.startsWith('noisy-'));
   const flood: LoadSpec = {
     url: service.otlpUrl,
