@@ -14,14 +14,48 @@ import { HealthBreaker, type HealthBreakerView, type HealthTransition } from './
 /** Shared (provider, model) breakers kept at most; idle ones go first. */
 const MAX_SHARED = 2_048;
 
+/**
+ * Breakers by provider, then model ('' for the provider's own, PROVIDER breaker). Looked up on
+ * every model span, so by nested maps: no key string is built per call.
+ */
+class BreakerTable {
+  readonly #byProvider = new Map<string, Map<string, HealthBreaker>>();
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get(provider: string, model: string): HealthBreaker | undefined {
+    return this.#byProvider.get(provider)?.get(model);
+  }
+
+  add(breaker: HealthBreaker): void {
+    const { provider, model } = breaker.key;
+    let models = this.#byProvider.get(provider);
+    if (models === undefined) this.#byProvider.set(provider, (models = new Map()));
+    if (!models.has(model)) this.#size++;
+    models.set(model, breaker);
+  }
+
+  delete(breaker: HealthBreaker): void {
+    const { provider, model } = breaker.key;
+    const models = this.#byProvider.get(provider);
+    if (models?.get(model) !== breaker) return;
+    models.delete(model);
+    this.#size--;
+    if (models.size === 0) this.#byProvider.delete(provider);
+  }
+
+  *[Symbol.iterator](): Iterator<HealthBreaker> {
+    for (const models of this.#byProvider.values()) yield* models.values();
+  }
+}
+
 export class ProviderHealth {
-  // Looked up on every model span, so by nested maps (no key string built per call). Model '' is
-  // the provider's own (PROVIDER) breaker.
-  /** shared breakers: provider -> model -> breaker */
-  readonly #shared = new Map<string, Map<string, HealthBreaker>>();
-  #sharedCount = 0;
-  /** tenants' own breakers: tenant -> provider -> model -> breaker */
-  readonly #own = new Map<string, Map<string, Map<string, HealthBreaker>>>();
+  readonly #shared = new BreakerTable();
+  /** each tenant's own breakers (only tenants that have some) */
+  readonly #own = new Map<string, BreakerTable>();
 
   constructor(
     private readonly now: () => number,
@@ -34,21 +68,18 @@ export class ProviderHealth {
     const call = { failure, slow, tenantId };
     this.#sharedBreaker(provider, '', settings).record(call, settings, out);
     if (model !== '') this.#sharedBreaker(provider, model, settings).record(call, settings, out);
+    // A tenant with only good calls needs no breaker of its own.
     const bad = failure || slow;
     let mine = this.#own.get(tenantId);
     if (mine === undefined) {
-      if (!bad) return out; // a tenant with only good calls needs no breaker of its own
-      mine = new Map();
-      this.#own.set(tenantId, mine);
+      if (!bad) return out;
+      this.#own.set(tenantId, (mine = new BreakerTable()));
     }
-    for (const m of model === '' ? ONLY_PROVIDER : ['', model]) {
-      let models = mine.get(provider);
-      let breaker = models?.get(m);
+    for (const m of model === '' ? [''] : ['', model]) {
+      let breaker = mine.get(provider, m);
       if (breaker === undefined) {
         if (!bad) continue;
-        breaker = new HealthBreaker({ scope: m === '' ? 'PROVIDER' : 'MODEL', provider, model: m, tenantId }, this.now, settings);
-        if (models === undefined) mine.set(provider, (models = new Map()));
-        models.set(m, breaker);
+        mine.add((breaker = this.#breaker(tenantId, provider, m, settings)));
       }
       breaker.record(call, settings, out);
     }
@@ -59,14 +90,11 @@ export class ProviderHealth {
   tick(): HealthTransition[] {
     const settings = this.settings();
     const out: HealthTransition[] = [];
-    for (const models of this.#shared.values()) for (const breaker of models.values()) breaker.tick(settings, out);
+    for (const breaker of this.#shared) breaker.tick(settings, out);
     for (const [tenantId, mine] of this.#own) {
-      for (const [provider, models] of mine) {
-        for (const [model, breaker] of models) {
-          breaker.tick(settings, out);
-          if (breaker.isQuiet(settings)) models.delete(model);
-        }
-        if (models.size === 0) mine.delete(provider);
+      for (const breaker of [...mine]) {
+        breaker.tick(settings, out);
+        if (breaker.isQuiet(settings)) mine.delete(breaker);
       }
       if (mine.size === 0) this.#own.delete(tenantId);
     }
@@ -80,10 +108,14 @@ export class ProviderHealth {
   coverage(tenantId: string, provider: string, model: string): { open: HealthBreakerView[]; leftOpenAt: number | null } {
     const open: HealthBreakerView[] = [];
     let leftOpenAt: number | null = null;
-    const shared = this.#shared.get(provider);
-    const mine = this.#own.get(tenantId)?.get(provider);
+    const mine = this.#own.get(tenantId);
     const byModel = model !== ''; // model '' is the provider breaker, already counted
-    for (const breaker of [shared?.get(''), byModel ? shared?.get(model) : undefined, mine?.get(''), byModel ? mine?.get(model) : undefined]) {
+    for (const breaker of [
+      this.#shared.get(provider, ''),
+      byModel ? this.#shared.get(provider, model) : undefined,
+      mine?.get(provider, ''),
+      byModel ? mine?.get(provider, model) : undefined,
+    ]) {
       if (breaker === undefined) continue;
       if (breaker.state() === 'OPEN') open.push(breaker.view(this.settings()));
       const left = breaker.leftOpenAt();
@@ -100,10 +132,10 @@ export class ProviderHealth {
   /** The shared breakers, and the tenant's own when a tenant is given (all tenants' when '*'). */
   views(tenantId?: string): HealthBreakerView[] {
     const settings = this.settings();
-    const out = [...breakersOf(this.#shared)].map((b) => b.view(settings));
+    const out = [...this.#shared].map((b) => b.view(settings));
     if (tenantId !== undefined) {
       for (const [owner, mine] of this.#own) {
-        if (tenantId === '*' || owner === tenantId) for (const breaker of breakersOf(mine)) out.push(breaker.view(settings));
+        if (tenantId === '*' || owner === tenantId) for (const breaker of mine) out.push(breaker.view(settings));
       }
     }
     return out;
@@ -113,43 +145,30 @@ export class ProviderHealth {
   evictIdle(idleMs: number): void {
     const settings = this.settings();
     const at = this.now();
-    for (const breaker of [...breakersOf(this.#shared)]) {
-      if (at - breaker.lastCallAt >= idleMs && breaker.state() === 'CLOSED' && breaker.isQuiet(settings)) this.#dropShared(breaker);
+    for (const breaker of [...this.#shared]) {
+      if (at - breaker.lastCallAt >= idleMs && breaker.state() === 'CLOSED' && breaker.isQuiet(settings)) this.#shared.delete(breaker);
     }
   }
 
   #sharedBreaker(provider: string, model: string, settings: ProviderHealthSettings): HealthBreaker {
-    let models = this.#shared.get(provider);
-    let breaker = models?.get(model);
+    let breaker = this.#shared.get(provider, model);
     if (breaker === undefined) {
-      if (this.#sharedCount >= MAX_SHARED) this.#dropIdlestShared();
-      breaker = new HealthBreaker({ scope: model === '' ? 'PROVIDER' : 'MODEL', provider, model, tenantId: '' }, this.now, settings);
-      models = this.#shared.get(provider); // the drop may have removed the provider's map
-      if (models === undefined) this.#shared.set(provider, (models = new Map()));
-      models.set(model, breaker);
-      this.#sharedCount++;
+      if (this.#shared.size >= MAX_SHARED) this.#dropIdlestShared();
+      this.#shared.add((breaker = this.#breaker('', provider, model, settings)));
     }
     return breaker;
   }
 
+  #breaker(tenantId: string, provider: string, model: string, settings: ProviderHealthSettings): HealthBreaker {
+    return new HealthBreaker({ scope: model === '' ? 'PROVIDER' : 'MODEL', provider, model, tenantId }, this.now, settings);
+  }
+
   #dropIdlestShared(): void {
     let idlest: HealthBreaker | undefined;
-    for (const breaker of breakersOf(this.#shared)) {
+    for (const breaker of this.#shared) {
       if (breaker.state() !== 'CLOSED') continue;
       if (idlest === undefined || breaker.lastCallAt < idlest.lastCallAt) idlest = breaker;
     }
-    if (idlest !== undefined) this.#dropShared(idlest);
+    if (idlest !== undefined) this.#shared.delete(idlest);
   }
-
-  #dropShared(breaker: HealthBreaker): void {
-    const models = this.#shared.get(breaker.key.provider);
-    if (models?.delete(breaker.key.model)) this.#sharedCount--;
-    if (models?.size === 0) this.#shared.delete(breaker.key.provider);
-  }
-}
-
-const ONLY_PROVIDER = [''];
-
-function* breakersOf(byProvider: Map<string, Map<string, HealthBreaker>>): Iterable<HealthBreaker> {
-  for (const models of byProvider.values()) yield* models.values();
 }
