@@ -66,15 +66,20 @@ export class TenantIngestLimiter {
   refusing(tenant: string): number {
     const bucket = this.#buckets.get(tenant);
     if (this.spansPerSecond <= 0 || !bucket || bucket.refused === 0) return 0;
-    const tokens = Math.min(this.#capacity, bucket.tokens + ((this.now() - bucket.at) / 1000) * this.spansPerSecond);
+    const tokens = this.#tokensAt(bucket, this.now());
     return tokens >= bucket.refused ? 0 : Math.ceil(((bucket.refused - tokens) / this.spansPerSecond) * 1000);
+  }
+
+  /** what the bucket holds at `at`, refilled since it was last taken from */
+  #tokensAt(bucket: Bucket, at: number): number {
+    return Math.min(this.#capacity, bucket.tokens + ((at - bucket.at) / 1000) * this.spansPerSecond);
   }
 
   #refilled(tenant: string, at: number): Bucket {
     let bucket = this.#buckets.get(tenant);
     if (bucket) {
       this.#buckets.delete(tenant); // re-inserted below: Map order is the LRU order
-      bucket.tokens = Math.min(this.#capacity, bucket.tokens + ((at - bucket.at) / 1000) * this.spansPerSecond);
+      bucket.tokens = this.#tokensAt(bucket, at);
       bucket.at = at;
     } else {
       bucket = { tokens: this.#capacity, at, refused: 0 };
