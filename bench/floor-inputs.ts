@@ -4,11 +4,10 @@
 // live long, and it then allocated every ingested span straight into the old generation (measured:
 // scavenges of 20-40 ms and a full GC every few seconds during the ingest and decision phases
 // after, against 2 ms and none without).
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { isEntry, runChild } from './child.js';
 import { handWrittenDecode, jsonBatches, nativeBatches, referenceDecodeFloor, storedSpans, type EncodedBatch } from './floors.js';
 import { rawPayload } from './payloads.js';
 
@@ -70,8 +69,7 @@ function make(spec: FloorInputsSpec, dir: string): Written {
 export async function floorInputsFromChild(spec: FloorInputsSpec): Promise<FloorInputs> {
   const dir = mkdtempSync(join(tmpdir(), 'bw-floor-inputs-'));
   try {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'bench/floor-inputs.ts', JSON.stringify(spec), dir], { maxBuffer: 1 << 20 });
-    const written = JSON.parse(stdout) as Written;
+    const written = await runChild<Written>('bench/floor-inputs.ts', [JSON.stringify(spec), dir]);
     const read = (files: Written['native']) => files.map(({ file, rows }) => ({ body: readFileSync(file), rows }));
     return {
       referenceDecode: written.referenceDecode,
@@ -86,6 +84,6 @@ export async function floorInputsFromChild(spec: FloorInputsSpec): Promise<Floor
 }
 
 // As a child process: make the inputs into the given directory, print where they are as JSON.
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+if (isEntry(import.meta.url)) {
   process.stdout.write(`${JSON.stringify(make(JSON.parse(process.argv[2]!) as FloorInputsSpec, process.argv[3]!))}\n`);
 }

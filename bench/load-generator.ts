@@ -4,6 +4,7 @@
 // at `spansPerSecond` (open loop: request i is due at start + i / rate, with at most `concurrency`
 // in flight; a request that could not leave on time is counted as late).
 import { Agent, request } from 'node:http';
+import { isEntry, runChild } from './child.js';
 import { buildPayloads, type PayloadSpec } from './payloads.js';
 
 export interface LoadSpec extends PayloadSpec {
@@ -91,8 +92,13 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
   };
 }
 
+/** Generates the load from a process of its own, so that the server under test has the main thread to itself. */
+export function loadFromChild(spec: LoadSpec): Promise<LoadResult> {
+  return runChild<LoadResult>('bench/load-generator.ts', [JSON.stringify(spec)]);
+}
+
 // As a child process: read the spec from argv, print the result as JSON.
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+if (isEntry(import.meta.url)) {
   const spec = JSON.parse(process.argv[2]!) as LoadSpec;
   generateLoad(spec).then(
     (result) => process.stdout.write(`${JSON.stringify(result)}\n`),

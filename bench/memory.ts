@@ -6,6 +6,7 @@
 import type { AgentSpan } from '../src/ingest/agent-span.js';
 import { blankAgentSpan } from '../test/helpers/agent-span.js';
 import { startBenchService } from './bench-service.js';
+import { isEntry } from './child.js';
 
 export interface MemoryFigures {
   runs: number;
@@ -70,7 +71,7 @@ export async function measureMemory(tenants = 10_000, runs = 100_000): Promise<M
   return { runs, tenants, bytesPerRun: Math.round(perRun), bytesPerTenant: Math.round(perTenant) };
 }
 
-if (process.argv[1]?.endsWith('memory.ts')) {
+if (isEntry(import.meta.url)) {
   const [tenants, runs] = process.argv.slice(2).map(Number);
   measureMemory(tenants || undefined, runs || undefined).then(
     (figures) => process.stdout.write(`${JSON.stringify(figures)}\n`),

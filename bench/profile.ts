@@ -1,17 +1,15 @@
-// `npm run bench:profile [-- --senders 32 --requests 300 [--heap | --heap-old]]` (NICE=n sets --storage-nice): where the server's CPU goes under
+// `npm run bench:profile [-- --senders 32 --requests 300 [--heap | --heap-old]]` (NICE=n sets --storage-nice, SERVICE_ARGS='--flag value ...' adds service flags): where the server's CPU goes under
 // sustained protobuf ingest. Breakwater runs in this process on the embedded store, load comes
 // from the separate load generator, and the V8 CPU profiler (what `node --cpu-prof` runs) samples
 // the main thread during the load only. Prints the process CPU per span (main thread, ClickHouse's
 // threads, GC helpers), the main thread's share of it, and the main thread's self time grouped by
 // module and by function; writes bench/profile.cpuprofile for Chrome DevTools or speedscope.
-import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus } from 'node:os';
 import { relative } from 'node:path';
-import { promisify } from 'node:util';
 import { startBenchService } from './bench-service.js';
-import type { LoadResult } from './load-generator.js';
+import { loadFromChild } from './load-generator.js';
 
 interface ProfileNode {
   id: number;
@@ -52,13 +50,7 @@ function table(title: string, rows: Map<string, number>, total: number, top: num
 
 const bench = await startBenchService('profile', ['--tenant-ingest-rate', '0', '--storage-nice', process.env.NICE ?? '19', ...(process.env.SERVICE_ARGS?.split(' ').filter(Boolean) ?? [])]);
 const service = bench.service;
-const load = (n: number) =>
-  promisify(execFile)(process.execPath, [
-    '--import',
-    'tsx',
-    'bench/load-generator.ts',
-    JSON.stringify({ url: service.otlpUrl, encoding: 'protobuf', gzip: false, requests: n, spansPerRequest: 500, concurrency: senders, tenants: 50 }),
-  ]).then(({ stdout }) => JSON.parse(stdout) as LoadResult);
+const load = (n: number) => loadFromChild({ url: service.otlpUrl, encoding: 'protobuf', gzip: false, requests: n, spansPerRequest: 500, concurrency: senders, tenants: 50 });
 
 /** inserts so far, their rows and their seconds (from the service's own histograms) */
 async function flushTotals(): Promise<{ inserts: number; rows: number; seconds: number }> {

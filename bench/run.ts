@@ -4,19 +4,17 @@
 // repeated runs, interleaved so that a noisy neighbour weighs on every figure alike. Writes
 // bench/results.json, bench/results.md and (full mode) bench/results.svg.
 // `--quick` (CI) only checks that the harness runs: one small pass, no figures worth quoting.
-import { execFile } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { promisify } from 'node:util';
 import { queryRows } from '../src/store/clickhouse.js';
 import { startBenchService } from './bench-service.js';
+import { runChild } from './child.js';
 import { floorInputsFromChild } from './floor-inputs.js';
 import { jsonStorageRate, nativeStorageFloor, singleRowInsertMs, startTransportFloor } from './floors.js';
 import { haltToCheckpoint, historyQuery, percentile, recordDecisionLatency, recordGcPauses, seedHistory } from './decision-path.js';
-import type { LoadResult, LoadSpec } from './load-generator.js';
+import { loadFromChild, type LoadResult, type LoadSpec } from './load-generator.js';
 import type { Encoding } from './payloads.js';
 import { summarize, writeReport, type Figure, type Report, type SweepPoint } from './report.js';
 
-const run = promisify(execFile);
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const repeatsArg = args.indexOf('--repeats');
@@ -31,11 +29,6 @@ const decodeSeconds = quick ? 0.2 : 2;
 const BATCH_ROWS = 20_000;
 /** as long as an end-to-end run lasts: long enough for merges to run alongside the inserts */
 const STORAGE_FLOOR_SECONDS = 5;
-
-async function loadFromChild(spec: LoadSpec): Promise<LoadResult> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'bench/load-generator.ts', JSON.stringify(spec)], { maxBuffer: 1 << 20 });
-  return JSON.parse(stdout) as LoadResult;
-}
 
 /**
  * Per-tenant ingest limit: far above what any other bench tenant sends (even at 128 senders), so
@@ -284,8 +277,7 @@ for (const ms of await historyQuery(service, 'history-bench', quick ? 2 : 7)) {
 // Memory per active run and per tenant (100k runs over 10k tenants), in a fresh process.
 {
   const [tenants, runs] = quick ? [100, 1000] : [10_000, 100_000];
-  const { stdout } = await run(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/memory.ts', String(tenants), String(runs)], { maxBuffer: 1 << 20 });
-  const memory = JSON.parse(stdout) as { bytesPerRun: number; bytesPerTenant: number };
+  const memory = await runChild<{ bytesPerRun: number; bytesPerTenant: number }>('bench/memory.ts', [String(tenants), String(runs)], ['--expose-gc']);
   record('memory.run', `memory per active run, whole decision path (${runs.toLocaleString('en-US')} runs over ${tenants.toLocaleString('en-US')} tenants)`, 'bytes', memory.bytesPerRun);
   record('memory.tenant', 'memory per tenant', 'bytes', memory.bytesPerTenant);
 }
