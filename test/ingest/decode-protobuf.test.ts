@@ -219,10 +219,12 @@ describe('decodeTraceRequestProtobuf on SDK-produced payloads', () => {
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] });
     const tracer = provider.getTracer('intern');
     // 20,000 distinct keys and values (five times the table's slots, so slots are overwritten and
-    // colliding strings compared), each key seen twice, plus lengths 1 to 64 and a non-ASCII one.
+    // colliding strings compared), each key seen twice, plus lengths 1 to 64 and a non-ASCII one,
+    // and 26 strings that differ only in a byte the hash does not read (one slot, taken in turn).
     for (let i = 0; i < 2_000; i++) {
       const attributes: Attributes = {};
       for (let k = 0; k < 10; k++) attributes[`key.${(i * 10 + k) % 10_000}`] = `value-${i}-${k}`;
+      attributes['same.slot'] = `abcdef${String.fromCharCode(97 + (i % 26))}hijklmnopqrst`;
       attributes['x'.repeat((i % 64) + 1)] = 'é'.repeat(i % 3);
       tracer.startSpan(`span ${i % 7}`, { attributes }).end();
     }
