@@ -27,6 +27,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { nanosToMillis } from '../windows/window-time.js';
 import { spanKind } from '../windows/span-facts.js';
 import { classifyOutcome, classifyRateLimit, type CallOutcome, type RateLimitClass } from './classify.js';
+import { readConsentEvents, replayConsents, type ConsentAnswers, type RecordedPosition, type RecordedRequest } from './consent-replay.js';
 import { degradationEvent, healthTransitionEvent, type RunState } from './degradation-events.js';
 import {
   SUSPEND_TIER,
@@ -42,7 +43,7 @@ import { ProviderHealth } from './provider-health.js';
 import { QuotaTelemetry, type KeyQuota, type QuotaLevelChange } from './quota-telemetry.js';
 import { readSpanExtras, type SpanExtras } from './span-signals.js';
 import { TenantQuotas, type ReserveResult } from './tenant-quota.js';
-import { TierTrack, type ConsentRequest, type EntrySignals, type TrackChange, type TrackContext, type Trigger } from './tier-track.js';
+import { TierTrack, type ConsentRequest, type EntrySignals, type Position, type TrackChange, type TrackContext, type Trigger } from './tier-track.js';
 
 /** Where decisions go: the DecisionBus (or a wrapper that names this engine as their source). */
 export interface DecisionSink {
@@ -385,8 +386,30 @@ export class DegradationEngine implements SpanObserver {
       track.restore(index, { kind: 'restored', scope: 'TENANT', metric: '', threshold: 0, observed: 0, detail: 'tier resumed after a restart', provider: to.provider ?? '', model: to.model ?? '' }, now);
       restored++;
     }
+    this.#restoreConsents(replayConsents(await readConsentEvents(client, since)), section, now);
     for (const state of this.#tenants.values()) this.#evaluate(state, section, now);
     return restored;
+  }
+
+  /**
+   * The answers of each tenant's current incident go back into its track: a restart neither asks
+   * again for a tier already approved nor offers one refused. A request left unanswered is closed
+   * in the log as withdrawn: the signals behind it (breakers, latency, spend) start afresh after a
+   * restart, and the switch is asked for again, under a new id, if it is still needed.
+   */
+  #restoreConsents(answers: readonly ConsentAnswers[], section: DegradationSection, now: number): void {
+    for (const a of answers) {
+      const policy = tenantDegradationPolicy(section, a.tenantId);
+      const tp = taskPolicy(policy, a.task);
+      if (!tp.enabled || tp.tiers.length === 0 || tp.task !== a.task) continue;
+      const state = this.#tenant(a.tenantId, now);
+      const track = this.#track(state, tp.task, policy, now);
+      track.restoreConsents(a.approvedUpTo, a.refusedFrom);
+      if (a.pending !== null) {
+        const request = recordedRequest(a.tenantId, a.pending, tp.tiers);
+        state.buffered.push({ track, change: { kind: 'consent_withdrawn', request, reason: 'Breakwater restarted before an answer; the switch is asked again if still needed', at: now } });
+      }
+    }
   }
 
   // ---- spans ----
@@ -1028,4 +1051,24 @@ function ladderSummary(track: TierTrack, tp: TaskPolicy): string {
 
 function sameKey(a: { scope: string; provider: string; model: string; tenantId: string }, b: { scope: string; provider: string; model: string; tenantId: string }): boolean {
   return a.scope === b.scope && a.provider === b.provider && a.model === b.model && a.tenantId === b.tenantId;
+}
+
+/** A request as recorded, for the event that closes it (positions found on the ladder as it is now). */
+function recordedRequest(tenantId: string, recorded: RecordedRequest, tiers: readonly TierEntry[]): ConsentRequest {
+  const position = (p: RecordedPosition): Position => ({
+    index: p.tier === SUSPEND_TIER || p.tier === null ? tiers.length : tiers.findIndex((e) => e.provider === p.provider && e.model === p.model),
+    tier: p.tier,
+    provider: p.provider,
+    model: p.model,
+  });
+  return {
+    id: recorded.id,
+    tenantId,
+    task: recorded.task,
+    from: position(recorded.from),
+    to: position(recorded.to),
+    trigger: recorded.trigger as unknown as Trigger,
+    requestedAt: Date.parse(recorded.requestedAt),
+    expiresAt: Date.parse(recorded.expiresAt),
+  };
 }

@@ -122,6 +122,23 @@ export function degradationEvent(change: TrackChange, ctx: EventContext): AuditE
         reason: `switching from ${describePosition(change.request.from)} to ${describePosition(change.request.to)} needs approval (request ${change.request.id}): ${change.request.trigger.detail}`,
         details: { event: 'consent_requested', request: requestDetails(change.request), ...shared },
       };
+    case 'consents_cleared': {
+      const answers = [
+        ...(change.approvedUpTo > 0 ? [`the approval of tiers up to ${change.approvedUpTo}`] : []),
+        ...(change.refusedFrom !== null ? [`the refusal of tier ${change.refusedFrom} and worse`] : []),
+      ];
+      return {
+        ...common,
+        eventTime: change.at,
+        scope: 'TENANT',
+        metric: 'consent',
+        oldState: 'CONSENT_ANSWERED',
+        newState: 'CONSENT_RESET',
+        actor: SYSTEM_ACTOR,
+        reason: `the incident is over (the primary is healthy): ${answers.join(' and ')} no longer ${answers.length > 1 ? 'apply' : 'applies'}; the next incident asks again`,
+        details: { event: 'consents_cleared', approvedUpTo: change.approvedUpTo, refusedFrom: change.refusedFrom, ...shared },
+      };
+    }
     case 'consent_approved':
     case 'consent_refused':
     case 'consent_expired':

@@ -77,7 +77,9 @@ export type TrackChange =
   | { kind: 'consent_withdrawn'; request: ConsentRequest; reason: string; at: number }
   | { kind: 'consent_approved'; request: ConsentRequest; actor: string; at: number }
   | { kind: 'consent_refused'; request: ConsentRequest; actor: string; reason: string; at: number }
-  | { kind: 'consent_expired'; request: ConsentRequest; at: number };
+  | { kind: 'consent_expired'; request: ConsentRequest; at: number }
+  /** the incident ended: approvals (up to `approvedUpTo`) and refusals (from `refusedFrom`) no longer apply */
+  | { kind: 'consents_cleared'; approvedUpTo: number; refusedFrom: number | null; at: number };
 
 export type EntryLevel = 'ok' | 'soft' | 'hard' | 'unusable';
 
@@ -281,7 +283,7 @@ export class TierTrack {
 
     // Staying: a request raised for a move the conditions no longer call for is withdrawn.
     if (this.pending !== null) changes.push(this.#withdraw('the switch is no longer needed', now));
-    if (current === 0 && !this.probing && statuses[0]?.level === 'ok') this.#endIncident(ctx);
+    if (current === 0 && !this.probing && statuses[0]?.level === 'ok') changes.push(...this.#endIncident(ctx));
     return changes;
   }
 
@@ -308,6 +310,12 @@ export class TierTrack {
     this.since = now;
     this.touched = true;
     this.#restoredAt = now;
+  }
+
+  /** Resumes the answers given in the incident before a restart (replayed from the audit log). */
+  restoreConsents(approvedUpTo: number, refusedFrom: number): void {
+    this.approvedUpTo = approvedUpTo;
+    this.refusedFrom = refusedFrom;
   }
 
   #take(requestId: string): ConsentRequest {
@@ -360,13 +368,19 @@ export class TierTrack {
     return { kind: 'tier_change', cause, from, to: this.positionAt(to), trigger, at: now, probing: this.probing };
   }
 
-  #endIncident(ctx: TrackContext): void {
-    if (this.approvedUpTo === 0 && this.refusedFrom === Infinity && this.#restoredAt === null && this.#probeFailedAt.size === 0 && this.recoveryWindowMs === ctx.tenant.recovery.windowMs) return;
+  /** The answers end with their incident; that is recorded, so a restart knows which still hold. */
+  #endIncident(ctx: TrackContext): TrackChange[] {
+    if (this.approvedUpTo === 0 && this.refusedFrom === Infinity && this.#restoredAt === null && this.#probeFailedAt.size === 0 && this.recoveryWindowMs === ctx.tenant.recovery.windowMs) return [];
+    const answered = this.approvedUpTo !== 0 || this.refusedFrom !== Infinity;
+    const cleared: TrackChange[] = answered
+      ? [{ kind: 'consents_cleared', approvedUpTo: this.approvedUpTo, refusedFrom: this.refusedFrom === Infinity ? null : this.refusedFrom, at: ctx.now }]
+      : [];
     this.approvedUpTo = 0;
     this.refusedFrom = Infinity;
     this.recoveryWindowMs = ctx.tenant.recovery.windowMs;
     this.#probeFailedAt.clear();
     this.#restoredAt = null;
+    return cleared;
   }
 
   #ladderChanged(ctx: TrackContext, ladderId: string): TrackChange[] {

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/breaker/audit-log.js';
 import { DecisionBus } from '../../src/breaker/decision-bus.js';
+import { replayConsents } from '../../src/degrade/consent-replay.js';
 import { ConsentError, DegradationEngine } from '../../src/degrade/degradation-engine.js';
 import type { AgentSpan } from '../../src/ingest/agent-span.js';
 import type { Store } from '../../src/store/clickhouse.js';
@@ -26,11 +27,6 @@ afterAll(async () => {
 });
 
 function setup(tenant: Record<string, unknown> = {}, extra: { p95?: () => number; consentTimeoutMs?: number } = {}) {
-  const clock = new Clock();
-  const bus = new DecisionBus({ now: clock.now });
-  const audit = new AuditLog(store.client, clock.now);
-  const notified: string[] = [];
-  let ids = 0;
   const current = section({
     providerHealth: { minimumCalls: 5, slidingWindowSize: 20, waitDurationOpenMs: 30_000, permittedCallsHalfOpen: 3 },
     defaults: {
@@ -40,12 +36,24 @@ function setup(tenant: Record<string, unknown> = {}, extra: { p95?: () => number
       ...tenant,
     },
   });
+  return engineOn(new Clock(), current, extra, 'req-');
+}
+
+/**
+ * An engine with its bus and audit log on the test store. `restart()` stands up another one on the
+ * same store and policy a second later, restored from the log as the service does at start.
+ */
+function engineOn(clock: Clock, current: ReturnType<typeof section>, extra: { p95?: () => number }, idPrefix: string) {
+  const bus = new DecisionBus({ now: clock.now });
+  const audit = new AuditLog(store.client, clock.now);
+  const notified: string[] = [];
+  let ids = 0;
   const engine = new DegradationEngine({
     bus: { publish: (d) => bus.publish(d), publishBreakerEvent: (e) => notified.push(`${e.kind}:${e.newState}`) },
     audit,
     policy: () => current,
     now: clock.now,
-    newId: () => `req-${++ids}`,
+    newId: () => `${idPrefix}${++ids}`,
     ...(extra.p95 ? { modelMetrics: (provider: string) => ({ latencyP95Ms: provider === 'openai' ? extra.p95!() : 500, callsPerMinute: 100 }) } : {}),
   });
   const send = (...spans: AgentSpan[]) => engine.observe(spans, 0);
@@ -55,7 +63,13 @@ function setup(tenant: Record<string, unknown> = {}, extra: { p95?: () => number
     return (await audit.list(tenantId, { kinds: ['degradation'], order: 'asc' })).map((e) => `${e.newState}${e.actor === 'breakwater' ? '' : ` by ${e.actor}`}`);
   };
   const storm = (tenantId: string, provider = 'openai', model = 'gpt-4o') => send(...Array.from({ length: 6 }, () => failed(at({ tenantId, provider, requestModel: model }))));
-  return { clock, bus, audit, engine, send, at, log, storm, notified };
+  const restart = async () => {
+    await engine.flush();
+    const next = engineOn(new Clock(clock.ms + 1_000), current, extra, `${idPrefix}after-restart-`);
+    await next.engine.restore(store.client);
+    return next;
+  };
+  return { clock, bus, audit, engine, send, at, log, storm, notified, restart };
 }
 
 describe('consent', () => {
@@ -105,7 +119,10 @@ describe('consent', () => {
     t.clock.advance(1_000);
     t.send(span(t.at({ tenantId: 'clinic' })), span(t.at({ tenantId: 'clinic' })));
     expect(t.bus.latest('clinic')).toMatchObject({ action: 'ALLOW', tier: 0, state: 'CLOSED' });
-    expect(await t.log('clinic')).toEqual(['CONSENT_PENDING', 'CONSENT_REFUSED by bob@clinic', 'SUSPENDED', 'TIER_0', 'TIER_0']);
+    // probes passed on the primary: the incident, and the refusal with it, is over (and recorded so)
+    expect(await t.log('clinic')).toEqual(['CONSENT_PENDING', 'CONSENT_REFUSED by bob@clinic', 'SUSPENDED', 'TIER_0', 'TIER_0', 'CONSENT_RESET']);
+    const [reset] = await t.audit.list('clinic', { kinds: ['degradation'], order: 'desc', limit: 1 });
+    expect(reset?.reason).toBe('the incident is over (the primary is healthy): the refusal of tier 1 and worse no longer applies; the next incident asks again');
   });
 
   it('a refusal without suspension permitted halts', async () => {
@@ -131,7 +148,7 @@ describe('consent', () => {
     expect(t.engine.pendingConsents('slowcare')).toEqual([]);
     p95 = 1_000;
     t.engine.tick();
-    expect(await t.log('slowcare')).toEqual(['CONSENT_PENDING', 'CONSENT_REFUSED by dave']);
+    expect(await t.log('slowcare')).toEqual(['CONSENT_PENDING', 'CONSENT_REFUSED by dave', 'CONSENT_RESET']);
   });
 
   it('an unanswered request expires as refused', async () => {
@@ -181,5 +198,96 @@ describe('consent', () => {
     expect(t.bus.latest('icu')).toMatchObject({ action: 'HALT', tier: 1 });
     expect(t.engine.pendingConsents('icu')).toMatchObject([{ id: 'req-2', to: { tier: 2 } }]);
     expect(await t.log('icu')).toEqual(['CONSENT_PENDING', 'CONSENT_APPROVED by erin', 'TIER_1', 'TIER_0', 'TIER_1', 'CONSENT_PENDING']);
+  });
+});
+
+describe('consent across a restart', () => {
+  it('a refusal holds for the rest of its incident: tier 1 is not offered again', async () => {
+    const t = setup({ permittedTiers: [0, 1, 2, 4] });
+    t.storm('theatre');
+    await t.engine.refuse('theatre', 'req-1', 'bob@theatre', 'no model changes during surgery');
+    expect(t.bus.latest('theatre')).toMatchObject({ action: 'HALT', tier: 4 });
+    const r = await t.restart();
+    expect(r.bus.latest('theatre')).toMatchObject({ action: 'HALT', tier: 4 });
+    // The primary still fails (its breaker starts CLOSED and opens again). Past the recovery
+    // window tier 1 is clear, and would be asked for, had the tenant not refused it.
+    r.storm('theatre');
+    r.clock.advance(61_000);
+    r.engine.tick();
+    expect(r.engine.pendingConsents('theatre')).toEqual([]);
+    expect(r.bus.latest('theatre')).toMatchObject({ action: 'HALT', tier: 4 });
+    // the primary's own window passes (it left OPEN at +30 s): back without asking
+    r.clock.advance(40_000);
+    r.engine.tick();
+    expect(r.bus.latest('theatre')).toMatchObject({ action: 'ALLOW', tier: 0 });
+  });
+
+  it('an approval holds: a failed probe after the restart demotes to the approved tier without asking', async () => {
+    const t = setup();
+    t.storm('recovery');
+    await t.engine.approve('recovery', 'req-1', 'erin');
+    const r = await t.restart();
+    expect(r.bus.latest('recovery')).toMatchObject({ action: 'DEGRADE', tier: 1 });
+    r.clock.advance(60_000);
+    r.engine.tick();
+    expect(r.bus.latest('recovery')).toMatchObject({ action: 'ALLOW', tier: 0, state: 'HALF_OPEN' });
+    r.clock.advance(1_000);
+    r.send(failed(r.at({ tenantId: 'recovery' })));
+    expect(r.bus.latest('recovery')).toMatchObject({ action: 'DEGRADE', tier: 1 });
+    expect(r.engine.pendingConsents('recovery')).toEqual([]);
+  });
+
+  it('a request left unanswered is closed in the log as withdrawn, and asked again under a new id', async () => {
+    const t = setup();
+    t.storm('waiting');
+    expect(t.engine.pendingConsents('waiting')).toMatchObject([{ id: 'req-1' }]);
+    const r = await t.restart();
+    expect(r.engine.pendingConsents('waiting')).toEqual([]);
+    await expect(r.engine.approve('waiting', 'req-1', 'late')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    r.storm('waiting');
+    // (ids count per engine; the restored one also re-evaluated the other tests' tenants)
+    expect(r.engine.pendingConsents('waiting')).toMatchObject([{ id: expect.stringMatching(/^req-after-restart-/), to: { tier: 1 } }]);
+    expect(await r.log('waiting')).toEqual(['CONSENT_PENDING', 'CONSENT_WITHDRAWN', 'CONSENT_PENDING']);
+    const [, withdrawn] = await r.audit.list('waiting', { kinds: ['degradation'], order: 'asc' });
+    expect(withdrawn?.reason).toMatch(/request req-1\) withdrawn: Breakwater restarted before an answer/);
+    expect((await r.audit.verify('waiting')).ok).toBe(true);
+  });
+
+  it('answers from an incident that ended stay ended', async () => {
+    let p95 = 9_000;
+    const t = setup({ triggers: { latencyP95Ms: 5_000, holdMs: 0 } }, { p95: () => p95 });
+    t.send(span(t.at({ tenantId: 'ended' })));
+    await t.engine.refuse('ended', 'req-1', 'dave');
+    p95 = 1_000;
+    t.engine.tick();
+    // slow again by the time of the restart: the refusal, had it been brought back, would hold
+    p95 = 9_000;
+    const r = await t.restart();
+    r.send(span(r.at({ tenantId: 'ended' })));
+    expect(r.engine.pendingConsents('ended')).toMatchObject([{ id: expect.stringMatching(/^req-after-restart-/) }]);
+    expect(await r.log('ended')).toEqual(['CONSENT_PENDING', 'CONSENT_REFUSED by dave', 'CONSENT_RESET', 'CONSENT_PENDING']);
+  });
+});
+
+describe('replayConsents', () => {
+  const row = (tenant: string, details: Record<string, unknown>) => ({ TenantId: tenant, Details: JSON.stringify(details) });
+  const request = (id: string, tier: number | null) => ({ id, task: '', from: { tier: 0, provider: 'a', model: 'm' }, to: { tier, provider: 'b', model: 'm' } });
+
+  it('keeps the answers after the last reset, per tenant and task, and skips rows that do not parse', () => {
+    const answers = replayConsents([
+      row('t1', { event: 'consent_requested', task: '', request: request('r1', 3) }),
+      row('t1', { event: 'consent_refused', task: '', request: request('r1', 3) }),
+      row('t1', { event: 'consents_cleared', task: '' }),
+      row('t1', { event: 'consent_approved', task: '', request: request('r2', 1) }),
+      row('t1', { event: 'consent_expired', task: '', request: request('r3', null) }),
+      { TenantId: 't1', Details: '{not json' },
+      row('t1', { event: 'consent_requested', task: 'code', request: { ...request('r4', 2), task: 'code' } }),
+      row('t2', { event: 'consent_requested', task: '', request: request('r5', 1) }),
+      row('t2', { event: 'consent_withdrawn', task: '', request: request('r5', 1) }),
+    ]);
+    expect(answers).toEqual([
+      { tenantId: 't1', task: '', approvedUpTo: 1, refusedFrom: 4, pending: null },
+      { tenantId: 't1', task: 'code', approvedUpTo: 0, refusedFrom: Infinity, pending: expect.objectContaining({ id: 'r4' }) },
+    ]);
   });
 });
