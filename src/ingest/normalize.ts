@@ -55,9 +55,13 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
   return { spans, rejected, errorMessage: lines.join('; ') };
 }
 
+// Ids arrive as lowercase hex of their bytes: of the right length, all-zero is exactly these.
+const ZERO_TRACE_ID = '0'.repeat(32);
+const ZERO_SPAN_ID = '0'.repeat(16);
+
 function validate(span: AgentSpan, options: NormalizeOptions, maxIdLength: number): string | undefined {
-  if (span.traceId.length !== 32 || /^0+$/.test(span.traceId)) return 'invalid trace id (need 16 non-zero bytes)';
-  if (span.spanId.length !== 16 || /^0+$/.test(span.spanId)) return 'invalid span id (need 8 non-zero bytes)';
+  if (span.traceId.length !== 32 || span.traceId === ZERO_TRACE_ID) return 'invalid trace id (need 16 non-zero bytes)';
+  if (span.spanId.length !== 16 || span.spanId === ZERO_SPAN_ID) return 'invalid span id (need 8 non-zero bytes)';
   if (span.tenantId === '' && options.requireTenant) return 'missing tenant.id (set it on the resource or the span)';
   if (span.tenantId.length > maxIdLength) return `tenant.id longer than ${maxIdLength} characters`;
   if (span.runId.length > maxIdLength) return `agent.run.id longer than ${maxIdLength} characters`;

@@ -81,11 +81,11 @@ export function spanFacts(
 ): SpanFacts {
   const kind = spanKind(span.operation);
   const isStep = kind === 'model' || kind === 'tool';
-  let endMs = nanosToMillis(span.endTimeUnixNano);
-  if (endMs > nowMs + FUTURE_TOLERANCE_MS) endMs = nowMs;
+  const rawEndMs = nanosToMillis(span.endTimeUnixNano);
+  const endMs = rawEndMs > nowMs + FUTURE_TOLERANCE_MS ? nowMs : rawEndMs;
   const rawStartMs = nanosToMillis(span.startTimeUnixNano);
   // The span's own duration, before any clamping of its end.
-  const latencyMs = Math.max(0, nanosToMillis(span.endTimeUnixNano) - rawStartMs);
+  const latencyMs = Math.max(0, rawEndMs - rawStartMs);
   // A missing (0) or inverted start would stretch durations to decades: fall back to the end.
   const startMs = rawStartMs <= 0 || rawStartMs > endMs ? endMs : rawStartMs;
 
