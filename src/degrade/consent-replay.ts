@@ -5,7 +5,8 @@
 
 import type { ClickHouseClient } from '@clickhouse/client';
 import { queryRows } from '../store/clickhouse.js';
-import { SUSPEND_TIER } from './degradation-schema.js';
+import { SUSPEND_TIER, type TierEntry } from './degradation-schema.js';
+import type { ConsentRequest, Position, Trigger } from './tier-track.js';
 
 /** A consent request as its audit event records it (degradation-events.ts, requestDetails). */
 export interface RecordedRequest {
@@ -92,4 +93,25 @@ export function replayConsents(rows: ReadonlyArray<{ TenantId: string; Details: 
     }
   }
   return [...answers.values()].filter((a) => a.approvedUpTo !== 0 || a.refusedFrom !== Infinity || a.pending !== null);
+}
+
+/** Where a recorded position sits on the ladder as it is now (its length: off it; -1: gone from it). */
+export function ladderIndex(position: RecordedPosition, tiers: readonly TierEntry[]): number {
+  if (position.tier === SUSPEND_TIER || position.tier === null) return tiers.length;
+  return tiers.findIndex((e) => e.provider === position.provider && e.model === position.model);
+}
+
+/** A recorded request as the track's own, for the event that closes it. */
+export function consentRequest(tenantId: string, recorded: RecordedRequest, tiers: readonly TierEntry[]): ConsentRequest {
+  const position = (p: RecordedPosition): Position => ({ index: ladderIndex(p, tiers), tier: p.tier, provider: p.provider, model: p.model });
+  return {
+    id: recorded.id,
+    tenantId,
+    task: recorded.task,
+    from: position(recorded.from),
+    to: position(recorded.to),
+    trigger: recorded.trigger as unknown as Trigger,
+    requestedAt: Date.parse(recorded.requestedAt),
+    expiresAt: Date.parse(recorded.expiresAt),
+  };
 }

@@ -27,7 +27,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { nanosToMillis } from '../windows/window-time.js';
 import { spanKind } from '../windows/span-facts.js';
 import { classifyOutcome, classifyRateLimit, type CallOutcome, type RateLimitClass } from './classify.js';
-import { readConsentEvents, replayConsents, type ConsentAnswers, type RecordedPosition, type RecordedRequest } from './consent-replay.js';
+import { consentRequest, ladderIndex, readConsentEvents, replayConsents, type ConsentAnswers } from './consent-replay.js';
 import { degradationEvent, healthTransitionEvent, type RunState } from './degradation-events.js';
 import {
   SUSPEND_TIER,
@@ -43,7 +43,7 @@ import { ProviderHealth } from './provider-health.js';
 import { QuotaTelemetry, type KeyQuota, type QuotaLevelChange } from './quota-telemetry.js';
 import { readSpanExtras, type SpanExtras } from './span-signals.js';
 import { TenantQuotas, type ReserveResult } from './tenant-quota.js';
-import { TierTrack, type ConsentRequest, type EntrySignals, type Position, type TrackChange, type TrackContext, type Trigger } from './tier-track.js';
+import { TierTrack, type ConsentRequest, type EntrySignals, type TrackChange, type TrackContext, type Trigger } from './tier-track.js';
 
 /** Where decisions go: the DecisionBus (or a wrapper that names this engine as their source). */
 export interface DecisionSink {
@@ -376,10 +376,10 @@ export class DegradationEngine implements SpanObserver {
         continue;
       }
       const to = details.to;
-      if (to === undefined || to.tier === 0) continue;
+      if (to === undefined || to.tier === undefined || to.tier === 0) continue;
       const tp = taskPolicy(tenantDegradationPolicy(section, row.TenantId), row.Task);
       if (!tp.enabled || tp.tiers.length === 0) continue;
-      const index = to.tier === SUSPEND_TIER || to.tier === null ? tp.tiers.length : tp.tiers.findIndex((e) => e.provider === to.provider && e.model === to.model);
+      const index = ladderIndex({ tier: to.tier, provider: to.provider ?? '', model: to.model ?? '' }, tp.tiers);
       if (index < 0) continue;
       const state = this.#tenant(row.TenantId, now);
       const track = this.#track(state, tp.task, tenantDegradationPolicy(section, row.TenantId), now);
@@ -406,7 +406,7 @@ export class DegradationEngine implements SpanObserver {
       const track = this.#track(state, tp.task, policy, now);
       track.restoreConsents(a.approvedUpTo, a.refusedFrom);
       if (a.pending !== null) {
-        const request = recordedRequest(a.tenantId, a.pending, tp.tiers);
+        const request = consentRequest(a.tenantId, a.pending, tp.tiers);
         state.buffered.push({ track, change: { kind: 'consent_withdrawn', request, reason: 'Breakwater restarted before an answer; the switch is asked again if still needed', at: now } });
       }
     }
@@ -1053,22 +1053,3 @@ function sameKey(a: { scope: string; provider: string; model: string; tenantId: 
   return a.scope === b.scope && a.provider === b.provider && a.model === b.model && a.tenantId === b.tenantId;
 }
 
-/** A request as recorded, for the event that closes it (positions found on the ladder as it is now). */
-function recordedRequest(tenantId: string, recorded: RecordedRequest, tiers: readonly TierEntry[]): ConsentRequest {
-  const position = (p: RecordedPosition): Position => ({
-    index: p.tier === SUSPEND_TIER || p.tier === null ? tiers.length : tiers.findIndex((e) => e.provider === p.provider && e.model === p.model),
-    tier: p.tier,
-    provider: p.provider,
-    model: p.model,
-  });
-  return {
-    id: recorded.id,
-    tenantId,
-    task: recorded.task,
-    from: position(recorded.from),
-    to: position(recorded.to),
-    trigger: recorded.trigger as unknown as Trigger,
-    requestedAt: Date.parse(recorded.requestedAt),
-    expiresAt: Date.parse(recorded.expiresAt),
-  };
-}
