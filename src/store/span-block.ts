@@ -501,8 +501,10 @@ class AttributeMaps {
   /** `repeats`: lists often come again as the same array (a resource's, for each of its spans). */
   constructor(private readonly repeats = false) {}
 
+  readonly #shapes = new AttributeShapes();
+
   get parts(): Part[] {
-    return [this.valueOffsets, this.valueKeys, this.values, this.typeOffsets, this.typeKeys, this.types, this.#last];
+    return [this.valueOffsets, this.valueKeys, this.values, this.typeOffsets, this.typeKeys, this.types, this.#last, this.#shapes];
   }
 
   /** Forgets the remembered list (called per request: a later request's arrays are its own). */
@@ -525,7 +527,13 @@ class AttributeMaps {
       return;
     }
     const bytesStart = this.values.data.pos;
-    if (plainKeys(attributes)) {
+    const shape = this.#shapes.find(attributes);
+    if (shape !== undefined) {
+      this.valueKeys.pushIndexes(shape.keys);
+      for (let i = 0; i < attributes.length; i++) this.values.add(anyValueText(attributes[i]!.value));
+      this.typeKeys.pushIndexes(shape.typeKeys);
+      this.types.pushIndexes(shape.types);
+    } else if (plainKeys(attributes)) {
       for (const { key, value } of attributes) {
         this.valueKeys.add(key);
         this.values.add(anyValueText(value));
@@ -535,6 +543,7 @@ class AttributeMaps {
           this.types.add(type);
         }
       }
+      this.#shapes.remember(attributes, this.valueKeys.indexesFrom(start), this.typeKeys.indexesFrom(typesStart), this.types.indexesFrom(typesStart));
     } else {
       // Repeated or integer-like keys: the maps hold what the JSON object held, in its key order.
       const { values, types } = attributeColumns(attributes);
@@ -573,6 +582,60 @@ class AttributeMaps {
     this.typeOffsets.writeTo(out);
     this.typeKeys.writeTo(out);
     this.types.writeTo(out);
+  }
+}
+
+interface AttributeShape {
+  names: readonly string[];
+  valueTypes: readonly string[];
+  /** the block's dictionary indexes of the keys, of the typed keys and of their types */
+  keys: Uint32Array;
+  typeKeys: Uint32Array;
+  types: Uint32Array;
+}
+
+const SHAPES_KEPT = 8;
+
+/**
+ * The key and value-type sequences of recent attribute lists that went in wire order (plainKeys),
+ * with their dictionary indexes. One instrumentation repeats a few such sequences span after span
+ * (its chat calls, its tool calls): a match skips the duplicate-key check and the dictionary
+ * lookups of keys and types, leaving only the values to write. The indexes hold until the block's
+ * dictionaries are emptied (reset); cutting rows back (truncate) keeps dictionary entries.
+ */
+class AttributeShapes implements Part {
+  readonly #shapes: AttributeShape[] = [];
+  #next = 0;
+
+  reset(): void {
+    this.#shapes.length = 0;
+    this.#next = 0;
+  }
+
+  size(): number {
+    return 0;
+  }
+
+  truncate(): void {}
+
+  find(attributes: readonly KeyValue[]): AttributeShape | undefined {
+    const n = attributes.length;
+    next: for (let s = 0; s < this.#shapes.length; s++) {
+      const shape = this.#shapes[s]!;
+      if (shape.names.length !== n) continue;
+      for (let i = 0; i < n; i++) {
+        const { key, value } = attributes[i]!;
+        if (key !== shape.names[i] || anyValueType(value) !== shape.valueTypes[i]) continue next;
+      }
+      return shape;
+    }
+    return undefined;
+  }
+
+  remember(attributes: readonly KeyValue[], keys: Uint32Array, typeKeys: Uint32Array, types: Uint32Array): void {
+    const shape = { names: attributes.map((a) => a.key), valueTypes: attributes.map((a) => anyValueType(a.value)), keys, typeKeys, types };
+    if (this.#shapes.length < SHAPES_KEPT) this.#shapes.push(shape);
+    else this.#shapes[this.#next++ % SHAPES_KEPT] = shape;
   }
 }
 

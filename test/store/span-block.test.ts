@@ -301,6 +301,29 @@ describe('Native span blocks', () => {
     await expectSameRows(spans, costs, 37);
   });
 
+  it('store the same when attribute lists repeat their keys with other value types, orders and counts', async () => {
+    // Twelve list shapes (more than the encoder remembers), cycled, over blocks of 7 rows: the same
+    // keys with a value of another type, in another order, one key more, a repeated key.
+    const shapes: Array<(i: number) => AgentSpan['spanAttributes']> = [
+      (i) => [{ key: 'op', value: 'chat' }, { key: 'tokens', value: BigInt(i) }],
+      (i) => [{ key: 'op', value: 'chat' }, { key: 'tokens', value: `${i}` }],
+      (i) => [{ key: 'op', value: 'chat' }, { key: 'tokens', value: i + 0.5 }],
+      (i) => [{ key: 'tokens', value: BigInt(i) }, { key: 'op', value: 'tool' }],
+      (i) => [{ key: 'op', value: 'chat' }, { key: 'tokens', value: BigInt(i) }, { key: 'model', value: 'm' }],
+      (i) => [{ key: 'op', value: 'chat' }, { key: 'tokens', value: BigInt(i) }, { key: 'op', value: i % 2 === 0 }],
+      (i) => [{ key: 'op', value: null }, { key: 'tokens', value: [BigInt(i), 'x'] }],
+      (i) => [{ key: 'op', value: { kvlist: [{ key: 'k', value: BigInt(i) }] } }],
+      () => [],
+      (i) => [{ key: '7', value: BigInt(i) }, { key: 'op', value: 'chat' }],
+      (i) => [{ key: 'op', value: new Uint8Array([i & 0xff, 1]) }, { key: 'tokens', value: false }],
+      () => [{ key: 'op', value: 'chat' }],
+    ];
+    const spans = withIds(Array.from({ length: 150 }, (_, i) => span({ spanAttributes: shapes[(i * 5) % shapes.length]!(i) })));
+    const costs = spans.map(() => 0);
+    await expectSameRows(spans, costs, 7);
+    await expectSameRows(spans, costs);
+  });
+
   it('write the same bytes into the reused buffer as into a fresh one, batch after batch', () => {
     const batch = (n: number, offset: number) =>
       Array.from({ length: n }, (_, i) => span({ spanId: (offset + i + 1).toString(16).padStart(16, '0'), name: `span ${offset + i}`, tenantId: `tenant-${i % 3}` }));
