@@ -72,6 +72,20 @@ function engineOn(clock: Clock, current: ReturnType<typeof section>, extra: { p9
   return { clock, bus, audit, engine, send, at, log, storm, notified, restart };
 }
 
+/**
+ * A tenant approved for tier 1 and running there is promoted back to the primary `waitMs` later,
+ * and its first call there (a probe) fails: it goes back to tier 1 without being asked again.
+ */
+function failedProbeReturnsToTier1(t: ReturnType<typeof engineOn>, tenantId: string, waitMs: number): void {
+  t.clock.advance(waitMs);
+  t.engine.tick();
+  expect(t.bus.latest(tenantId)).toMatchObject({ action: 'ALLOW', tier: 0, state: 'HALF_OPEN' });
+  t.clock.advance(1_000);
+  t.send(failed(t.at({ tenantId })));
+  expect(t.bus.latest(tenantId)).toMatchObject({ action: 'DEGRADE', tier: 1 });
+  expect(t.engine.pendingConsents(tenantId)).toEqual([]);
+}
+
 describe('consent', () => {
   it('pauses the tenant with a pending request; approve() switches it', async () => {
     const t = setup();
@@ -186,13 +200,7 @@ describe('consent', () => {
     const t = setup();
     t.storm('icu');
     await t.engine.approve('icu', 'req-1', 'erin');
-    t.clock.advance(90_000);
-    t.engine.tick();
-    expect(t.bus.latest('icu')).toMatchObject({ action: 'ALLOW', tier: 0, state: 'HALF_OPEN' });
-    t.clock.advance(1_000);
-    t.send(failed(t.at({ tenantId: 'icu' })));
-    expect(t.bus.latest('icu')).toMatchObject({ action: 'DEGRADE', tier: 1 });
-    expect(t.engine.pendingConsents('icu')).toEqual([]);
+    failedProbeReturnsToTier1(t, 'icu', 90_000);
     // now the fallback fails too: tier 2 was never approved
     t.storm('icu', 'azure.ai.openai', 'gpt-4o');
     expect(t.bus.latest('icu')).toMatchObject({ action: 'HALT', tier: 1 });
@@ -228,13 +236,7 @@ describe('consent across a restart', () => {
     await t.engine.approve('recovery', 'req-1', 'erin');
     const r = await t.restart();
     expect(r.bus.latest('recovery')).toMatchObject({ action: 'DEGRADE', tier: 1 });
-    r.clock.advance(60_000);
-    r.engine.tick();
-    expect(r.bus.latest('recovery')).toMatchObject({ action: 'ALLOW', tier: 0, state: 'HALF_OPEN' });
-    r.clock.advance(1_000);
-    r.send(failed(r.at({ tenantId: 'recovery' })));
-    expect(r.bus.latest('recovery')).toMatchObject({ action: 'DEGRADE', tier: 1 });
-    expect(r.engine.pendingConsents('recovery')).toEqual([]);
+    failedProbeReturnsToTier1(r, 'recovery', 60_000);
   });
 
   it('a request left unanswered is closed in the log as withdrawn, and asked again under a new id', async () => {
