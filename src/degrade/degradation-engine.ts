@@ -1052,4 +1052,3 @@ function ladderSummary(track: TierTrack, tp: TaskPolicy): string {
 function sameKey(a: { scope: string; provider: string; model: string; tenantId: string }, b: { scope: string; provider: string; model: string; tenantId: string }): boolean {
   return a.scope === b.scope && a.provider === b.provider && a.model === b.model && a.tenantId === b.tenantId;
 }
-
