@@ -480,7 +480,30 @@ function readHex(r: Reader, end: number): string {
   const stop = readEnd(r, end);
   const start = r.pos;
   r.pos = stop;
+  if (stop - start === 16) return hex16(r.buf, start);
+  if (stop - start === 8) return hex8(r.buf, start);
   return start === stop ? '' : r.text.toString('hex', start, stop);
+}
+
+// Span and trace ids, two or three per span: one String.fromCharCode call with every digit takes
+// under half the time of Buffer#toString('hex') (a call into C++), and builds a flat string.
+const HEX_DIGITS = Uint16Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+const fromCharCode = String.fromCharCode;
+const hi = (byte: number): number => HEX_DIGITS[byte >> 4]!;
+const lo = (byte: number): number => HEX_DIGITS[byte & 15]!;
+
+function hex8(b: Uint8Array, p: number): string {
+  const b0 = b[p]!, b1 = b[p + 1]!, b2 = b[p + 2]!, b3 = b[p + 3]!, b4 = b[p + 4]!, b5 = b[p + 5]!, b6 = b[p + 6]!, b7 = b[p + 7]!;
+  return fromCharCode(hi(b0), lo(b0), hi(b1), lo(b1), hi(b2), lo(b2), hi(b3), lo(b3), hi(b4), lo(b4), hi(b5), lo(b5), hi(b6), lo(b6), hi(b7), lo(b7));
+}
+
+function hex16(b: Uint8Array, p: number): string {
+  const b0 = b[p]!, b1 = b[p + 1]!, b2 = b[p + 2]!, b3 = b[p + 3]!, b4 = b[p + 4]!, b5 = b[p + 5]!, b6 = b[p + 6]!, b7 = b[p + 7]!;
+  const b8 = b[p + 8]!, b9 = b[p + 9]!, b10 = b[p + 10]!, b11 = b[p + 11]!, b12 = b[p + 12]!, b13 = b[p + 13]!, b14 = b[p + 14]!, b15 = b[p + 15]!;
+  return fromCharCode(
+    hi(b0), lo(b0), hi(b1), lo(b1), hi(b2), lo(b2), hi(b3), lo(b3), hi(b4), lo(b4), hi(b5), lo(b5), hi(b6), lo(b6), hi(b7), lo(b7),
+    hi(b8), lo(b8), hi(b9), lo(b9), hi(b10), lo(b10), hi(b11), lo(b11), hi(b12), lo(b12), hi(b13), lo(b13), hi(b14), lo(b14), hi(b15), lo(b15),
+  );
 }
 
 function readString(r: Reader, end: number): string {

@@ -345,6 +345,17 @@ describe('decodeTraceRequestProtobuf wire handling', () => {
     }
   });
 
+  it('writes 8- and 16-byte ids as lowercase hex, for every byte value', () => {
+    for (let first = 0; first < 256; first += 32) {
+      const bytes = Array.from({ length: 32 }, (_, i) => first + i);
+      const [trace, span, parent] = [bytes.slice(0, 16), bytes.slice(16, 24), bytes.slice(24, 32)];
+      const body = requestWithSpan([...tag(1, 2), 16, ...trace, ...tag(2, 2), 8, ...span, ...tag(4, 2), 8, ...parent]);
+      const decoded = allSpans(decodeTraceRequestProtobuf(body))[0]!;
+      expect([decoded.traceId, decoded.spanId, decoded.parentSpanId]).toEqual([trace, span, parent].map((id) => Buffer.from(id).toString('hex')));
+      expect(decodeTraceRequestProtobuf(body)).toEqual(referenceDecode(body));
+    }
+  });
+
   it('reads a negative enum sign-extended to 10 bytes', () => {
     const bytes = requestWithSpan([...tag(6, 0), ...varint(-1)]);
     expect(allSpans(decodeTraceRequestProtobuf(bytes))[0]!.kind).toBe(-1);
@@ -520,8 +531,11 @@ function injectUnknownFields(bytes: Uint8Array, type: string): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Properties.
 
-const hexId = (maxLength: number): fc.Arbitrary<string> =>
-  fc.uint8Array({ maxLength }).map((b) => Buffer.from(b).toString('hex'));
+/** ids of any length up to `length` bytes, and often of exactly `length` (the decoder's fast path) */
+const hexId = (length: number): fc.Arbitrary<string> =>
+  fc
+    .oneof(fc.uint8Array({ minLength: length, maxLength: length }), fc.uint8Array({ maxLength: length }))
+    .map((b) => Buffer.from(b).toString('hex'));
 const text = fc.string({ unit: 'binary', maxLength: 40 });
 const uint32 = fc.integer({ min: 0, max: 0xffffffff });
 const int32 = fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 });
