@@ -56,8 +56,8 @@ export class BreakerEngine implements SpanObserver {
 
   observe(spans: readonly AgentSpan[], receivedAt: number): void {
     const touched = new Map<string, Map<string, number>>();
+    this.o.windows.recordAll(spans);
     for (const span of spans) {
-      this.o.windows.record(span);
       let runs = touched.get(span.tenantId);
       if (!runs) touched.set(span.tenantId, (runs = new Map()));
       const kind = spanKind(span.operation);

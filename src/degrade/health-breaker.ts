@@ -183,9 +183,8 @@ export class HealthBreaker {
     return this.#leftOpenAt;
   }
 
-  /** Applies the time-driven transitions that are due; appends them to `out` and returns it. */
-  tick(settings: ProviderHealthSettings, out: HealthTransition[] = []): HealthTransition[] {
-    const at = this.now();
+  /** Applies the time-driven transitions due `at` (default now); appends them to `out` and returns it. */
+  tick(settings: ProviderHealthSettings, out: HealthTransition[] = [], at = this.now()): HealthTransition[] {
     if (this.#state === 'OPEN' && this.#openedAt !== null && at >= this.#openedAt + this.#waitMs) {
       const elapsedAt = this.#openedAt + this.#waitMs;
       this.#leftOpenAt = elapsedAt;
@@ -200,13 +199,13 @@ export class HealthBreaker {
   }
 
   /**
-   * Records one call's outcome; appends the transitions it (and the time) caused to `out` and
-   * returns it. Called for every model span, so nothing is allocated unless something changes.
+   * Records one call's outcome, as of `at` (default now); appends the transitions it (and the
+   * time) caused to `out` and returns it. Called for every model span, so nothing is allocated
+   * unless something changes, and the caller reads the clock once per request, not per call.
    */
-  record(call: HealthCall, settings: ProviderHealthSettings, out: HealthTransition[] = []): HealthTransition[] {
+  record(call: HealthCall, settings: ProviderHealthSettings, out: HealthTransition[] = [], at = this.now()): HealthTransition[] {
     if (this.#window.capacity !== settings.slidingWindowSize) this.#window = new CallWindow(settings.slidingWindowSize);
-    this.tick(settings, out);
-    const at = this.now();
+    this.tick(settings, out, at);
     this.lastCallAt = at;
     const flags = (call.failure ? FAILED : 0) | (call.slow ? SLOW : 0);
     switch (this.#state) {

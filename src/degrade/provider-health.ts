@@ -62,12 +62,12 @@ export class ProviderHealth {
     private readonly settings: () => ProviderHealthSettings,
   ) {}
 
-  /** Records a model call's health outcome; appends every transition it caused to `out` and returns it. */
-  record(tenantId: string, provider: string, model: string, failure: boolean, slow: boolean, out: HealthTransition[] = []): HealthTransition[] {
+  /** Records a model call's health outcome as of `at`; appends every transition it caused to `out` and returns it. */
+  record(tenantId: string, provider: string, model: string, failure: boolean, slow: boolean, out: HealthTransition[] = [], at = this.now()): HealthTransition[] {
     const settings = this.settings();
     const call = { failure, slow, tenantId };
-    this.#sharedBreaker(provider, '', settings).record(call, settings, out);
-    if (model !== '') this.#sharedBreaker(provider, model, settings).record(call, settings, out);
+    this.#sharedBreaker(provider, '', settings).record(call, settings, out, at);
+    if (model !== '') this.#sharedBreaker(provider, model, settings).record(call, settings, out, at);
     // A tenant with only good calls needs no breaker of its own.
     const bad = failure || slow;
     let mine = this.#own.get(tenantId);
@@ -81,7 +81,7 @@ export class ProviderHealth {
         if (!bad) continue;
         mine.add((breaker = this.#breaker(tenantId, provider, m, settings)));
       }
-      breaker.record(call, settings, out);
+      breaker.record(call, settings, out, at);
     }
     return out;
   }

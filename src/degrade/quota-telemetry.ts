@@ -59,10 +59,9 @@ export class QuotaTelemetry {
     private readonly onLevel?: (change: QuotaLevelChange) => void,
   ) {}
 
-  /** Headers seen on a call of `tenantId` that drew on `key`. Absent values are -1. */
-  observe(tenantId: string, key: string, provider: string, headers: RateLimitHeaders): void {
+  /** Headers seen on a call of `tenantId` that drew on `key`, as of `at`. Absent values are -1. */
+  observe(tenantId: string, key: string, provider: string, headers: RateLimitHeaders, at = this.now()): void {
     if (headers.remainingRequests < 0 && headers.remainingTokens < 0 && headers.limitRequests < 0 && headers.limitTokens < 0) return;
-    const at = this.now();
     this.#update(this.#global(key, provider), headers, at, true);
     this.#update(this.#tenantKey(tenantId, key, provider, at), headers, at, false);
   }
@@ -77,9 +76,8 @@ export class QuotaTelemetry {
     this.#relevel(this.#global(key, provider), at, true);
   }
 
-  /** A call on `key` that started at `startedAt` succeeded: a 429 seen before it no longer exhausts the key. */
-  quotaBack(tenantId: string, key: string, startedAt: number): void {
-    const at = this.now();
+  /** A call on `key` that started at `startedAt` succeeded (seen `at`): a 429 seen before it no longer exhausts the key. */
+  quotaBack(tenantId: string, key: string, startedAt: number, at = this.now()): void {
     for (const quota of [this.#keys.get(key), this.#tenants.get(tenantId)?.keys.get(key)]) {
       const last = quota?.lastRateLimit;
       if (quota === undefined || last === null || last === undefined || last.at >= startedAt || (last.resetAt >= 0 && last.resetAt <= at)) continue;

@@ -60,10 +60,9 @@ export class TenantQuotas {
 
   /**
    * A model call the spans reported. `requests` is 0 for a call the SDK had already reserved.
-   * `preflightTokens` (the SDK's estimate, -1 when absent) sizes the next call.
+   * `preflightTokens` (the SDK's estimate, -1 when absent) sizes the next call. `at`: when it was seen.
    */
-  debit(tenantId: string, limits: QuotaLimits, requests: number, tokens: number, observedCallTokens: number, preflightTokens = -1): void {
-    const at = this.now();
+  debit(tenantId: string, limits: QuotaLimits, requests: number, tokens: number, observedCallTokens: number, preflightTokens = -1, at = this.now()): void {
     const buckets = this.#buckets(tenantId, limits, at);
     if (buckets === undefined) return;
     if (requests > 0) buckets.requests?.take(requests, at);

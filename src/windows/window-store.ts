@@ -160,8 +160,13 @@ export class WindowStore {
     return this.windowSecondAt(this.now());
   }
 
-  record(span: AgentSpan): void {
+  /** Records a request's spans as of one reading of the clock. */
+  recordAll(spans: readonly AgentSpan[]): void {
     const nowMs = this.now();
+    for (let i = 0; i < spans.length; i++) this.record(spans[i]!, nowMs);
+  }
+
+  record(span: AgentSpan, nowMs = this.now()): void {
     const f = spanFacts(span, nowMs, this.prices(), this.#facts);
     if (f.endSec > this.newestSecond) this.newestSecond = f.endSec;
     const w = this.windowSecondAt(nowMs);
