@@ -9,7 +9,7 @@
 // A tier is blocked for a tenant when any of the four that cover it is OPEN.
 
 import type { ProviderHealthSettings } from './degradation-schema.js';
-import { HealthBreaker, type HealthBreakerView, type HealthTransition } from './health-breaker.js';
+import { HealthBreaker, type HealthBreakerView, type HealthCall, type HealthTransition } from './health-breaker.js';
 
 /** Shared (provider, model) breakers kept at most; idle ones go first. */
 const MAX_SHARED = 2_048;
@@ -75,15 +75,19 @@ export class ProviderHealth {
       if (!bad) return out;
       this.#own.set(tenantId, (mine = new BreakerTable()));
     }
-    for (const m of model === '' ? [''] : ['', model]) {
-      let breaker = mine.get(provider, m);
-      if (breaker === undefined) {
-        if (!bad) continue;
-        mine.add((breaker = this.#breaker(tenantId, provider, m, settings)));
-      }
-      breaker.record(call, settings, out, at);
-    }
+    this.#recordOwn(mine, tenantId, provider, '', bad, call, settings, out, at);
+    if (model !== '') this.#recordOwn(mine, tenantId, provider, model, bad, call, settings, out, at);
     return out;
+  }
+
+  /** A tenant's own breaker for the provider (model '') or a model: created by a bad call only. */
+  #recordOwn(mine: BreakerTable, tenantId: string, provider: string, model: string, bad: boolean, call: HealthCall, settings: ProviderHealthSettings, out: HealthTransition[], at: number): void {
+    let breaker = mine.get(provider, model);
+    if (breaker === undefined) {
+      if (!bad) return;
+      mine.add((breaker = this.#breaker(tenantId, provider, model, settings)));
+    }
+    breaker.record(call, settings, out, at);
   }
 
   /** Time-driven transitions (OPEN wait elapsed, half-open timeout) of every breaker; drops quiet ones. */

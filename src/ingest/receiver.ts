@@ -95,10 +95,11 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
     const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
     if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(options.limiter, peekResources(decoded)?.map(resourceTenant) ?? []);
     const request = decode(decoded, encoding);
-    metrics.spansReceived.inc({ encoding }, countSpans(request));
+    const spans = countSpans(request);
+    metrics.spansReceived.inc({ encoding }, spans);
     const waitMs = options.limiter?.take(spansByTenant(request, keyTenant)) ?? 0;
     if (waitMs > 0) {
-      metrics.spansRejected.inc({ reason: 'tenant_rate_limited' }, countSpans(request));
+      metrics.spansRejected.inc({ reason: 'tenant_rate_limited' }, spans);
       throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(waitMs / 1000));
     }
     return pipeline.ingest(request, { receivedAt, ...(keyTenant !== undefined ? { keyTenant } : {}) });
