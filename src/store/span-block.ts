@@ -792,7 +792,7 @@ export class SpanBlockEncoder {
     this.scopeVersion.add(span.scopeVersion);
     this.startTime.add(dateTime64Ticks(span.startTimeUnixNano));
     this.endTime.add(dateTime64Ticks(span.endTimeUnixNano));
-    this.durationNs.add(BigInt.asIntN(64, span.endTimeUnixNano - span.startTimeUnixNano));
+    this.durationNs.add(span.endTimeUnixNano - span.startTimeUnixNano); // a BigInt64Array keeps the low 64 bits, as asIntN(64)
     this.statusCode.add(STATUS_CODE_NAMES[span.statusCode] ?? String(span.statusCode));
     this.statusMessage.add(span.statusMessage);
     this.resource.add(span.resourceAttributes);
