@@ -133,6 +133,36 @@ describe('a 5xx storm', () => {
   });
 });
 
+// The engine publishes only when what an agent acts on changes (its decision signature): these
+// fail if a field that matters is left out of it.
+describe('publishing', () => {
+  it('publishes a throttle again when the provider asks for a longer wait', () => {
+    const t = setup(policy());
+    t.send(limited(t.at({ tenantId: 'longer', retryAfterMs: 5_000 })));
+    const first = t.bus.latest('longer');
+    expect(first).toMatchObject({ action: 'THROTTLE', retryAfterMs: 5_000 });
+    t.clock.advance(1_000);
+    t.send(limited(t.at({ tenantId: 'longer', retryAfterMs: 30_000 })));
+    const second = t.bus.latest('longer');
+    expect(second).toMatchObject({ action: 'THROTTLE', retryAfterMs: 30_000 });
+    expect(second.sequence).toBeGreaterThan(first.sequence);
+  });
+
+  it('publishes a move between two tiers that serve the same model', () => {
+    const sameModel = [LADDER[0]!, LADDER[1]!, { tier: 2, provider: 'vllm', model: 'gpt-4o' }, LADDER[3]!];
+    const t = setup(policy({}, { tiers: sameModel }));
+    t.send(span(t.at({ tenantId: 'twin' })));
+    t.send(...times(6, () => failed(t.at({ tenantId: 'twin' }))));
+    const onAzure = t.bus.latest('twin');
+    expect(onAzure).toMatchObject({ action: 'DEGRADE', tier: 1, fallbackModel: 'gpt-4o' });
+    t.clock.advance(1_000);
+    t.send(...times(6, () => failed(t.at({ tenantId: 'twin', provider: 'azure.ai.openai' }))));
+    const onVllm = t.bus.latest('twin');
+    expect(onVllm).toMatchObject({ action: 'DEGRADE', tier: 2, fallbackModel: 'gpt-4o' });
+    expect(onVllm.sequence).toBeGreaterThan(onAzure.sequence);
+  });
+});
+
 describe('a 429 burst', () => {
   it('throttles with the retry-after the provider gave and opens nothing', async () => {
     const t = setup(policy());
