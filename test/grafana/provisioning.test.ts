@@ -276,9 +276,13 @@ describe('docker-compose.yml', () => {
 });
 
 describe('Breakwater image and policy', () => {
-  it('builds on node:20-slim with npm install and npm run build, and serves on 0.0.0.0', () => {
+  it('builds on the Node.js the npm scripts run on, with npm install and npm run build, and serves on 0.0.0.0', () => {
     const dockerfile = read('Dockerfile');
-    expect(dockerfile).toMatch(/^FROM node:20-slim AS build$/m);
+    // the major of the `node` dev dependency, which every npm script runs on
+    const major = (JSON.parse(read('package.json')) as { devDependencies: Record<string, string> }).devDependencies.node!.split('.')[0];
+    expect(major).toBe('24');
+    expect(dockerfile).toMatch(new RegExp(`^FROM node:${major}-slim AS build$`, 'm'));
+    expect(dockerfile).toMatch(new RegExp(`^FROM node:${major}-slim$`, 'm'));
     expect(dockerfile).toMatch(/^RUN npm install --no-audit --no-fund$/m);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^COPY schema \.\/schema$/m);
