@@ -2,7 +2,8 @@
 // + JSON.stringify + JSONEachRow. Both insert the same spans into twin tables; every stored field
 // of every row must match, compared as ClickHouse's own TSV text (exact floats, Map key order).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
@@ -388,16 +389,30 @@ describe('Native span blocks', () => {
     expect(rows[2]!.attrs).toEqual({ '\ufffd': 'x\ufffd' });
   });
 
-  it('leave no spool file behind, whether the insert succeeds or fails', async () => {
-    const root = tempDataDir('bw-spool-');
+  // In memory (tmpfs: written synchronously) and on a disk (asynchronously), where the machine has both.
+  const spoolRoots = [tmpdir(), '/dev/shm'].filter((dir, i, all) => existsSync(dir) && all.indexOf(dir) === i);
+  it.each(spoolRoots)('write each insert over a spool file of its own, cut to the block, and leave none behind after close (in %s)', async (parent) => {
+    const root = mkdtempSync(join(parent, 'bw-spool-'));
     const inserter = blockInserterFor(store.client, 'spans_native', root);
     const missing = blockInserterFor(store.client, 'no_such_table', root);
-    const block = encodeSpanBlock([span()], [0]);
-    await inserter.insert([block]);
-    await expect(missing.insert([block])).rejects.toThrow();
-    expect(readdirSync(root)).toEqual([]);
+    const three = encodeSpanBlock(['01', '02', '03'].map((n) => span({ spanId: `00000000000000${n}` })), [0, 0, 0]);
+    const one = encodeSpanBlock([span({ spanId: '0000000000000004' })], [0]);
+    await truncate();
+    await inserter.insert([three]);
+    // A shorter block over the longer one: what is left of the longer one past its end is not read.
+    await inserter.insert([one]);
+    expect(readdirSync(root).map((name) => statSync(join(root, name)).size)).toEqual([one.length]);
+    await expect(missing.insert([one])).rejects.toThrow();
+    expect(readdirSync(root)).toHaveLength(2); // one file per inserter, reused
+    // Two inserts at once never share a file.
+    await Promise.all([inserter.insert([one]), inserter.insert([three])]);
+    expect(readdirSync(root)).toHaveLength(3);
+    const [row] = await queryRows<{ n: string; distinct: string }>(store.client, 'SELECT toString(count()) AS n, toString(uniqExact(SpanId)) AS distinct FROM spans_native');
+    expect(row).toEqual({ n: '8', distinct: '4' });
     inserter.close();
     missing.close();
+    expect(readdirSync(root)).toEqual([]);
+    rmSync(root, { recursive: true });
   });
 
   it('remove the spool files a killed process left, and only those', async () => {
@@ -409,6 +424,7 @@ describe('Native span blocks', () => {
     for (const path of [orphan, live, unrelated]) writeFileSync(path, 'x');
     const inserter = blockInserterFor(store.client, 'spans_native', root);
     await inserter.insert([encodeSpanBlock([span()], [0])]);
+    inserter.close();
     expect(readdirSync(root).sort()).toEqual([live, unrelated].map((p) => p.slice(root.length + 1)).sort());
   });
 });
