@@ -41,7 +41,7 @@ import {
 import type { HealthBreakerView, HealthTransition } from './health-breaker.js';
 import { ProviderHealth } from './provider-health.js';
 import { QuotaTelemetry, type KeyQuota, type QuotaLevelChange } from './quota-telemetry.js';
-import { readSpanExtras, type SpanExtras } from './span-signals.js';
+import { emptyExtras, readSpanExtras, type SpanExtras } from './span-signals.js';
 import { TenantQuotas, type ReserveResult } from './tenant-quota.js';
 import { TierTrack, type ConsentRequest, type EntrySignals, type TrackChange, type TrackContext, type Trigger } from './tier-track.js';
 
@@ -197,6 +197,8 @@ export class DegradationEngine implements SpanObserver {
   readonly #health: ProviderHealth;
   readonly #quotas: TenantQuotas;
   readonly #telemetry: QuotaTelemetry;
+  /** the span being observed's extras (one object for all: they are read only during the visit) */
+  readonly #extras = emptyExtras();
   /** provider + requested model → the model the provider reported serving (windows key by it) */
   readonly #servedAs = new Map<string, string>();
   readonly #inflight = new Set<Promise<unknown>>();
@@ -417,7 +419,7 @@ export class DegradationEngine implements SpanObserver {
   #observeSpan(span: AgentSpan, section: DegradationSection, now: number, transitions: HealthTransition[]): TenantState | undefined {
     if (span.tenantId === '') return undefined;
     const kind = spanKind(span.operation);
-    const extras = readSpanExtras(span, section.taskAttribute);
+    const extras = readSpanExtras(span, section.taskAttribute, this.#extras);
     const taskAttr = extras.task;
     if (kind !== 'model' && taskAttr === '') return undefined;
     const state = this.#tenant(span.tenantId, now);
@@ -464,10 +466,8 @@ export class DegradationEngine implements SpanObserver {
       this.#rateLimited(state, span, extras, endMs, policy, now);
     } else if (!span.isError) {
       // A call that started after a 429 and succeeded shows the quota is back.
-      for (const map of [state.throttles, state.capacity]) {
-        const block = map.get(key);
-        if (block !== undefined && startMs > block.at) map.delete(key);
-      }
+      liftIfOlder(state.throttles, key, startMs);
+      liftIfOlder(state.capacity, key, startMs);
       this.#telemetry.quotaBack(span.tenantId, key, startMs, now);
     }
 
@@ -1058,4 +1058,10 @@ function ladderSummary(track: TierTrack, tp: TaskPolicy): string {
 
 function sameKey(a: { scope: string; provider: string; model: string; tenantId: string }, b: { scope: string; provider: string; model: string; tenantId: string }): boolean {
   return a.scope === b.scope && a.provider === b.provider && a.model === b.model && a.tenantId === b.tenantId;
+}
+
+/** Lifts the block on `key` when it was set before `startMs` (a call that started after it went through). */
+function liftIfOlder(blocks: Map<string, KeyBlock>, key: string, startMs: number): void {
+  const block = blocks.get(key);
+  if (block !== undefined && startMs > block.at) blocks.delete(key);
 }

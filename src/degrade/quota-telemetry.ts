@@ -78,12 +78,11 @@ export class QuotaTelemetry {
 
   /** A call on `key` that started at `startedAt` succeeded (seen `at`): a 429 seen before it no longer exhausts the key. */
   quotaBack(tenantId: string, key: string, startedAt: number, at = this.now()): void {
-    for (const quota of [this.#keys.get(key), this.#tenants.get(tenantId)?.keys.get(key)]) {
-      const last = quota?.lastRateLimit;
-      if (quota === undefined || last === null || last === undefined || last.at >= startedAt || (last.resetAt >= 0 && last.resetAt <= at)) continue;
-      last.resetAt = at;
-      if (quota === this.#keys.get(key)) this.#relevel(quota, at, true);
-    }
+    // Called for every successful model call: no array of the two quotas to walk.
+    const global = this.#keys.get(key);
+    if (global !== undefined && clearRateLimit(global, startedAt, at)) this.#relevel(global, at, true);
+    const own = this.#tenants.get(tenantId)?.keys.get(key);
+    if (own !== undefined) clearRateLimit(own, startedAt, at);
   }
 
   /** Every key as all tenants' spans describe it, levels as of now. */
@@ -204,4 +203,12 @@ function emptyQuota(key: string, provider: string): KeyQuota {
     rateLimited: { request_rate: 0, token_rate: 0, daily: 0 },
     lastRateLimit: null,
   };
+}
+
+/** Marks the quota's last 429 as over when a call started after it succeeded; true if it was still on. */
+function clearRateLimit(quota: KeyQuota, startedAt: number, at: number): boolean {
+  const last = quota.lastRateLimit;
+  if (last === null || last.at >= startedAt || (last.resetAt >= 0 && last.resetAt <= at)) return false;
+  last.resetAt = at;
+  return true;
 }

@@ -30,6 +30,10 @@ export function numberOf(value: AnyValue | undefined): number {
   return NaN;
 }
 
+export function emptyExtras(): SpanExtras {
+  return { providerKey: '', task: '', preflightTokens: -1, preflightReserved: false };
+}
+
 /** Everything the degradation path reads from a model call's attributes, in one pass. */
 export interface SpanExtras {
   /** `gen_ai.provider.key` / `provider.key`, else the provider name */
@@ -41,15 +45,16 @@ export interface SpanExtras {
   preflightReserved: boolean;
 }
 
-export function readSpanExtras(span: AgentSpan, taskAttribute: string): SpanExtras {
-  const out: SpanExtras = {
-    providerKey: '',
-    task: '',
-    preflightTokens: -1,
-    preflightReserved: false,
-  };
+/** Into `out` when given (the engine reuses one for every span: a span's extras die with its visit). */
+export function readSpanExtras(span: AgentSpan, taskAttribute: string, out: SpanExtras = emptyExtras()): SpanExtras {
+  out.providerKey = '';
+  out.task = '';
+  out.preflightTokens = -1;
+  out.preflightReserved = false;
   let keyRank: number = PROVIDER_KEY_ATTRIBUTES.length;
-  for (const { key, value } of span.spanAttributes) {
+  const attributes = span.spanAttributes;
+  for (let i = 0; i < attributes.length; i++) {
+    const { key, value } = attributes[i]!;
     if (key === taskAttribute) {
       out.task = textOf(value);
       continue;

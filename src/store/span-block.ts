@@ -147,11 +147,18 @@ class Bytes {
   string(s: string): void {
     const length = s.length;
     if (length <= 42) {
-      // At most 126 UTF-8 bytes: the length prefix is one byte. ASCII is copied here, which beats
-      // a native call for the short ids and names that dominate spans.
+      // At most 126 UTF-8 bytes: the length prefix is one byte. Up to 16 characters (span ids,
+      // names, most values), ASCII copied here beats the native call; from there (a trace id) the
+      // call's fixed ~30 ns wins (Node 24, scratch loop).
       this.ensure(1 + length * 3);
       const buf = this.buf;
       const start = this.pos;
+      if (length > 16) {
+        const written = buf.write(s, start + 1, 'utf8');
+        buf[start] = written;
+        this.pos = start + 1 + written;
+        return;
+      }
       let p = start + 1;
       for (let i = 0; i < length; i++) {
         const c = s.charCodeAt(i);
