@@ -49,8 +49,9 @@ export function anyValueText(value: AnyValue): string {
     case 'string':
       return value;
     case 'boolean':
-    case 'bigint':
       return String(value);
+    case 'bigint':
+      return intText(value);
     case 'number':
       return doubleText(value);
     default:
@@ -58,6 +59,15 @@ export function anyValueText(value: AnyValue): string {
       if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
       return JSON.stringify(anyValueJson(value));
   }
+}
+
+/**
+ * An int's decimal text. Token counts and the like fit a double, and a double prints in about a
+ * third of the time a BigInt does (Node 24); a BigInt only rounds to a safe integer if it is one.
+ */
+function intText(value: bigint): string {
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? String(n) : String(value);
 }
 
 function doubleText(value: number): string {

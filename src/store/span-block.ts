@@ -319,9 +319,14 @@ class LowCardinalityColumn implements Column {
   }
 
   add(s: string): void {
-    // Runs of one value (a resource's service, a batch's tenant) skip the hash lookup.
+    // Runs of one value (a resource's service, a batch's tenant) skip the hash lookup, and so does
+    // '' (index 0), which the agent columns alternate with (a tool call has no model, a chat no tool).
     if (s === this.#last) {
       this.#indexes.push(this.#lastIndex);
+      return;
+    }
+    if (s.length === 0) {
+      this.#indexes.push(0);
       return;
     }
     let index = this.#dictionary.get(s);
