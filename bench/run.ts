@@ -8,7 +8,7 @@ import { cpus, loadavg } from 'node:os';
 import { queryRows } from '../src/store/clickhouse.js';
 import { startBenchService } from './bench-service.js';
 import { runChild } from './child.js';
-import { floorInputsFromChild } from './floor-inputs.js';
+import { floorInputsFromChild, type FloorInputs } from './floor-inputs.js';
 import { jsonStorageRate, nativeStorageFloor, singleRowInsertMs, startTransportFloor } from './floors.js';
 import { haltToCheckpoint, historyQuery, percentile, recordDecisionLatency, recordGcPauses, seedHistory } from './decision-path.js';
 import { loadFromChild, type LoadResult, type LoadSpec } from './load-generator.js';
@@ -121,10 +121,11 @@ const sweepArg = args.indexOf('--sweep'); // e.g. `--sweep 8,32`; `--sweep none`
 const sweepLevels = sweepArg >= 0 ? (args[sweepArg + 1] === 'none' ? [] : args[sweepArg + 1]!.split(',').map(Number)) : quick ? [] : [1, 2, 4, 8, 16, 32, 64, 128];
 
 /**
- * The floors of one repeat. The decode floors run, and the storage floors' batches are encoded, in
- * a child process (floor-inputs.ts says why); this process only sends the bytes.
+ * The transport and decode floors of one repeat. The decode floors run, and the storage floor's
+ * batches are encoded, in a child process (floor-inputs.ts says why); this process only sends the
+ * bytes. Returns the storage floor's batches, inserted by measureStorageFloor.
  */
-async function measureFloors(): Promise<void> {
+async function measureFloors(): Promise<FloorInputs> {
   const t = await loadFromChild({ url: transport.url, path: '/', encoding: 'protobuf', gzip: false, requests, spansPerRequest: SPANS_PER_REQUEST, concurrency: CONCURRENCY, tenants: TENANTS });
   record('floor.transport', 'transport floor: HTTP server reading protobuf bodies only', 'spans/s', t.spansAcked / t.seconds);
 
@@ -139,7 +140,15 @@ async function measureFloors(): Promise<void> {
   });
   record('floor.decode', 'decode floor: protobufjs (referenceDecode), main thread of its own process', 'spans/s', inputs.referenceDecode);
   record('decode.handwritten', 'decode: hand-written decoder (decode-protobuf.ts), main thread of its own process', 'spans/s', inputs.handWrittenDecode);
+  return inputs;
+}
 
+/**
+ * The storage floor, measured right before the end-to-end run it is compared with: the machine's
+ * speed drifts from minute to minute (the floor's own CPU per row moved 7.3-9.9 µs within one
+ * bench), and the closer the two phases, the less of that drift the ratio carries.
+ */
+async function measureStorageFloor(inputs: FloorInputs): Promise<void> {
   await settleMerges();
   const before = await storedCount();
   const floorCpu = cpuMeter();
@@ -153,16 +162,19 @@ async function measureFloors(): Promise<void> {
     floor.rows / floor.seconds,
   );
   record('cpu.storage', 'storage floor: CPU of the process per row (engine and merges during the phase)', 'µs', floorCpuUs);
-  if (!quick) {
-    const json = await jsonStorageRate(service.store.client, 'spans', inputs.json);
-    record('storage.json', `storage: JSONEachRow through the client (previous writer), ${BATCH_ROWS.toLocaleString('en-US')} rows/insert`, 'rows/s', json.rows / json.seconds);
-    const oneRow = await singleRowInsertMs(service.store.client, 'spans', inputs.oneRow, 10);
-    record('storage.insert1', 'storage: one insert of a single row, Native via INFILE (the fixed cost each insert pays)', 'ms', oneRow);
-  }
+}
+
+/** Storage figures that are no floor of any ratio: the previous writer's format, and one-row inserts. */
+async function measureStorageAlternatives(inputs: FloorInputs): Promise<void> {
+  const json = await jsonStorageRate(service.store.client, 'spans', inputs.json);
+  record('storage.json', `storage: JSONEachRow through the client (previous writer), ${BATCH_ROWS.toLocaleString('en-US')} rows/insert`, 'rows/s', json.rows / json.seconds);
+  const oneRow = await singleRowInsertMs(service.store.client, 'spans', inputs.oneRow, 10);
+  record('storage.insert1', 'storage: one insert of a single row, Native via INFILE (the fixed cost each insert pays)', 'ms', oneRow);
 }
 
 for (let r = 0; r < repeats; r++) {
-  await measureFloors();
+  const inputs = await measureFloors();
+  if (!quick) await measureStorageAlternatives(inputs);
 
   for (const { encoding, gzip } of variants) {
     const name = `${encoding}${gzip ? ' + gzip' : ''}`;
@@ -175,6 +187,7 @@ for (let r = 0; r < repeats; r++) {
   }
   // 8 senders keep only 4,000 spans in flight, so that figure is bound by insert latency; this one
   // offers enough load to keep the machine busy (sustained throughput).
+  await measureStorageFloor(inputs);
   {
     // As long as the storage floor runs (5 s and more), so that it pays for its merges alike.
     const result = await ingest('protobuf', false, SATURATING_CONCURRENCY, requests * 4);
