@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { AgentSpan } from '../../src/ingest/agent-span.js';
 import type { AnyValue, KeyValue, OtlpEvent, OtlpLink } from '../../src/ingest/otlp-model.js';
 import { openStore, queryRows, type Store } from '../../src/store/clickhouse.js';
@@ -393,6 +393,7 @@ describe('Native span blocks', () => {
   const spoolRoots = [tmpdir(), '/dev/shm'].filter((dir, i, all) => existsSync(dir) && all.indexOf(dir) === i);
   it.each(spoolRoots)('write each insert over a spool file of its own, cut to the block, and leave none behind after close (in %s)', async (parent) => {
     const root = mkdtempSync(join(parent, 'bw-spool-'));
+    onTestFinished(() => rmSync(root, { recursive: true, force: true }));
     const inserter = blockInserterFor(store.client, 'spans_native', root);
     const missing = blockInserterFor(store.client, 'no_such_table', root);
     const three = encodeSpanBlock(['01', '02', '03'].map((n) => span({ spanId: `00000000000000${n}` })), [0, 0, 0]);
@@ -412,7 +413,6 @@ describe('Native span blocks', () => {
     inserter.close();
     missing.close();
     expect(readdirSync(root)).toEqual([]);
-    rmSync(root, { recursive: true });
   });
 
   it('remove the spool files a killed process left, and only those', async () => {
