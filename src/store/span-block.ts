@@ -416,6 +416,8 @@ class WordColumn implements Column {
 
 class Int64Column implements Column {
   #values = new BigInt64Array(1024);
+  /** the same values as 32-bit halves, low first */
+  #words = new Uint32Array(this.#values.buffer);
   #length = 0;
   reset(): void {
     this.#length = 0;
@@ -426,13 +428,30 @@ class Int64Column implements Column {
   truncate(size: number): void {
     this.#length = size;
   }
+  #room(): void {
+    if (this.#length < this.#values.length) return;
+    const grown = new BigInt64Array(this.#values.length * 2);
+    grown.set(this.#values);
+    this.#values = grown;
+    this.#words = new Uint32Array(grown.buffer);
+  }
   add(value: bigint): void {
-    if (this.#length === this.#values.length) {
-      const grown = new BigInt64Array(this.#values.length * 2);
-      grown.set(this.#values);
-      this.#values = grown;
-    }
+    this.#room();
     this.#values[this.#length++] = value;
+  }
+  /**
+   * Appends a's last value minus b's, modulo 2^64 as a BigInt64Array stores it, computed on their
+   * 32-bit halves: no BigInt per row (the subtraction allocated one for every span).
+   */
+  addDifferenceOfLast(a: Int64Column, b: Int64Column): void {
+    this.#room();
+    const ia = (a.#length - 1) * 2;
+    const ib = (b.#length - 1) * 2;
+    const lo = a.#words[ia]! - b.#words[ib]!;
+    const hi = a.#words[ia + 1]! - b.#words[ib + 1]! - (lo < 0 ? 1 : 0);
+    const i = this.#length++ * 2;
+    this.#words[i] = lo; // stored modulo 2^32
+    this.#words[i + 1] = hi;
   }
   writeTo(out: Bytes): void {
     out.bytes(new Uint8Array(this.#values.buffer, 0, this.#length * 8));
@@ -802,9 +821,13 @@ export class SpanBlockEncoder {
     this.serviceName.add(span.serviceName);
     this.scopeName.add(span.scopeName);
     this.scopeVersion.add(span.scopeVersion);
-    this.startTime.add(dateTime64Ticks(span.startTimeUnixNano));
-    this.endTime.add(dateTime64Ticks(span.endTimeUnixNano));
-    this.durationNs.add(span.endTimeUnixNano - span.startTimeUnixNano); // a BigInt64Array keeps the low 64 bits, as asIntN(64)
+    const start = span.startTimeUnixNano;
+    const end = span.endTimeUnixNano;
+    this.startTime.add(dateTime64Ticks(start));
+    this.endTime.add(dateTime64Ticks(end));
+    // The low 64 bits of end - start, as asIntN(64): from the two columns unless one was clamped.
+    if (start <= INT64_MAX && end <= INT64_MAX) this.durationNs.addDifferenceOfLast(this.endTime, this.startTime);
+    else this.durationNs.add(end - start);
     this.statusCode.add(STATUS_CODE_NAMES[span.statusCode] ?? String(span.statusCode));
     this.statusMessage.add(span.statusMessage);
     this.resource.add(span.resourceAttributes);

@@ -375,15 +375,21 @@ describe('Native span blocks', () => {
         events: [{ timeUnixNano: 2n ** 64n - 1n, name: 'late', attributes: [], droppedAttributesCount: 0 }],
       }),
       span({ spanId: '0000000000000003', name: 'lone \ud800 surrogate', spanAttributes: [{ key: '\udc00', value: 'x\ud83d' }] }),
+      // Past the type's end (the receiver refuses these; the encoder still stores them): times at
+      // the limit, the duration as it was.
+      span({ spanId: '0000000000000004', startTimeUnixNano: 2n ** 63n + 5n, endTimeUnixNano: 2n ** 64n - 1n }),
     ];
     await truncate();
-    await insertNative(spans, [0, 0, 0]);
-    const rows = await queryRows<{ start: string; events: string[]; name: string; attrs: Record<string, string> }>(
+    await insertNative(spans, [0, 0, 0, 0]);
+    const rows = await queryRows<{ start: string; end: string; duration: string; events: string[]; name: string; attrs: Record<string, string> }>(
       store.client,
-      `SELECT toString(toUnixTimestamp64Nano(StartTime)) AS start, arrayMap(t -> toString(toUnixTimestamp64Nano(t)), Events.Timestamp) AS events,
-              SpanName AS name, SpanAttributes AS attrs FROM spans_native ORDER BY SpanId`,
+      `SELECT toString(toUnixTimestamp64Nano(StartTime)) AS start, toString(toUnixTimestamp64Nano(EndTime)) AS end, toString(DurationNs) AS duration,
+              arrayMap(t -> toString(toUnixTimestamp64Nano(t)), Events.Timestamp) AS events, SpanName AS name, SpanAttributes AS attrs
+       FROM spans_native ORDER BY SpanId`,
     );
     expect(rows[0]!.start).toBe('0');
+    expect(rows[0]!.duration).toBe('1');
+    expect(rows[3]).toMatchObject({ start: String(2n ** 63n - 1n), end: String(2n ** 63n - 1n), duration: String(2n ** 63n - 6n) });
     expect(rows[1]!.events).toEqual([String(2n ** 63n - 1n)]); // clamped to DateTime64(9)'s end
     expect(rows[2]!.name).toBe('lone \ufffd surrogate');
     expect(rows[2]!.attrs).toEqual({ '\ufffd': 'x\ufffd' });
