@@ -20,5 +20,5 @@ USER node
 # OTLP/HTTP (/v1/traces) and the API (/graphql, /healthz, /readyz, /metrics)
 EXPOSE 4318 4000
 # Listening beyond loopback needs API tokens in the policy file (see deploy/breakwater/breakwater.yaml).
-# A young generation of 64 MB semi-spaces: see "Node flags" in the README.
-CMD ["node", "--max-semi-space-size=64", "dist/cli.js", "serve", "--host", "0.0.0.0"]
+# A young generation of 64 MB semi-spaces, and no memory reducer: see "Node flags" in the README.
+CMD ["node", "--max-semi-space-size=64", "--no-memory-reducer", "dist/cli.js", "serve", "--host", "0.0.0.0"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env -S node --max-semi-space-size=64 --no-memory-reducer
 import { ConfigError, configHelp, loadConfig, type ServiceConfig } from './config.js';
 import { createLogger } from './log.js';
 import { SecretError } from './api/secrets.js';

@@ -286,7 +286,7 @@ describe('Breakwater image and policy', () => {
     expect(dockerfile).toMatch(/^RUN npm install --no-audit --no-fund$/m);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^COPY schema \.\/schema$/m);
-    expect(dockerfile).toMatch(/^CMD \["node", "--max-semi-space-size=64", "dist\/cli\.js", "serve", "--host", "0\.0\.0\.0"\]$/m);
+    expect(dockerfile).toMatch(/^CMD \["node", "--max-semi-space-size=64", "--no-memory-reducer", "dist\/cli\.js", "serve", "--host", "0\.0\.0\.0"\]$/m);
     expect(dockerfile).toMatch(/^EXPOSE 4318 4000$/m);
     const ignored = read('.dockerignore').split('\n');
     for (const path of ['node_modules', 'dist', 'data', '.git']) expect(ignored).toContain(path);
