@@ -30,10 +30,6 @@ export function numberOf(value: AnyValue | undefined): number {
   return NaN;
 }
 
-export function emptyExtras(): SpanExtras {
-  return { providerKey: '', task: '', preflightTokens: -1, preflightReserved: false };
-}
-
 /** Everything the degradation path reads from a model call's attributes, in one pass. */
 export interface SpanExtras {
   /** `gen_ai.provider.key` / `provider.key`, else the provider name */
@@ -43,6 +39,10 @@ export interface SpanExtras {
   /** the SDK's pre-flight estimate; -1 when absent */
   preflightTokens: number;
   preflightReserved: boolean;
+}
+
+export function emptyExtras(): SpanExtras {
+  return { providerKey: '', task: '', preflightTokens: -1, preflightReserved: false };
 }
 
 /** Into `out` when given (the engine reuses one for every span: a span's extras die with its visit). */

@@ -62,8 +62,9 @@ export function anyValueText(value: AnyValue): string {
 }
 
 /**
- * An int's decimal text. Token counts and the like fit a double, and a double prints in about a
- * third of the time a BigInt does (Node 24); a BigInt only rounds to a safe integer if it is one.
+ * An int's decimal text. Token counts and the like fit a double: converting and printing one takes
+ * about two thirds of BigInt#toString's time (Node 24, scratch loop). A BigInt only rounds to a safe
+ * integer if it is one.
  */
 function intText(value: bigint): string {
   const n = Number(value);
