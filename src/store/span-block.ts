@@ -153,25 +153,24 @@ class Bytes {
       this.ensure(1 + length * 3);
       const buf = this.buf;
       const start = this.pos;
-      if (length > 16) {
-        const written = buf.write(s, start + 1, 'utf8');
-        buf[start] = written;
-        this.pos = start + 1 + written;
-        return;
-      }
-      let p = start + 1;
-      for (let i = 0; i < length; i++) {
-        const c = s.charCodeAt(i);
-        if (c >= 0x80) {
-          const written = buf.write(s, start + 1, 'utf8');
-          buf[start] = written;
-          this.pos = start + 1 + written;
+      if (length <= 16) {
+        let p = start + 1;
+        let i = 0;
+        for (; i < length; i++) {
+          const c = s.charCodeAt(i);
+          if (c >= 0x80) break;
+          buf[p++] = c;
+        }
+        if (i === length) {
+          buf[start] = length;
+          this.pos = p;
           return;
         }
-        buf[p++] = c;
       }
-      buf[start] = length;
-      this.pos = p;
+      // Longer, or not ASCII: the native write (lone surrogates become U+FFFD).
+      const written = buf.write(s, start + 1, 'utf8');
+      buf[start] = written;
+      this.pos = start + 1 + written;
       return;
     }
     const bytes = Buffer.byteLength(s, 'utf8');
