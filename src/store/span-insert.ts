@@ -50,12 +50,8 @@ class BodyInserter implements BlockInserter {
   close(): void {}
 }
 
-/** A spool file and its open descriptor (tmpfs) or handle (disk). */
-interface SpoolFile {
-  path: string;
-  fd?: number;
-  handle?: FileHandle;
-}
+/** A spool file and its open descriptor (tmpfs: written synchronously) or handle (disk). */
+type SpoolFile = { path: string; fd: number } | { path: string; handle: FileHandle };
 
 class SpoolFileInserter implements BlockInserter {
   readonly kind = 'infile';
@@ -116,12 +112,12 @@ class SpoolFileInserter implements BlockInserter {
   async #write(file: SpoolFile, blocks: readonly Buffer[]): Promise<void> {
     const expected = blocks.reduce((sum, block) => sum + block.length, 0);
     let written: number;
-    if (file.fd !== undefined) {
+    if ('fd' in file) {
       written = writevSync(file.fd, blocks as Buffer[], 0);
       ftruncateSync(file.fd, expected);
     } else {
-      written = (await file.handle!.writev(blocks as Buffer[], 0)).bytesWritten;
-      await file.handle!.truncate(expected);
+      written = (await file.handle.writev(blocks as Buffer[], 0)).bytesWritten;
+      await file.handle.truncate(expected);
     }
     if (written !== expected) throw new Error(`spool file short write: ${written} of ${expected} bytes`);
   }
@@ -134,8 +130,8 @@ class SpoolFileInserter implements BlockInserter {
 }
 
 function removeSpoolFile(file: SpoolFile): void {
-  if (file.fd !== undefined) closeSync(file.fd);
-  else void file.handle!.close().catch(() => {});
+  if ('fd' in file) closeSync(file.fd);
+  else void file.handle.close().catch(() => {});
   unlinkQuietly(file.path);
 }
 
