@@ -2,11 +2,11 @@
 // - decision latency: from an OTLP request's receipt to the decisions for its spans published
 //   (an observer placed after the breaker and degradation engines records performance.now() -
 //   receivedAt for every accepted batch);
-// - time from the threshold-crossing batch's receipt to an SDK `checkpoint()` seeing HALT, and the
-//   cost of `checkpoint()` itself;
+// - the cost of `checkpoint()` (the time from a threshold-crossing batch's receipt to an SDK
+//   `checkpoint()` seeing HALT: halting-agents.ts);
 // - a tenant's per-minute timeseries over a day through GraphQL, on N stored spans.
 import { PerformanceObserver } from 'node:perf_hooks';
-import { Breakwater, BreakwaterHaltError } from '../src/sdk/index.js';
+import { Breakwater } from '../src/sdk/index.js';
 import type { Service } from '../src/service.js';
 import { gql } from '../test/helpers/graphql.js';
 
@@ -41,64 +41,42 @@ export function recordGcPauses(): { pauses: number[]; stop(): void } {
   return { pauses, stop: () => observer.disconnect() };
 }
 
-/**
- * Agents run through the SDK against the in-process service; each crosses toolCallsPerMinute
- * (the policy must set a low one for tenant `tenant`). For each run: the crossing batch's receipt
- * time (server side) and the moment the SDK's cache holds HALT for the run (client side), on the
- * same clock.
- */
-export async function haltToCheckpoint(service: Service, tenant: string, runs: number, toolCallsToTrip: number): Promise<{ haltMs: number[]; checkpointUs: number }> {
-  const crossing = new Map<string, number>();
-  service.pipeline.addObserver({
-    observe(spans, receivedAt) {
-      for (const span of spans) {
-        if (span.tenantId !== tenant || crossing.has(span.runId)) continue;
-        if (service.core.bus.latest(tenant, span.runId).action === 'HALT') crossing.set(span.runId, receivedAt);
-      }
-    },
+/** performance.now() at the receipt of the first accepted batch of a tenant that `tenants` accepts: a load has reached the service. */
+export function firstBatchOf(service: Service, tenants: (tenantId: string) => boolean): Promise<number> {
+  return new Promise((resolve) => {
+    let waiting = true;
+    service.pipeline.addObserver({
+      observe(spans, receivedAt) {
+        if (waiting && spans.length > 0 && tenants(spans[0]!.tenantId)) {
+          waiting = false;
+          resolve(receivedAt);
+        }
+      },
+    });
   });
+}
+
+/** µs a `checkpoint()` call costs in a run that is allowed (the decision cached, no I/O). */
+export async function checkpointCost(service: Service, tenant: string): Promise<number> {
   const bw = await Breakwater.start({
     tenantId: tenant,
     otlpUrl: service.otlpUrl,
     graphqlUrl: service.graphqlUrl,
     global: false,
-    scheduledDelayMillis: 20,
     logger: { debug() {}, info() {}, warn() {}, error() {} },
   });
-  const seen = new Map<string, number>();
-  const stopListening = bw.onDecision((d) => {
-    if (d.action === 'HALT' && d.runId && !seen.has(d.runId)) seen.set(d.runId, performance.now());
-  });
-  // The cost of checkpoint() on the hot path: a run that is allowed.
   const calls = 100_000;
-  let checkpointUs = 0;
-  await bw.run('checkpoint-cost', async () => {
-    const t0 = performance.now();
-    for (let i = 0; i < calls; i++) await bw.checkpoint();
-    checkpointUs = ((performance.now() - t0) * 1000) / calls;
-  });
-  const haltMs: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    const runId = `halt-run-${r}`;
-    try {
-      await bw.run(runId, async () => {
-        for (let i = 0; i < toolCallsToTrip * 20; i++) {
-          await bw.checkpoint();
-          await bw.toolCall('loop', () => undefined);
-          if (i % toolCallsToTrip === 0) await bw.flush();
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-      });
-    } catch (err) {
-      if (!(err instanceof BreakwaterHaltError)) throw err;
-    }
-    const arrived = crossing.get(runId);
-    const halted = seen.get(runId);
-    if (arrived !== undefined && halted !== undefined) haltMs.push(halted - arrived);
+  let us = 0;
+  try {
+    await bw.run('checkpoint-cost', async () => {
+      const t0 = performance.now();
+      for (let i = 0; i < calls; i++) await bw.checkpoint();
+      us = ((performance.now() - t0) * 1000) / calls;
+    });
+  } finally {
+    await bw.shutdown();
   }
-  stopListening();
-  await bw.shutdown();
-  return { haltMs, checkpointUs };
+  return us;
 }
 
 /** Seeds `spans` spans for one tenant spread over the last day, straight into ClickHouse. */

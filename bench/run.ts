@@ -10,7 +10,8 @@ import { startBenchService } from './bench-service.js';
 import { runChild } from './child.js';
 import { floorInputsFromChild, type FloorInputs } from './floor-inputs.js';
 import { jsonStorageRate, nativeStorageFloor, singleRowInsertMs, startTransportFloor } from './floors.js';
-import { haltToCheckpoint, historyQuery, percentile, recordDecisionLatency, recordGcPauses, seedHistory } from './decision-path.js';
+import { checkpointCost, firstBatchOf, historyQuery, percentile, recordDecisionLatency, recordGcPauses, seedHistory } from './decision-path.js';
+import { startHaltingAgents, type HaltingAgentsSpec } from './halting-agents.js';
 import { loadFromChild, type LoadResult, type LoadSpec } from './load-generator.js';
 import type { Encoding } from './payloads.js';
 import { summarize, writeReport, type Figure, type Report, type SweepPoint } from './report.js';
@@ -28,6 +29,17 @@ const CONCURRENCY = 8;
  */
 const SATURATING_CONCURRENCY = 128;
 const TENANTS = 50;
+/** bench/policy.yaml halts this tenant's runs past HALT_TOOL_CALLS tool calls a minute */
+const HALT_TENANT = 'halt-bench';
+const HALT_TOOL_CALLS = 5;
+const haltingAgents = (runPrefix: string, runs: number): HaltingAgentsSpec => ({
+  otlpUrl: service.otlpUrl,
+  graphqlUrl: service.graphqlUrl,
+  tenant: HALT_TENANT,
+  toolCallsToTrip: HALT_TOOL_CALLS,
+  runPrefix,
+  runs,
+});
 const requests = quick ? 16 : 400;
 const decodeSeconds = quick ? 0.2 : 2;
 const BATCH_ROWS = 20_000;
@@ -45,8 +57,9 @@ const bench = await startBenchService('bench', ['--tenant-ingest-rate', String(T
 const service = bench.service;
 const transport = await startTransportFloor();
 
+/** Spans stored, but for the SDK agents' (HALT_TENANT): the load generator's spans are the ones checked. */
 async function storedCount(): Promise<number> {
-  const rows = await queryRows<{ n: string }>(service.store.client, 'SELECT toString(count()) AS n FROM spans');
+  const rows = await queryRows<{ n: string }>(service.store.client, 'SELECT toString(count()) AS n FROM spans WHERE TenantId != {halt:String}', { halt: HALT_TENANT });
   return Number(rows[0]?.n);
 }
 
@@ -85,7 +98,7 @@ function cpuMeter(): (units: number) => number {
 /**
  * Runs load against the service (and `alongside`, a second load at the same time, e.g. a noisy
  * neighbour) and checks that exactly the acknowledged spans were stored and that the main load was
- * acknowledged in full.
+ * acknowledged in full. The load's end is `endedAt` (performance.now()).
  */
 async function ingest(
   encoding: Encoding,
@@ -94,15 +107,16 @@ async function ingest(
   n = requests,
   paced: Partial<LoadSpec> = {},
   alongside?: LoadSpec,
-): Promise<LoadResult & { serverCpuUsPerSpan: number; alongside?: LoadResult }> {
+): Promise<LoadResult & { serverCpuUsPerSpan: number; endedAt: number; alongside?: LoadResult }> {
   await settleMerges();
   const before = await storedCount();
   const cpu = cpuMeter();
   const name = `${encoding}${gzip ? '+gzip' : ''}`;
-  const [result, other] = await Promise.all([
-    loadFromChild({ url: service.otlpUrl, encoding, gzip, requests: n, spansPerRequest: SPANS_PER_REQUEST, concurrency, tenants: TENANTS, ...paced }),
-    alongside ? loadFromChild(alongside) : undefined,
-  ]);
+  let endedAt = 0;
+  const load = loadFromChild({ url: service.otlpUrl, encoding, gzip, requests: n, spansPerRequest: SPANS_PER_REQUEST, concurrency, tenants: TENANTS, ...paced }).finally(
+    () => (endedAt = performance.now()),
+  );
+  const [result, other] = await Promise.all([load, alongside ? loadFromChild(alongside) : undefined]);
   const ackedHere = result.spansAcked + (other?.spansAcked ?? 0);
   const serverCpuUsPerSpan = cpu(ackedHere);
   const delta = (await storedCount()) - before;
@@ -110,7 +124,7 @@ async function ingest(
   stored += delta;
   if (delta !== ackedHere) failures.push(`${name}: ${ackedHere} acknowledged, ${delta} stored`);
   if (result.spansAcked !== result.spansSent) failures.push(`${name}: statuses ${JSON.stringify(result.statusCounts)}`);
-  return { ...result, serverCpuUsPerSpan, ...(other ? { alongside: other } : {}) };
+  return { ...result, serverCpuUsPerSpan, endedAt, ...(other ? { alongside: other } : {}) };
 }
 
 const variantsArg = args.indexOf('--variants'); // e.g. `--variants protobuf,json+gzip`
@@ -234,12 +248,23 @@ for (let r = 0; r < repeats; r++) {
     await ingest('protobuf', false, SATURATING_CONCURRENCY, Math.ceil(pacedRequests(spansPerSecond) / 5), { spansPerSecond });
     const recorder = recordDecisionLatency(service);
     const gc = recordGcPauses();
+    // Agents (a process of their own) trip their runs' breakers one after another while the load
+    // runs; the runs whose crossing batch arrived between the load's first batch and its end count.
+    const loadStart = firstBatchOf(service, (tenant) => tenant.startsWith('tenant-'));
+    const agents = await startHaltingAgents(service, haltingAgents(`load${share}-${r}`, 1));
     const result = await ingest('protobuf', false, SATURATING_CONCURRENCY, pacedRequests(spansPerSecond), { spansPerSecond });
     recorder.stop();
     gc.stop();
+    const halts = await agents.stop();
+    const loadStartedAt = await loadStart;
+    const haltMs = halts.filter((h) => h.arrivedAt >= loadStartedAt && h.arrivedAt < result.endedAt).map((h) => h.ms);
+    if (haltMs.length === 0 && !quick) failures.push(`no run saw HALT at checkpoint() during the ${share} % phase`);
     const label = `${share} % of max load (${Math.round(spansPerSecond).toLocaleString('en-US')} spans/s paced)`;
     record(`decision.load${share}.p50`, `decision latency p50, ${label}`, 'ms', percentile(recorder.samples, 50));
     record(`decision.load${share}.p99`, `decision latency p99, ${label}`, 'ms', percentile(recorder.samples, 99));
+    record(`halt.load${share}.p50`, `crossing batch received -> checkpoint() sees HALT, p50, ${label}`, 'ms', percentile(haltMs, 50));
+    record(`halt.load${share}.p99`, `crossing batch received -> checkpoint() sees HALT, p99, ${label}`, 'ms', percentile(haltMs, 99));
+    record(`halt.load${share}.runs`, `runs halted during the ${share} % phase`, 'runs', haltMs.length);
     record(`decision.load${share}.late`, `requests that could not leave on time at ${share} % (all senders waiting)`, 'requests', result.late);
     record(`decision.load${share}.gc`, `GC pauses of the main thread during the ${share} % phase, summed, per second`, 'ms/s', gc.pauses.reduce((a, b) => a + b, 0) / result.seconds);
     record(`decision.load${share}.gcmax`, `longest GC pause during the ${share} % phase`, 'ms', Math.max(0, ...gc.pauses));
@@ -290,13 +315,15 @@ for (let r = 0; r < repeats; r++) {
   );
 }
 
-// From the threshold-crossing batch's receipt to the SDK's checkpoint() seeing HALT; checkpoint() cost.
+// From the threshold-crossing batch's receipt to the SDK's checkpoint() seeing HALT on an idle
+// service (under load: the paced phases above); checkpoint() cost.
 {
-  const { haltMs, checkpointUs } = await haltToCheckpoint(service, 'halt-bench', quick ? 2 : 20, 5);
+  const agents = await startHaltingAgents(service, haltingAgents('idle', quick ? 2 : 20));
+  const haltMs = (await agents.stop()).map((h) => h.ms);
   if (haltMs.length === 0) failures.push('no run saw HALT at checkpoint()');
-  record('halt.checkpoint.p50', 'crossing batch received -> checkpoint() sees HALT, p50', 'ms', percentile(haltMs, 50));
-  record('halt.checkpoint.p99', 'crossing batch received -> checkpoint() sees HALT, p99', 'ms', percentile(haltMs, 99));
-  record('checkpoint.cost', 'checkpoint() cost (cached decision, no I/O)', 'µs/call', checkpointUs);
+  record('halt.checkpoint.p50', 'crossing batch received -> checkpoint() sees HALT, p50, idle service', 'ms', percentile(haltMs, 50));
+  record('halt.checkpoint.p99', 'crossing batch received -> checkpoint() sees HALT, p99, idle service', 'ms', percentile(haltMs, 99));
+  record('checkpoint.cost', 'checkpoint() cost (cached decision, no I/O)', 'µs/call', await checkpointCost(service, HALT_TENANT));
 }
 
 // A tenant's per-minute timeseries over one day through GraphQL, on many stored spans.
