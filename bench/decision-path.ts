@@ -2,8 +2,8 @@
 // - decision latency: from an OTLP request's receipt to the decisions for its spans published
 //   (an observer placed after the breaker and degradation engines records performance.now() -
 //   receivedAt for every accepted batch);
-// - the cost of `checkpoint()` (the time from a threshold-crossing batch's receipt to an SDK
-//   `checkpoint()` seeing HALT: halting-agents.ts);
+// - the cost of the SDK's `checkpoint()` (halting-agents.ts measures the time from a
+//   threshold-crossing batch's receipt to `checkpoint()` seeing HALT);
 // - a tenant's per-minute timeseries over a day through GraphQL, on N stored spans.
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Breakwater } from '../src/sdk/index.js';

@@ -19,6 +19,11 @@ export interface HaltingAgentsSpec {
   runPrefix: string;
   /** runs to make at least; more until told to stop */
   runs: number;
+  /**
+   * Start a run at most this often (0: each right after the last). Breakers trip rarely in a real
+   * fleet; one agent tripping its run every 500 ms still gives a phase twenty samples.
+   */
+  runEveryMs: number;
 }
 
 export interface HaltSample {
@@ -138,7 +143,10 @@ async function runAgents(spec: HaltingAgentsSpec): Promise<void> {
     if (d.action === 'HALT' && d.runId && !seen.has(d.runId)) seen.set(d.runId, clock());
   });
   send({ kind: 'ready' });
+  const started = performance.now();
   for (let r = 0; r < spec.runs || !stopping; r++) {
+    const wait = started + r * spec.runEveryMs - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     try {
       await bw.run(`${spec.runPrefix}-${r}`, async () => {
         for (let i = 0; i < spec.toolCallsToTrip * 20; i++) {

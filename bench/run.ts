@@ -32,13 +32,14 @@ const TENANTS = 50;
 /** bench/policy.yaml halts this tenant's runs past HALT_TOOL_CALLS tool calls a minute */
 const HALT_TENANT = 'halt-bench';
 const HALT_TOOL_CALLS = 5;
-const haltingAgents = (runPrefix: string, runs: number): HaltingAgentsSpec => ({
+const haltingAgents = (runPrefix: string, runs: number, runEveryMs: number): HaltingAgentsSpec => ({
   otlpUrl: service.otlpUrl,
   graphqlUrl: service.graphqlUrl,
   tenant: HALT_TENANT,
   toolCallsToTrip: HALT_TOOL_CALLS,
   runPrefix,
   runs,
+  runEveryMs,
 });
 const requests = quick ? 16 : 400;
 const decodeSeconds = quick ? 0.2 : 2;
@@ -251,7 +252,7 @@ for (let r = 0; r < repeats; r++) {
     // Agents (a process of their own) trip their runs' breakers one after another while the load
     // runs; the runs whose crossing batch arrived between the load's first batch and its end count.
     const loadStart = firstBatchOf(service, (tenant) => tenant.startsWith('tenant-'));
-    const agents = await startHaltingAgents(service, haltingAgents(`load${share}-${r}`, 1));
+    const agents = await startHaltingAgents(service, haltingAgents(`load${share}-${r}`, 1, 500));
     const result = await ingest('protobuf', false, SATURATING_CONCURRENCY, pacedRequests(spansPerSecond), { spansPerSecond });
     recorder.stop();
     gc.stop();
@@ -318,7 +319,7 @@ for (let r = 0; r < repeats; r++) {
 // From the threshold-crossing batch's receipt to the SDK's checkpoint() seeing HALT on an idle
 // service (under load: the paced phases above); checkpoint() cost.
 {
-  const agents = await startHaltingAgents(service, haltingAgents('idle', quick ? 2 : 20));
+  const agents = await startHaltingAgents(service, haltingAgents('idle', quick ? 2 : 20, 0));
   const haltMs = (await agents.stop()).map((h) => h.ms);
   if (haltMs.length === 0) failures.push('no run saw HALT at checkpoint()');
   record('halt.checkpoint.p50', 'crossing batch received -> checkpoint() sees HALT, p50, idle service', 'ms', percentile(haltMs, 50));
