@@ -7,6 +7,7 @@
 // - a tenant's per-minute timeseries over a day through GraphQL, on N stored spans.
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Breakwater } from '../src/sdk/index.js';
+import { silentLogger } from '../src/sdk/logger.js';
 import type { Service } from '../src/service.js';
 import { gql } from '../test/helpers/graphql.js';
 
@@ -63,7 +64,7 @@ export async function checkpointCost(service: Service, tenant: string): Promise<
     otlpUrl: service.otlpUrl,
     graphqlUrl: service.graphqlUrl,
     global: false,
-    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    logger: silentLogger,
   });
   const calls = 100_000;
   let us = 0;

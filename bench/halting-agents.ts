@@ -6,6 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Breakwater, BreakwaterHaltError } from '../src/sdk/index.js';
+import { silentLogger } from '../src/sdk/logger.js';
 import type { Service } from '../src/service.js';
 import { isEntry } from './child.js';
 
@@ -136,7 +137,7 @@ async function runAgents(spec: HaltingAgentsSpec): Promise<void> {
     graphqlUrl: spec.graphqlUrl,
     global: false,
     scheduledDelayMillis: 20,
-    logger: { debug() {}, info() {}, warn() {}, error() {} },
+    logger: silentLogger,
   });
   const seen = new Map<string, number>();
   bw.onDecision((d) => {

@@ -186,7 +186,7 @@ function isTmpfs(dir: string): boolean {
   }
 }
 
-/** tmpfs when the machine has one: spool files live for one insert and need never touch a disk. */
+/** tmpfs when the machine has one: spool files only hold the blocks of inserts under way and need never touch a disk. */
 function defaultSpoolRoot(): string {
   try {
     const probe = mkdtempSync(`${SHM}/breakwater-probe-`);
