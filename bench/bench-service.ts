@@ -2,9 +2,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/log.js';
-import { startService, type Service } from '../src/service.js';
+import { loadConfig } from '../src/app/config.js';
+import { createLogger } from '../src/app/log.js';
+import { startService, type Service } from '../src/app/service.js';
 
 export interface BenchService {
   service: Service;

@@ -8,7 +8,7 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Breakwater } from '../src/sdk/index.js';
 import { silentLogger } from '../src/sdk/logger.js';
-import type { Service } from '../src/service.js';
+import type { Service } from '../src/app/service.js';
 import { gql } from '../test/helpers/graphql.js';
 
 export function percentile(values: readonly number[], p: number): number {

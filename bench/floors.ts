@@ -5,13 +5,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { AgentSpan } from '../src/ingest/agent-span.js';
-import { decodeTraceRequestProtobuf } from '../src/ingest/decode-protobuf.js';
-import { normalizeRequest } from '../src/ingest/normalize.js';
-import { referenceDecode } from '../src/ingest/otlp-proto-schema.js';
-import { SpanBlockEncoder } from '../src/store/span-block.js';
-import { blockInserterFor } from '../src/store/span-insert.js';
-import { spanRow } from '../src/store/span-rows.js';
+import type { AgentSpan } from '../src/contracts/agent-span.js';
+import { decodeTraceRequestProtobuf } from '../src/codecs/decode-protobuf.js';
+import { normalizeRequest } from '../src/normalize/normalize.js';
+import { referenceDecode } from '../src/codecs/otlp-proto-schema.js';
+import { SpanBlockEncoder } from '../src/storage/span-block.js';
+import { blockInserterFor } from '../src/storage/span-insert.js';
+import { spanRow } from '../src/storage/span-rows.js';
 
 /** An HTTP server that reads each body whole and answers 200 with an empty OTLP response. */
 export async function startTransportFloor(): Promise<{ url: string; close(): Promise<void> }> {

@@ -7,7 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Breakwater, BreakwaterHaltError } from '../src/sdk/index.js';
 import { silentLogger } from '../src/sdk/logger.js';
-import type { Service } from '../src/service.js';
+import type { Service } from '../src/app/service.js';
 import { isEntry } from './child.js';
 
 export interface HaltingAgentsSpec {

@@ -3,7 +3,7 @@
 // pipeline's observers), measured as V8 heap + external memory growth after a forced GC. The
 // spans skip storage: the write queue is not state held per run. Run under `node --expose-gc`;
 // `bench/run.ts` calls it in a child process so the figure is not polluted.
-import type { AgentSpan } from '../src/ingest/agent-span.js';
+import type { AgentSpan } from '../src/contracts/agent-span.js';
 import { blankAgentSpan } from '../test/helpers/agent-span.js';
 import { startBenchService } from './bench-service.js';
 import { isEntry } from './child.js';

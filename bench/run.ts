@@ -5,7 +5,7 @@
 // bench/results.json, bench/results.md and (full mode) bench/results.svg.
 // `--quick` (CI) only checks that the harness runs: one small pass, no figures worth quoting.
 import { cpus, loadavg } from 'node:os';
-import { queryRows } from '../src/store/clickhouse.js';
+import { queryRows } from '../src/storage/clickhouse.js';
 import { startBenchService } from './bench-service.js';
 import { runChild } from './child.js';
 import { floorInputsFromChild, type FloorInputs } from './floor-inputs.js';

@@ -7,10 +7,10 @@ import { mkdtempSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/log.js';
-import { startService } from '../src/service.js';
-import { queryRows } from '../src/store/clickhouse.js';
+import { loadConfig } from '../src/app/config.js';
+import { createLogger } from '../src/app/log.js';
+import { startService } from '../src/app/service.js';
+import { queryRows } from '../src/storage/clickhouse.js';
 import { gql, subscribeSse } from '../test/helpers/graphql.js';
 import { postSpans, runSteps } from '../test/helpers/spans.js';
 

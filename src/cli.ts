@@ -1,11 +1,11 @@
 #!/usr/bin/env -S node --max-semi-space-size=64 --no-memory-reducer
-import { ConfigError, configHelp, loadConfig, type ServiceConfig } from './config.js';
-import { createLogger } from './log.js';
+import { ConfigError, configHelp, loadConfig, type ServiceConfig } from './app/config.js';
+import { createLogger } from './app/log.js';
 import { SecretError } from './api/secrets.js';
 import { PolicyError } from './policy/policy-error.js';
-import { startService, storeOptions, type Service } from './service.js';
-import { openStore } from './store/clickhouse.js';
-import { applyRetention, migrate } from './store/migrations.js';
+import { startService, storeOptions, type Service } from './app/service.js';
+import { openStore } from './storage/clickhouse.js';
+import { applyRetention, migrate } from './storage/migrations.js';
 
 const USAGE = `breakwater: a per-tenant circuit breaker and observability plane for AI agents
 

@@ -1,7 +1,7 @@
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { describe, expect, it } from 'vitest';
-import { openStore } from '../src/store/clickhouse.js';
-import { readMigrations } from '../src/store/migrations.js';
+import { openStore } from '../src/storage/clickhouse.js';
+import { readMigrations } from '../src/storage/migrations.js';
 import { collectOutput, runCli, startChildService } from './helpers/child-service.js';
 import { recordingTracer } from './helpers/otel.js';
 import { tempDataDir } from './helpers/service.js';

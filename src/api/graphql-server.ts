@@ -8,7 +8,7 @@ import type { ExecutionArgs } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createSchema, createYoga, type Plugin, type YogaInitialContext } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import type { Core } from '../service.js';
+import type { Core } from '../app/service.js';
 import { useGraphqlSse } from './graphql-sse.js';
 import { AuthFailureLimiter, bearerToken, type Principal } from './auth.js';
 import { unauthenticated } from './errors.js';

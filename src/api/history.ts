@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { queryRows } from '../store/clickhouse.js';
+import { queryRows } from '../storage/clickhouse.js';
 
 // History answered from ClickHouse. Per-minute and coarser series read the rollup table
 // (spans_tenant_minute); finer steps read raw spans. Every value is a bound parameter.

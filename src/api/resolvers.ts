@@ -1,11 +1,11 @@
-import type { AuditEvent, AuditKind } from '../breaker/audit-event.js';
-import { AUDIT_KINDS } from '../breaker/audit-event.js';
-import type { Decision } from '../breaker/decision.js';
-import { ConsentError, type ConsentResult } from '../degrade/degradation-engine.js';
-import type { DegradationPatch } from '../degrade/degradation-schema.js';
+import type { AuditEvent, AuditKind } from '../audit/audit-event.js';
+import { AUDIT_KINDS } from '../audit/audit-event.js';
+import type { Decision } from '../contracts/decision.js';
+import { ConsentError, type ConsentResult } from '../degradation/degradation-engine.js';
+import type { DegradationPatch } from '../degradation/degradation-schema.js';
 import type { PolicyChange } from '../policy/effective-policy.js';
 import type { BreakerSettings, EffectivePolicy } from '../policy/policy-types.js';
-import type { Core } from '../service.js';
+import type { Core } from '../app/service.js';
 import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
 import { canAccessTenant, type Principal } from './auth.js';
 import { adminOnly, badInput, forbiddenTenant, policyRejected } from './errors.js';

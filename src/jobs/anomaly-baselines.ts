@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { ANOMALY_METRICS, type AnomalyDetector, type AnomalyMetric, type Baseline } from '../breaker/anomaly.js';
-import { queryRows } from '../store/clickhouse.js';
+import { ANOMALY_METRICS, type AnomalyDetector, type AnomalyMetric, type Baseline } from '../breakers/anomaly.js';
+import { queryRows } from '../storage/clickhouse.js';
 
 /**
  * Each tenant's per-minute history from the rollup, as the live windows measure the same figures:

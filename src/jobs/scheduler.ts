@@ -1,5 +1,5 @@
 import cron, { type ScheduledTask, type TaskOptions } from 'node-cron';
-import type { Logger } from '../log.js';
+import type { Logger } from '../app/log.js';
 
 export interface Job {
   name: string;

@@ -3,7 +3,7 @@
 // checks a file goes through (buildPolicy), so a mutation cannot store what the file would refuse,
 // and its PolicyError names the same key paths.
 
-import { withTenantDegradation, type DegradationPatch } from '../degrade/degradation-schema.js';
+import { withTenantDegradation, type DegradationPatch } from '../degradation/degradation-schema.js';
 import { deepFreeze } from './plain-data.js';
 import { formatKeyPath, PolicyError } from './policy-error.js';
 import type { TierPatch } from './policy-schema.js';

@@ -6,7 +6,7 @@
 // patch a file or a mutation lays over a base tier (tierPatchSchema), where everything is optional
 // and a threshold set to null is removed.
 
-import { degradationSectionSchema } from '../degrade/degradation-schema.js';
+import { degradationSectionSchema } from '../degradation/degradation-schema.js';
 import { z } from 'zod';
 import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
 import { DEFAULT_TIER_NAME } from './builtin-tiers.js';

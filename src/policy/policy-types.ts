@@ -1,4 +1,4 @@
-import type { DegradationSection } from '../degrade/degradation-schema.js';
+import type { DegradationSection } from '../degradation/degradation-schema.js';
 import type { RunMetric } from '../windows/metric-names.js';
 
 /** A threshold per metric; a metric with no threshold never trips. */
@@ -72,7 +72,7 @@ export interface PolicyDocument {
   prices: Record<string, ModelPrice>;
   /** API tokens and ingest keys; never returned by the API nor persisted with run-time changes */
   auth: AuthSection;
-  /** fallback ladders, consent, triggers, quota buckets, provider health (src/degrade/degradation-schema.ts) */
+  /** fallback ladders, consent, triggers, quota buckets, provider health (src/degradation/degradation-schema.ts) */
   degradation: DegradationSection;
 }
 

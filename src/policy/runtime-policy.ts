@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { AuditLog } from '../breaker/audit-log.js';
-import type { Logger } from '../log.js';
-import { queryRows } from '../store/clickhouse.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Logger } from '../app/log.js';
+import { queryRows } from '../storage/clickhouse.js';
 import { validatePolicyChange, type PolicyChange } from './effective-policy.js';
 import type { PolicyError } from './policy-error.js';
 import type { PolicyStore } from './policy-store.js';

@@ -7,7 +7,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { allowDecision, type Action, type Decision } from '../breaker/decision.js';
+import { allowDecision, type Action, type Decision } from '../contracts/decision.js';
 import { ATTR } from './attributes.js';
 import { DecisionCache, mostSevereEntry, retryAt } from './decision-cache.js';
 import { DecisionClient, type BackoffOptions } from './decision-client.js';

@@ -1,7 +1,7 @@
 // The SDK's copy of its tenant's decisions, fed by the subscription: the tenant-wide decision and
 // one per run that is not plainly allowed. checkpoint() reads it without any I/O.
 
-import { actionSeverity, type Decision } from '../breaker/decision.js';
+import { actionSeverity, type Decision } from '../contracts/decision.js';
 
 export interface CachedDecision {
   decision: Decision;

@@ -3,7 +3,7 @@
 // any failure or end of stream, and tells its owner when it is connected and since when it is not.
 
 import { createClient, type Client } from 'graphql-sse';
-import type { Decision } from '../breaker/decision.js';
+import type { Decision } from '../contracts/decision.js';
 import { DECISION_FIELDS, decisionFromGraphql } from './decision-cache.js';
 import type { SdkLogger } from './logger.js';
 

@@ -1,4 +1,4 @@
-import type { Decision } from '../breaker/decision.js';
+import type { Decision } from '../contracts/decision.js';
 
 /**
  * Thrown by checkpoint() when Breakwater says HALT: the run must stop. Carries the decision's

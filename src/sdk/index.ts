@@ -30,4 +30,4 @@ export { ATTR, RATE_LIMIT_HEADERS } from './attributes.js';
 export type { ModelCallRequest, ModelOperation, ModelUsage, ToolCallOptions } from './spans.js';
 export type { BackoffOptions } from './decision-client.js';
 export type { SdkLogger } from './logger.js';
-export type { Action, BreakerState, Decision, Scope } from '../breaker/decision.js';
+export type { Action, BreakerState, Decision, Scope } from '../contracts/decision.js';

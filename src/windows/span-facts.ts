@@ -1,7 +1,7 @@
 // What the windows need from one span, computed once per span by the store and shared by the
 // run, tenant, provider and model windows it updates.
 
-import type { AgentSpan } from '../ingest/agent-span.js';
+import type { AgentSpan } from '../contracts/agent-span.js';
 import type { ModelPrice } from '../policy/policy-types.js';
 import { callCostUsd } from './cost.js';
 import { FUTURE_TOLERANCE_MS, nanosToMillis, secondOf } from './window-time.js';

@@ -52,7 +52,7 @@
 //   Providers and models are ~10 KB each (latency sketch), capped by maxProviders / maxModels.
 //   counts() gives the window counts for a benchmark to divide heap figures by.
 
-import type { AgentSpan } from '../ingest/agent-span.js';
+import type { AgentSpan } from '../contracts/agent-span.js';
 import type { ErrorRatioSettings, ModelPrice } from '../policy/policy-types.js';
 import { LruList } from './lru-list.js';
 import type { ProviderMetric, RunMetric } from './metric-names.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Service } from '../../src/service.js';
+import type { Service } from '../../src/app/service.js';
 import { gql } from '../helpers/graphql.js';
 import { startTestService, tempDataDir } from '../helpers/service.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Service } from '../../src/service.js';
+import type { Service } from '../../src/app/service.js';
 import { gql, subscribeSse, subscribeWs } from '../helpers/graphql.js';
 import { startTestService, tempDataDir } from '../helpers/service.js';
 import { postSpans, runSteps, writePolicy } from '../helpers/spans.js';

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { resolveAuthConfig } from '../../src/api/secrets.js';
-import { SETTINGS } from '../../src/config.js';
+import { SETTINGS } from '../../src/app/config.js';
 import { loadPolicyFile } from '../../src/policy/load-policy.js';
-import { readMigrations } from '../../src/store/migrations.js';
+import { readMigrations } from '../../src/storage/migrations.js';
 import { bindMounts, composeReadmeProblems, hostVariables, publishedPorts } from './compose.js';
 import {
   alertRules, allPanels, CLICKHOUSE_PLUGIN, DATASOURCE_VARIABLE, loadAlertFiles, loadDashboards, parseInterval, REPO_ROOT, type Json,

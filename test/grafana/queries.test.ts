@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SelfMetricsSnapshotter } from '../../src/jobs/self-metrics-snapshot.js';
-import type { Service } from '../../src/service.js';
+import type { Service } from '../../src/app/service.js';
 import { startTestService, tempDataDir } from '../helpers/service.js';
 import {
   alertQueries, alertRules, allPanels, dashboardQueries, loadDashboards, type AlertRule, type DashboardQuery, type Json,

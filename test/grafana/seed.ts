@@ -1,6 +1,6 @@
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import type { Service } from '../../src/service.js';
+import type { Service } from '../../src/app/service.js';
 import { recordingTracer } from '../helpers/otel.js';
 
 // Traffic that exercises every panel and alert: real spans from a real tracer, serialized by the
@@ -201,7 +201,7 @@ async function seedBurst(service: Service, now: number): Promise<void> {
 /** Audit events the decision path does not produce on its own in a test: degradation, escalation, operator actions. */
 async function seedAudit(service: Service, now: number): Promise<void> {
   const { audit } = service.core;
-  // as src/degrade/degradation-events.ts records them
+  // as src/degradation/degradation-events.ts records them
   await audit.append({
     tenantId: TENANTS.healthy,
     kind: 'degradation',

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SelfMetricsSnapshotter, selfMetricsSnapshotJob, TENANT_THRESHOLD_RATIO, tenantThresholdRows } from '../../src/jobs/self-metrics-snapshot.js';
-import type { Service } from '../../src/service.js';
-import { queryRows } from '../../src/store/clickhouse.js';
+import type { Service } from '../../src/app/service.js';
+import { queryRows } from '../../src/storage/clickhouse.js';
 import { startTestService, tempDataDir } from '../helpers/service.js';
 
 // The snapshot job against a running service's own registry and embedded ClickHouse.

@@ -1,4 +1,4 @@
-import type { AgentSpan } from '../../src/ingest/agent-span.js';
+import type { AgentSpan } from '../../src/contracts/agent-span.js';
 
 /**
  * An AgentSpan with every field at its "not carried" value ('' / 0 / -1 / empty lists), for tests

@@ -1,9 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type ServiceConfig } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
-import { startService, type Service } from '../../src/service.js';
+import { loadConfig, type ServiceConfig } from '../../src/app/config.js';
+import { createLogger } from '../../src/app/log.js';
+import { startService, type Service } from '../../src/app/service.js';
 
 /** A temp data dir; chdb binds one per process, so a test file reuses it across restarts. */
 export function tempDataDir(prefix = 'bw-test-'): string {

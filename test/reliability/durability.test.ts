@@ -1,6 +1,6 @@
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { describe, expect, it } from 'vitest';
-import { openStore } from '../../src/store/clickhouse.js';
+import { openStore } from '../../src/storage/clickhouse.js';
 import { startChildService, type ChildService } from '../helpers/child-service.js';
 import { recordingTracer } from '../helpers/otel.js';
 import { tempDataDir } from '../helpers/service.js';

@@ -4,7 +4,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Decision } from '../../src/breaker/decision.js';
+import type { Decision } from '../../src/contracts/decision.js';
 
 export interface FakeStream {
   tenantId: string;

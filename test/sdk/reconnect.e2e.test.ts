@@ -3,7 +3,7 @@
 
 import { Socket } from 'node:net';
 import { afterAll, expect, it } from 'vitest';
-import type { Service } from '../../src/service.js';
+import type { Service } from '../../src/app/service.js';
 import { Breakwater } from '../../src/sdk/index.js';
 import { silentLogger } from '../../src/sdk/logger.js';
 import { gql } from '../helpers/graphql.js';

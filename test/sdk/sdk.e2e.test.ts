@@ -5,7 +5,7 @@ import { trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Service } from '../../src/service.js';
+import type { Service } from '../../src/app/service.js';
 import { Breakwater, BreakwaterHaltError, type Decision, type StartOptions } from '../../src/sdk/index.js';
 import { silentLogger } from '../../src/sdk/logger.js';
 import { gql } from '../helpers/graphql.js';

@@ -1,6 +1,6 @@
 // Span factory and a controllable clock for the window tests.
 
-import type { AgentSpan } from '../../src/ingest/agent-span.js';
+import type { AgentSpan } from '../../src/contracts/agent-span.js';
 import { blankAgentSpan } from '../helpers/agent-span.js';
 import { WindowStore, type EvictionEvent, type WindowStoreOptions } from '../../src/windows/window-store.js';
 

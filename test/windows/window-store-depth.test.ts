@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AgentSpan } from '../../src/ingest/agent-span.js';
+import type { AgentSpan } from '../../src/contracts/agent-span.js';
 import { makeStore, span } from './helpers.js';
 
 describe('WindowStore sub-agent depth', () => {

@@ -1,0 +1,324 @@
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
+import { AuthFailureLimiter, createAuthenticator, type Authenticator } from '../api/auth.js';
+import { createGraphqlService, DEFAULT_LIMITS } from '../api/graphql-server.js';
+import { resolveAuthConfig } from '../api/secrets.js';
+import { AnomalyDetector } from '../breakers/anomaly.js';
+import { AuditLog } from '../audit/audit-log.js';
+import { BreakerEngine } from '../breakers/breaker-engine.js';
+import { ConfigError, isLoopback, type ServiceConfig } from './config.js';
+import { DegradationEngine } from '../degradation/degradation-engine.js';
+import { SourcedDecisionBus } from '../decisions/sourced-decision-bus.js';
+import { loadBaselines, recomputeBaselines } from '../jobs/anomaly-baselines.js';
+import { JobScheduler } from '../jobs/scheduler.js';
+import { SelfMetricsSnapshotter, selfMetricsSnapshotJob } from '../jobs/self-metrics-snapshot.js';
+import { loadPolicyFile } from '../policy/load-policy.js';
+import { PolicyStore } from '../policy/policy-store.js';
+import { RuntimePolicy } from '../policy/runtime-policy.js';
+import { WindowStore } from '../windows/window-store.js';
+import { IngestPipeline } from './pipeline.js';
+import { createTraceReceiver } from '../receivers/otlp-http.js';
+import { TenantIngestLimiter } from '../receivers/tenant-rate-limit.js';
+import type { Logger } from './log.js';
+import { SelfMetrics } from './self-metrics.js';
+import { openStore, type Store, type StoreOptions } from '../storage/clickhouse.js';
+import { keepStorageThreadsLow } from '../storage/storage-thread-priority.js';
+import { applyRetention, migrate, migrationsApplied } from '../storage/migrations.js';
+import { SpanWriter } from '../storage/span-writer.js';
+
+export interface Service {
+  otlpUrl: string;
+  graphqlUrl: string;
+  store: Store;
+  pipeline: IngestPipeline;
+  writer: SpanWriter;
+  metrics: SelfMetrics;
+  core: Core;
+  /** stops accepting, flushes what was accepted, closes storage */
+  stop(): Promise<void>;
+}
+
+export function storeOptions(config: ServiceConfig): StoreOptions {
+  return {
+    url: config.clickhouseUrl,
+    user: config.clickhouseUser,
+    password: config.clickhousePassword,
+    database: config.clickhouseDatabase,
+    dataDir: config.dataDir,
+    timeoutMs: config.clickhouseTimeoutMs,
+  };
+}
+
+/** Everything behind the listeners: what the API reads and changes. */
+export interface Core {
+  store: Store;
+  metrics: SelfMetrics;
+  policy: PolicyStore;
+  runtimePolicy: RuntimePolicy;
+  windows: WindowStore;
+  bus: SourcedDecisionBus;
+  audit: AuditLog;
+  engine: BreakerEngine;
+  degradation: DegradationEngine;
+  anomaly: AnomalyDetector;
+  /** the current authenticator (rebuilt when the policy file's auth section changes) */
+  auth(): Authenticator;
+}
+
+/** Starts Breakwater: storage and migrations first, then the decision path, then the listeners. */
+export async function startService(config: ServiceConfig, log: Logger): Promise<Service> {
+  const fileDocument = await loadPolicyFile(config.policyFile, { explicit: config.policyFileExplicit });
+  let authenticator = createAuthenticator(resolveAuthConfig(fileDocument.auth, process.env));
+  if (!isLoopback(config.host) && !authenticator.hasApiTokens && !config.insecure) {
+    throw new ConfigError(
+      `refusing to listen on ${config.host} without API tokens: add auth.adminTokens to the policy file, or pass --insecure`,
+    );
+  }
+
+  const store = await openStore(storeOptions(config));
+  log.info({ mode: store.mode, location: store.location }, 'storage opened');
+  const stopLoweringStorage = store.mode === 'embedded' ? keepStorageThreadsLow(config.storageNice) : () => {};
+  const migrations = await migrate(store.client);
+  await applyRetention(store.client, config.retentionDays);
+  log.info({ applied: migrations.applied, alreadyApplied: migrations.alreadyApplied.length }, 'migrations done');
+
+  const metrics = new SelfMetrics();
+  metrics.queueCapacity.set(config.queueMaxSpans);
+  const audit = new AuditLog(store.client);
+  const policy = new PolicyStore();
+  const runtimePolicy = new RuntimePolicy(policy, store.client, audit, log);
+  await runtimePolicy.load(fileDocument);
+  policy.onChange((document) => {
+    try {
+      authenticator = createAuthenticator(resolveAuthConfig(document.auth, process.env));
+    } catch (err) {
+      log.error({ error: (err as Error).message }, 'auth section not applied; the previous tokens stay in force');
+    }
+  });
+  if (existsSync(config.policyFile)) {
+    policy.watchFile(config.policyFile, {
+      onError: (err) => log.error({ error: err.message }, 'policy file not reloaded; the last good policy stays in force'),
+    });
+  }
+
+  // Two engines publish (breakers, degradation): the bus keeps each one's latest and publishes the more severe.
+  const bus = new SourcedDecisionBus({ initialSequence: sequenceSeed() });
+  const anomaly = new AnomalyDetector();
+  await loadBaselines(store.client, anomaly);
+  const windows = new WindowStore({
+    prices: () => policy.current().prices,
+    errorRatio: (tenantId) => policy.forTenant(tenantId).errorRatio,
+    onEvict: (event) => {
+      // Called only from engine.observe (through record), so `engine` is initialised by then.
+      if (event.kind === 'run') {
+        engine.forgetRun(event.tenantId, event.runId);
+        degradation.forgetRun(event.tenantId, event.runId);
+      }
+    },
+  });
+  const engine: BreakerEngine = new BreakerEngine({
+    windows,
+    policy,
+    bus,
+    audit,
+    anomaly,
+    log,
+    now: Date.now,
+    onDecisionLatency: (seconds) => metrics.decisionLatency.observe(seconds),
+  });
+  const restored = await engine.restore();
+  if (restored > 0) log.info({ breakers: restored }, 'breaker states restored');
+  engine.start();
+  const degradation: DegradationEngine = new DegradationEngine({
+    bus: bus.sink('degradation'),
+    audit,
+    log,
+    now: Date.now,
+    policy: () => policy.current().degradation,
+    modelMetrics: (provider, model) => windows.modelMetrics(provider, model),
+    tenantMetrics: (tenantId) => windows.tenantMetrics(tenantId),
+    runMetrics: (tenantId, runId) => windows.runMetrics(tenantId, runId),
+    prices: () => policy.current().prices,
+    onQuotaLevel: (c) => log.warn({ key: c.key, provider: c.provider, level: c.to, utilization: c.utilization }, 'provider key quota level changed'),
+  });
+  const resumed = await degradation.restore(store.client);
+  if (resumed > 0) log.info({ tracks: resumed }, 'degradation tiers restored');
+  degradation.start();
+
+  const jobs = new JobScheduler(log);
+  jobs.add({ name: 'anomaly-baselines', schedule: '*/15 * * * *', run: () => recomputeBaselines(store.client, anomaly) });
+  jobs.add({ name: 'evict-idle-windows', schedule: '*/30 * * * * *', run: async () => windows.evictIdle() });
+  jobs.add(selfMetricsSnapshotJob(new SelfMetricsSnapshotter(metrics.registry, store.client, { tenantThresholds: { windows, policy } })));
+
+  const writer = new SpanWriter(store.client, {
+    table: 'spans',
+    batchMaxRows: config.batchMaxSpans,
+    batchMaxDelayMs: config.batchMaxDelayMs,
+    queueMaxRows: config.queueMaxSpans,
+    onFlush: (rows, seconds) => {
+      metrics.flushSeconds.observe(seconds);
+      metrics.flushSpans.observe(rows);
+    },
+    onFlushError: (error, rows) => {
+      metrics.flushFailures.inc();
+      log.error({ error: error.message.slice(0, 300), rows }, 'insert into ClickHouse failed; requests answered 503');
+    },
+    onQueueDepth: (rows) => metrics.queueDepth.set(rows),
+  });
+  const pipeline = new IngestPipeline(writer, metrics, {
+    requireTenant: config.requireTenant,
+    prices: () => policy.current().prices,
+    onObserverError: (err) => log.error({ error: (err as Error).message }, 'the decision path failed on a batch; its spans are stored'),
+  });
+  pipeline.addObserver(engine);
+  // After the breaker engine: it reads the windows that engine.observe has just updated.
+  pipeline.addObserver(degradation);
+  const receiveTraces = createTraceReceiver(pipeline, metrics, {
+    maxBodyBytes: config.maxBodyBytes,
+    tenantForKey: (key) => authenticator.tenantForIngestKey(key),
+    limiter: new TenantIngestLimiter(config.tenantIngestRate, 5),
+    authFailures: new AuthFailureLimiter(),
+    onInternalError: (err) => log.error({ error: (err as Error).message }, 'unexpected error handling an OTLP request'),
+  });
+  const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, degradation, anomaly, auth: () => authenticator };
+
+  const ops = createOpsHandler(store, metrics);
+  const serverOptions = httpServerOptions(config);
+  const otlpServer = createServer(serverOptions, (req, res) => {
+    const path = pathOf(req);
+    if (path === '/v1/traces') void receiveTraces(req, res);
+    else if (!ops(req, res, path)) notFound(res);
+  });
+  const graphql = createGraphqlService(core, { ...DEFAULT_LIMITS, introspection: config.graphqlIntrospection });
+  const graphqlServer = createServer(serverOptions, (req, res) => {
+    const path = pathOf(req);
+    if (!graphql.handle(req, res, path) && !ops(req, res, path)) notFound(res);
+  });
+  graphql.attachWebSocket(graphqlServer);
+  for (const server of [otlpServer, graphqlServer]) server.maxHeadersCount = 100;
+
+  if (!isLoopback(config.host)) log.warn({ host: config.host, insecure: config.insecure }, 'listening on a non-loopback address');
+  const otlpAddress = await listen(otlpServer, config.host, config.otlpPort);
+  const graphqlAddress = await listen(graphqlServer, config.host, config.graphqlPort);
+  const otlpUrl = urlOf(otlpAddress);
+  const graphqlUrl = urlOf(graphqlAddress);
+  log.info({ otlp: `${otlpUrl}/v1/traces`, graphql: `${graphqlUrl}/graphql` }, 'breakwater listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      // Stop accepting first, but flush before waiting on the servers: open requests are waiting
+      // for exactly that flush to be answered.
+      const serversClosed = Promise.all([closeServer(otlpServer), closeServer(graphqlServer)]);
+      engine.stop();
+      degradation.stop();
+      await graphql.close();
+      policy.close();
+      await jobs.stop();
+      await writer.close();
+      // Subscription streams (SSE) never end on their own; close them so the servers can.
+      graphqlServer.closeAllConnections();
+      await serversClosed;
+      await degradation.flush();
+      await audit.drain();
+      stopLoweringStorage();
+      await store.close();
+      log.info('breakwater stopped');
+    })());
+
+  return { otlpUrl, graphqlUrl, store, pipeline, writer, metrics, core, stop };
+}
+
+/**
+ * Decision sequences must keep growing across restarts without a write per decision: seed from the
+ * clock in microseconds (exact in a double for centuries; GraphQL carries it as a Float).
+ */
+function sequenceSeed(): number {
+  return Date.now() * 1000;
+}
+
+type OpsHandler = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
+
+/** /healthz (the process answers), /readyz (storage reachable and migrated), /metrics (Prometheus). */
+function createOpsHandler(store: Store, metrics: SelfMetrics): OpsHandler {
+  return (req, res, path) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    if (path === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok\n');
+      return true;
+    }
+    if (path === '/readyz') {
+      void readiness(store).then(
+        (problem) => {
+          const status = problem === undefined ? 200 : 503;
+          res.writeHead(status, { 'Content-Type': 'text/plain' }).end(problem === undefined ? 'ready\n' : `not ready: ${problem}\n`);
+        },
+        () => res.writeHead(503, { 'Content-Type': 'text/plain' }).end('not ready\n'),
+      );
+      return true;
+    }
+    if (path === '/metrics') {
+      void metrics.registry.metrics().then((text) => {
+        res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text);
+      });
+      return true;
+    }
+    return false;
+  };
+}
+
+async function readiness(store: Store): Promise<string | undefined> {
+  const ping = await store.client.ping();
+  if (!ping.success) return 'ClickHouse unreachable';
+  if (!(await migrationsApplied(store.client))) return 'migrations not applied';
+  return undefined;
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+}
+
+/** Slow clients cannot hold a connection open forever (slowloris). */
+/**
+ * Limits against slow and greedy clients (408 for a request not sent in time). Node enforces the
+ * timeouts from a periodic sweep, by default every 30 s; sweeping at a fifth of the headers
+ * timeout keeps the cut close to the configured time.
+ */
+function httpServerOptions(config: ServiceConfig): ServerOptions {
+  return {
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(config.headersTimeoutMs / 5))),
+    keepAliveTimeout: 5_000,
+    maxHeaderSize: 16 * 1024,
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function urlOf(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}

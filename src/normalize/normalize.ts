@@ -1,0 +1,323 @@
+import type { AgentSpan } from '../contracts/agent-span.js';
+import type { AnyValue, KeyValue, OtlpResource, OtlpResourceSpans, OtlpScopeSpans, OtlpSpan, OtlpTraceRequest } from '../codecs/otlp-model.js';
+
+// Reads the GenAI semantic conventions, and the older and neighbouring spellings seen in the wild
+// (OpenLLMetry's gen_ai.system / prompt_tokens, OpenInference's span kinds and token counts), into
+// the agent columns of an AgentSpan. The raw attributes are kept whole beside them.
+
+/** OpenInference's openinference.span.kind to the GenAI operation it corresponds to. */
+const OPENINFERENCE_OPERATIONS: Record<string, string> = {
+  LLM: 'chat',
+  TOOL: 'execute_tool',
+  AGENT: 'invoke_agent',
+  EMBEDDING: 'embeddings',
+  RETRIEVER: 'retrieval',
+};
+
+export interface NormalizeOptions {
+  /** reject spans without tenant.id (default) instead of storing them under '' */
+  requireTenant: boolean;
+  /** set when the request came with an ingest key bound to a tenant: other tenants are rejected */
+  keyTenant?: string;
+  /** longest tenant / run id accepted */
+  maxIdLength?: number;
+}
+
+export interface NormalizeResult {
+  spans: AgentSpan[];
+  rejected: number;
+  /** one line per distinct rejection reason, with its count */
+  errorMessage: string;
+}
+
+export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOptions): NormalizeResult {
+  const spans: AgentSpan[] = [];
+  const rejections = new Map<string, number>();
+  const reject = (reason: string) => rejections.set(reason, (rejections.get(reason) ?? 0) + 1);
+  const maxIdLength = options.maxIdLength ?? 256;
+  for (const resourceSpans of request.resourceSpans) {
+    const resource = readResource(resourceSpans);
+    for (const scopeSpans of resourceSpans.scopeSpans) {
+      for (const span of scopeSpans.spans) {
+        const agentSpan = normalizeSpan(span, scopeSpans, resourceSpans, resource);
+        const problem = validate(agentSpan, options, maxIdLength);
+        if (problem) reject(problem);
+        else spans.push(agentSpan);
+      }
+    }
+  }
+  let rejected = 0;
+  const lines: string[] = [];
+  for (const [reason, count] of rejections) {
+    rejected += count;
+    lines.push(`${count} span(s) rejected: ${reason}`);
+  }
+  return { spans, rejected, errorMessage: lines.join('; ') };
+}
+
+// Ids arrive as lowercase hex of their bytes: of the right length, all-zero is exactly these.
+const ZERO_TRACE_ID = '0'.repeat(32);
+const ZERO_SPAN_ID = '0'.repeat(16);
+
+function validate(span: AgentSpan, options: NormalizeOptions, maxIdLength: number): string | undefined {
+  if (span.traceId.length !== 32 || span.traceId === ZERO_TRACE_ID) return 'invalid trace id (need 16 non-zero bytes)';
+  if (span.spanId.length !== 16 || span.spanId === ZERO_SPAN_ID) return 'invalid span id (need 8 non-zero bytes)';
+  if (span.tenantId === '' && options.requireTenant) return 'missing tenant.id (set it on the resource or the span)';
+  if (span.tenantId.length > maxIdLength) return `tenant.id longer than ${maxIdLength} characters`;
+  if (span.runId.length > maxIdLength) return `agent.run.id longer than ${maxIdLength} characters`;
+  if (options.keyTenant !== undefined && span.tenantId !== options.keyTenant) {
+    // Says nothing about which tenant the key belongs to: the sender may not know it.
+    return 'tenant.id does not match the ingest key';
+  }
+  if (span.endTimeUnixNano < span.startTimeUnixNano) return 'end time before start time';
+  // DateTime64(9) ends at 2^63 - 1 ns (2262-04-11); past it ClickHouse cannot store the span.
+  if (span.endTimeUnixNano > MAX_STORABLE_TIME_NS) return 'end time past 2262-04-11 (not storable)';
+  return undefined;
+}
+
+const MAX_STORABLE_TIME_NS = (1n << 63n) - 1n;
+
+interface ResourceFacts {
+  tenantId: string;
+  serviceName: string;
+}
+
+function readResource(resourceSpans: OtlpResourceSpans): ResourceFacts {
+  let serviceName = '';
+  for (const { key, value } of resourceSpans.resource.attributes) if (key === 'service.name') serviceName = text(value);
+  return { tenantId: resourceTenant(resourceSpans.resource), serviceName };
+}
+
+/**
+ * The tenant a resource names: its last `tenant.id`, as text ('' when absent). The spans under it
+ * belong to that tenant unless one names another itself; the receiver's rate limit charges the
+ * request to it by this same rule.
+ */
+export function resourceTenant(resource: OtlpResource): string {
+  let tenantId = '';
+  for (const { key, value } of resource.attributes) if (key === 'tenant.id') tenantId = text(value);
+  return tenantId;
+}
+
+function normalizeSpan(span: OtlpSpan, scopeSpans: OtlpScopeSpans, resourceSpans: OtlpResourceSpans, resource: ResourceFacts): AgentSpan {
+  const out: AgentSpan = {
+    tenantId: resource.tenantId,
+    runId: '',
+    traceId: span.traceId,
+    spanId: span.spanId,
+    parentSpanId: span.parentSpanId,
+    traceState: span.traceState,
+    flags: span.flags,
+    name: span.name,
+    kind: span.kind,
+    startTimeUnixNano: span.startTimeUnixNano,
+    endTimeUnixNano: span.endTimeUnixNano,
+    statusCode: span.status.code,
+    statusMessage: span.status.message,
+    serviceName: resource.serviceName,
+    scopeName: scopeSpans.scope.name,
+    scopeVersion: scopeSpans.scope.version,
+    resourceAttributes: resourceSpans.resource.attributes,
+    spanAttributes: span.attributes,
+    events: span.events,
+    links: span.links,
+    droppedAttributesCount: span.droppedAttributesCount,
+    droppedEventsCount: span.droppedEventsCount,
+    droppedLinksCount: span.droppedLinksCount,
+    operation: '',
+    provider: '',
+    requestModel: '',
+    responseModel: '',
+    toolName: '',
+    agentId: '',
+    agentName: '',
+    conversationId: '',
+    inputTokens: 0,
+    outputTokens: 0,
+    errorType: '',
+    httpStatusCode: 0,
+    isError: span.status.code === 2,
+    depth: -1,
+    rateLimitRemainingRequests: -1,
+    rateLimitRemainingTokens: -1,
+    rateLimitLimitRequests: -1,
+    rateLimitLimitTokens: -1,
+    retryAfterMs: -1,
+  };
+  fallbacks.openInferenceKind = '';
+  fallbacks.legacySystem = '';
+  for (const attribute of span.attributes) readAttribute(out, attribute);
+  if (out.runId === '') out.runId = span.traceId;
+  if (out.provider === '') out.provider = fallbacks.legacySystem;
+  if (out.operation === '') out.operation = OPENINFERENCE_OPERATIONS[fallbacks.openInferenceKind] ?? (out.toolName !== '' ? 'execute_tool' : '');
+  if (out.errorType !== '') out.isError = true;
+  else if (out.isError) out.errorType = '_OTHER';
+  return out;
+}
+
+/**
+ * What a span's attributes say that only counts when the GenAI attributes are missing. Module
+ * state, reset per span (normalization is synchronous): closures over locals cost an allocation
+ * per span.
+ */
+const fallbacks = { openInferenceKind: '', legacySystem: '' };
+
+// One pass over the span's attributes; a switch on the key beats building a map per span.
+function readAttribute(out: AgentSpan, { key, value }: KeyValue): void {
+  switch (key) {
+    case 'tenant.id':
+      out.tenantId = text(value);
+      return;
+    case 'agent.run.id':
+      out.runId = text(value);
+      return;
+    case 'agent.depth':
+      out.depth = Math.max(-1, Math.min(1000, Math.trunc(number(value, -1))));
+      return;
+    case 'gen_ai.operation.name':
+      out.operation = text(value).toLowerCase();
+      return;
+    case 'gen_ai.provider.name':
+      out.provider = text(value);
+      return;
+    case 'gen_ai.system':
+    case 'llm.provider':
+    case 'llm.system':
+      fallbacks.legacySystem = text(value);
+      return;
+    case 'gen_ai.request.model':
+    case 'llm.model_name':
+      if (out.requestModel === '') out.requestModel = text(value);
+      return;
+    case 'gen_ai.response.model':
+      out.responseModel = text(value);
+      return;
+    case 'gen_ai.tool.name':
+    case 'tool.name':
+      out.toolName = text(value);
+      return;
+    case 'gen_ai.agent.id':
+      out.agentId = text(value);
+      return;
+    case 'gen_ai.agent.name':
+      out.agentName = text(value);
+      return;
+    case 'gen_ai.conversation.id':
+      out.conversationId = text(value);
+      return;
+    case 'gen_ai.usage.input_tokens':
+    case 'gen_ai.usage.prompt_tokens':
+    case 'llm.token_count.prompt':
+      out.inputTokens = tokenCount(value);
+      return;
+    case 'gen_ai.usage.output_tokens':
+    case 'gen_ai.usage.completion_tokens':
+    case 'llm.token_count.completion':
+      out.outputTokens = tokenCount(value);
+      return;
+    case 'error.type':
+      out.errorType = text(value);
+      return;
+    case 'http.response.status_code':
+    case 'http.status_code':
+      out.httpStatusCode = Math.max(0, Math.min(999, Math.trunc(number(value, 0))));
+      return;
+    case 'openinference.span.kind':
+      fallbacks.openInferenceKind = text(value).toUpperCase();
+      return;
+    default:
+      readRateLimitHeader(out, key, value);
+  }
+}
+
+const HEADER_PREFIX = 'http.response.header.';
+
+/**
+ * Provider rate-limit headers, recorded bare or under http.response.header.* (as semconv names
+ * them): OpenAI's `x-ratelimit-*`, and Anthropic's `anthropic-ratelimit-*` into the same columns
+ * where no `x-ratelimit-*` value is set (that one wins whatever the attribute order).
+ */
+function readRateLimitHeader(out: AgentSpan, key: string, value: AnyValue): void {
+  const name = key.startsWith(HEADER_PREFIX) ? key.slice(HEADER_PREFIX.length) : key;
+  if (name.startsWith(ANTHROPIC_PREFIX)) {
+    readAnthropicRateLimit(out, name, value);
+    return;
+  }
+  switch (name) {
+    case 'x-ratelimit-remaining-requests':
+      out.rateLimitRemainingRequests = nonNegative(value);
+      return;
+    case 'x-ratelimit-remaining-tokens':
+      out.rateLimitRemainingTokens = nonNegative(value);
+      return;
+    case 'x-ratelimit-limit-requests':
+      out.rateLimitLimitRequests = nonNegative(value);
+      return;
+    case 'x-ratelimit-limit-tokens':
+      out.rateLimitLimitTokens = nonNegative(value);
+      return;
+    case 'retry-after':
+      out.retryAfterMs = retryAfterMs(text(value));
+      return;
+    case 'retry-after-ms':
+      out.retryAfterMs = nonNegative(value);
+      return;
+  }
+}
+
+function first(value: AnyValue): AnyValue {
+  // Header attributes are string arrays in the HTTP semantic conventions.
+  return Array.isArray(value) ? (value[0] ?? null) : value;
+}
+
+function text(value: AnyValue): string {
+  const v = first(value);
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  return '';
+}
+
+function number(value: AnyValue, fallback: number): number {
+  const v = first(value);
+  if (typeof v === 'number') return Number.isFinite(v) ? v : fallback;
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'string' && v.trim() !== '') {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : fallback;
+  }
+  return fallback;
+}
+
+const MAX_TOKENS_PER_SPAN = 0xffffffff;
+
+function tokenCount(value: AnyValue): number {
+  return Math.max(0, Math.min(MAX_TOKENS_PER_SPAN, Math.trunc(number(value, 0))));
+}
+
+const ANTHROPIC_PREFIX = 'anthropic-ratelimit-';
+
+function readAnthropicRateLimit(out: AgentSpan, name: string, value: AnyValue): void {
+  const field =
+    name === 'anthropic-ratelimit-requests-remaining' ? 'rateLimitRemainingRequests'
+    : name === 'anthropic-ratelimit-requests-limit' ? 'rateLimitLimitRequests'
+    : name === 'anthropic-ratelimit-tokens-remaining' ? 'rateLimitRemainingTokens'
+    : name === 'anthropic-ratelimit-tokens-limit' ? 'rateLimitLimitTokens'
+    : undefined;
+  if (field !== undefined && out[field] < 0) out[field] = nonNegative(value);
+}
+
+function nonNegative(value: AnyValue): number {
+  const n = number(value, -1);
+  return n < 0 ? -1 : Math.min(Number.MAX_SAFE_INTEGER, Math.trunc(n));
+}
+
+/** Retry-After is delta-seconds or an HTTP date (RFC 9110); OpenAI also sends fractional seconds. */
+export function retryAfterMs(value: string): number {
+  const trimmed = value.trim();
+  if (trimmed === '') return -1;
+  const seconds = Number(trimmed);
+  // Clamped like the other counters: an absurd value must not overflow the Int64 column.
+  if (Number.isFinite(seconds)) return seconds < 0 ? -1 : Math.min(Number.MAX_SAFE_INTEGER, Math.round(seconds * 1000));
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? -1 : Math.max(0, date - Date.now());
+}

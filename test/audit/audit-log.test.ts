@@ -1,0 +1,258 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../src/audit/audit-log.js';
+import { CircuitBreaker } from '../../src/breakers/circuit-breaker.js';
+import { DecisionBus } from '../../src/decisions/decision-bus.js';
+import { evaluateThresholds } from '../../src/breakers/threshold-rules.js';
+import { breakerTransitionEvent } from '../../src/breakers/transition-events.js';
+import type { BreakerSettings } from '../../src/policy/policy-types.js';
+import { openStore, queryRows, type Store } from '../../src/storage/clickhouse.js';
+import { migrate } from '../../src/storage/migrations.js';
+
+const T0 = Date.UTC(2026, 3, 1, 12, 0, 0);
+const settings: BreakerSettings = { cooldownMs: 30_000, maxCooldownMs: 300_000, cooldownMultiplier: 2, probeSteps: 2 };
+
+// chdb binds one data directory per process: this file opens one store and shares it.
+let dataDir: string;
+let store: Store;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'bw-audit-'));
+  store = await openStore({ url: undefined, user: 'default', password: '', database: 'breakwater', dataDir });
+  await migrate(store.client);
+});
+
+afterAll(async () => {
+  await store?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+function clock(start = T0) {
+  let now = start;
+  return { now: () => now, advance: (ms: number) => void (now += ms) };
+}
+
+async function appendMany(log: AuditLog, tenantId: string, n: number) {
+  const events = [];
+  for (let i = 1; i <= n; i++) {
+    events.push(
+      await log.append({
+        tenantId,
+        kind: i % 2 ? 'breaker_transition' : 'operator_action',
+        runId: `run-${i % 3}`,
+        scope: 'RUN',
+        metric: 'toolCallsPerMinute',
+        threshold: 60,
+        observed: 60 + i / 3,
+        oldState: 'CLOSED',
+        newState: 'OPEN',
+        actor: i % 2 ? 'breakwater' : 'alice',
+        reason: `event ${i}`,
+        details: { i, note: 'ünïcödé ✓' },
+      }),
+    );
+  }
+  return events;
+}
+
+async function mutate(sql: string, tenantId: string, params: Record<string, unknown> = {}) {
+  await store.client.command({ query: `${sql} SETTINGS mutations_sync = 2`, query_params: { tenantId, ...params } });
+}
+
+describe('AuditLog on embedded ClickHouse', () => {
+  it('appends a chain that verifies and lists back exactly', async () => {
+    const c = clock();
+    const log = new AuditLog(store.client, c.now);
+    const events = await appendMany(log, 'intact', 5);
+    expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(events[0]!.prevHash).toBe('');
+    expect(events[1]!.prevHash).toBe(events[0]!.hash);
+    expect(await log.verify('intact')).toEqual({ ok: true, events: 5 });
+    expect(await new AuditLog(store.client, c.now, { verifyPageSize: 2 }).verify('intact')).toEqual({ ok: true, events: 5 });
+
+    const listed = await log.list('intact', { order: 'asc' });
+    expect(listed).toEqual(events);
+    expect(await log.verify('nobody')).toEqual({ ok: true, events: 0 });
+  });
+
+  it('round-trips awkward numbers and times without breaking the hash', async () => {
+    const log = new AuditLog(store.client, () => T0 + 123);
+    for (const observed of [0.1, 1 / 3, 1e21, -0, 5e-324, 1.7976931348623157e308, 123456789 + 2 / 7]) {
+      await log.append({ tenantId: 'numbers', kind: 'degradation', observed, threshold: -observed });
+    }
+    await log.append({ tenantId: 'numbers', kind: 'degradation', eventTime: Date.UTC(2099, 11, 31, 23, 59, 59, 999) });
+    expect(await log.verify('numbers')).toEqual({ ok: true, events: 8 });
+    const [newest] = await log.list('numbers', { limit: 1 });
+    expect(newest!.eventTime).toBe(Date.UTC(2099, 11, 31, 23, 59, 59, 999));
+  });
+
+  it('fails verification at the Seq of an event modified in place', async () => {
+    const log = new AuditLog(store.client, clock().now);
+    await appendMany(log, 'modified', 5);
+    await mutate("ALTER TABLE audit_events UPDATE Reason = 'x' WHERE TenantId = {tenantId:String} AND Seq = 3", 'modified');
+    const result = await log.verify('modified');
+    expect(result).toMatchObject({ ok: false, events: 5, firstBadSeq: 3 });
+    expect(result.problem).toContain('modified');
+  });
+
+  it('reports a deleted event as a gap', async () => {
+    const log = new AuditLog(store.client, clock().now);
+    await appendMany(log, 'deleted', 5);
+    await mutate('ALTER TABLE audit_events DELETE WHERE TenantId = {tenantId:String} AND Seq = 2', 'deleted');
+    const result = await log.verify('deleted');
+    expect(result).toMatchObject({ ok: false, events: 4, firstBadSeq: 2 });
+    expect(result.problem).toContain('missing');
+  });
+
+  it('catches the newest event deleted through audit_heads, and keeps the gap after a restart', async () => {
+    const log = new AuditLog(store.client, clock().now);
+    await appendMany(log, 'truncated', 4);
+    await mutate('ALTER TABLE audit_events DELETE WHERE TenantId = {tenantId:String} AND Seq = 4', 'truncated');
+    const result = await log.verify('truncated');
+    expect(result).toMatchObject({ ok: false, events: 3, firstBadSeq: 4 });
+    expect(result.problem).toContain('newest');
+
+    // A restarted process continues after the recorded head, not into the deleted Seq.
+    const restarted = new AuditLog(store.client, clock().now);
+    const next = await restarted.append({ tenantId: 'truncated', kind: 'operator_action', reason: 'after restart' });
+    expect(next.seq).toBe(5);
+    expect(await restarted.verify('truncated')).toMatchObject({ ok: false, firstBadSeq: 4 });
+  });
+
+  it('detects an event inserted by hand', async () => {
+    const log = new AuditLog(store.client, clock().now);
+    const [first] = await appendMany(log, 'inserted', 3);
+    await store.client.insert({
+      table: 'audit_events',
+      values: [
+        {
+          TenantId: 'inserted',
+          Seq: 2,
+          EventTime: '2026-04-01 12:00:00.000',
+          Kind: 'operator_action',
+          Reason: 'forged',
+          Details: '{}',
+          PrevHash: first!.hash,
+          Hash: 'f'.repeat(64),
+        },
+      ],
+      format: 'JSONEachRow',
+    });
+    const result = await log.verify('inserted');
+    expect(result).toMatchObject({ ok: false, events: 4, firstBadSeq: 2 });
+    // Paging by (Seq, Hash) reads a duplicated Seq even when it straddles a page boundary.
+    for (const verifyPageSize of [1, 2, 3]) {
+      expect(await new AuditLog(store.client, Date.now, { verifyPageSize }).verify('inserted')).toMatchObject({
+        ok: false,
+        events: 4,
+        firstBadSeq: 2,
+      });
+    }
+  });
+
+  it('keeps one chain under concurrent appends for one tenant', async () => {
+    const log = new AuditLog(store.client, clock().now);
+    const events = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        log.append({ tenantId: i % 2 ? 'busy-a' : 'busy-b', kind: 'breaker_transition', reason: `concurrent ${i}` }),
+      ),
+    );
+    const seqsA = events.filter((e) => e.tenantId === 'busy-a').map((e) => e.seq);
+    expect(seqsA).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(await log.verify('busy-a')).toEqual({ ok: true, events: 20 });
+    expect(await log.verify('busy-b')).toEqual({ ok: true, events: 20 });
+  });
+
+  it('drains every queued append, including ones queued while draining', async () => {
+    const log = new AuditLog(store.client, clock().now);
+    const queued = Array.from({ length: 10 }, (_, i) => log.append({ tenantId: i % 2 ? 'drain-a' : 'drain-b', kind: 'breaker_transition', reason: `q ${i}` }));
+    void queued[0]!.then(() => log.append({ tenantId: 'drain-c', kind: 'operator_action', reason: 'late' }));
+    await log.drain();
+    const rows = await store.client.query({ query: "SELECT TenantId, count() AS n FROM audit_events WHERE TenantId LIKE 'drain-%' GROUP BY TenantId ORDER BY TenantId", format: 'JSONEachRow' });
+    expect(await rows.json()).toEqual([
+      { TenantId: 'drain-a', n: 5 },
+      { TenantId: 'drain-b', n: 5 },
+      { TenantId: 'drain-c', n: 1 },
+    ]);
+  });
+
+  it('continues the chain in a new AuditLog (restart)', async () => {
+    const first = new AuditLog(store.client, clock().now);
+    const before = await appendMany(first, 'restart', 3);
+    const second = new AuditLog(store.client, clock().now);
+    const [next] = await appendMany(second, 'restart', 1);
+    expect(next!.seq).toBe(4);
+    expect(next!.prevHash).toBe(before[2]!.hash);
+    expect(await second.verify('restart')).toEqual({ ok: true, events: 4 });
+  });
+
+  it('lists with filters bound as parameters', async () => {
+    const c = clock();
+    const log = new AuditLog(store.client, c.now);
+    for (let i = 0; i < 6; i++) {
+      c.advance(1_000);
+      await log.append({
+        tenantId: 'listing',
+        kind: i % 2 ? 'policy_change' : 'breaker_transition',
+        runId: i < 3 ? 'r1' : 'r2',
+        reason: `${i}`,
+      });
+    }
+    expect((await log.list('listing')).map((e) => e.seq)).toEqual([6, 5, 4, 3, 2, 1]);
+    expect((await log.list('listing', { limit: 2 })).map((e) => e.seq)).toEqual([6, 5]);
+    expect((await log.list('listing', { limit: 2, beforeSeq: 5 })).map((e) => e.seq)).toEqual([4, 3]);
+    expect((await log.list('listing', { kinds: ['policy_change'] })).map((e) => e.seq)).toEqual([6, 4, 2]);
+    expect((await log.list('listing', { runId: 'r1', order: 'asc' })).map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect((await log.list('listing', { from: T0 + 2_000, to: T0 + 4_000 })).map((e) => e.seq)).toEqual([3, 2]);
+    expect(await log.list("listing' OR 1=1 --")).toEqual([]);
+    expect(await log.list('listing', { kinds: ["breaker_transition') OR (1=1" as 'policy_change'] })).toEqual([]);
+  });
+
+  it('restores OPEN breakers and their cooldowns from the newest transition', async () => {
+    const c = clock();
+    const log = new AuditLog(store.client, c.now);
+    const bus = new DecisionBus({ now: c.now });
+    const over = evaluateThresholds({ toolCallsPerMinute: 120 }, { toolCallsPerMinute: 60 }, 0.5);
+    const record = async (breaker: CircuitBreaker, transitions: ReturnType<CircuitBreaker['evaluate']>) => {
+      for (const t of transitions) await log.append(breakerTransitionEvent(t, bus.publish(breaker.decision())));
+    };
+
+    const open = new CircuitBreaker({ tenantId: 'restore', scope: 'RUN', runId: 'r-open' }, c.now);
+    const closedAgain = new CircuitBreaker({ tenantId: 'restore', scope: 'RUN', runId: 'r-closed' }, c.now);
+    const forced = new CircuitBreaker({ tenantId: 'restore', scope: 'TENANT' }, c.now);
+    await record(closedAgain, closedAgain.evaluate(over, settings));
+    await record(open, open.evaluate(over, settings));
+    c.advance(30_000);
+    await record(open, open.evaluate(over, settings)); // HALF_OPEN → OPEN, cooldown 60 s
+    await record(closedAgain, [closedAgain.reset('alice')]);
+    await record(forced, [forced.forceOpen('incident 7', 'bob', T0 + 3_600_000)]);
+
+    const restored = await log.restoreBreakerSnapshots();
+    const byRun = new Map(restored.filter((r) => r.key.tenantId === 'restore').map((r) => [r.key.runId ?? r.key.scope, r]));
+    expect([...byRun.keys()].sort()).toEqual(['TENANT', 'r-open']);
+    expect(byRun.get('r-open')!.snapshot).toEqual(open.snapshot());
+
+    c.advance(10_000);
+    const resumed = CircuitBreaker.restore(byRun.get('r-open')!.key, byRun.get('r-open')!.snapshot, c.now);
+    expect(resumed.decision()).toMatchObject({ action: 'HALT', state: 'OPEN', retryAfterMs: 50_000, runId: 'r-open' });
+    const resumedForced = CircuitBreaker.restore(byRun.get('TENANT')!.key, byRun.get('TENANT')!.snapshot, c.now);
+    expect(resumedForced.decision()).toMatchObject({ action: 'HALT', state: 'FORCED_OPEN', reason: 'incident 7' });
+
+    const kinds = await queryRows<{ Kind: string; Actor: string; NewState: string }>(
+      store.client,
+      'SELECT Kind, Actor, NewState FROM audit_events WHERE TenantId = {t:String} ORDER BY Seq',
+      { t: 'restore' },
+    );
+    expect(kinds.map((k) => `${k.Kind}:${k.Actor}:${k.NewState}`)).toEqual([
+      'breaker_transition:breakwater:OPEN',
+      'breaker_transition:breakwater:OPEN',
+      'breaker_transition:breakwater:HALF_OPEN',
+      'breaker_transition:breakwater:OPEN',
+      'operator_action:alice:CLOSED',
+      'operator_action:bob:FORCED_OPEN',
+    ]);
+    expect(await log.verify('restore')).toEqual({ ok: true, events: 6 });
+  });
+});
