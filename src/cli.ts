@@ -61,7 +61,18 @@ async function serve(config: ServiceConfig): Promise<number> {
   }
   return new Promise((resolve) => {
     const shutdown = (signal: string) => {
-      log.info({ signal }, 'stopping: no new requests, flushing accepted spans');
+      log.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'stopping: no new requests, flushing accepted spans and audit events');
+      // A second signal means now: whatever is not written stays in the write-ahead log.
+      const now = (again: string) => {
+        log.warn({ signal: again }, 'second signal: exiting now');
+        resolve(1);
+      };
+      process.once('SIGTERM', () => now('SIGTERM'));
+      process.once('SIGINT', () => now('SIGINT'));
+      setTimeout(() => {
+        log.error({ deadlineMs: config.shutdownTimeoutMs }, 'shutdown did not finish after its deadline; exiting');
+        resolve(1);
+      }, config.shutdownTimeoutMs + 5_000).unref();
       service.stop().then(
         () => resolve(0),
         (err) => {

@@ -38,6 +38,8 @@ export interface ServiceConfig {
   headersTimeoutMs: number;
   /** time a client has to send its whole request, body included (408) */
   requestTimeoutMs: number;
+  /** how long SIGTERM waits for accepted spans and audit events to be written before exiting */
+  shutdownTimeoutMs: number;
 }
 
 interface Setting {
@@ -73,6 +75,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'storageNice', flag: 'storage-nice', env: 'BREAKWATER_STORAGE_NICE', kind: 'int', default: '19', min: 0, max: 19, help: 'nice value (0-19) for the embedded ClickHouse threads: decisions first (0 = off)' },
   { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'BREAKWATER_HEADERS_TIMEOUT_MS', kind: 'int', default: '10000', min: 100, help: 'time to send request headers before 408 (slow clients)' },
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'BREAKWATER_REQUEST_TIMEOUT_MS', kind: 'int', default: '60000', min: 100, help: 'time to send a whole request, body included, before 408' },
+  { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', env: 'BREAKWATER_SHUTDOWN_TIMEOUT_MS', kind: 'int', default: '10000', min: 0, help: 'on SIGTERM, longest wait for accepted spans and audit events to be written; the rest of the audit log is replayed at the next start' },
   { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
   { key: 'logLevel', flag: 'log-level', env: 'BREAKWATER_LOG_LEVEL', kind: 'level', default: 'info', help: 'debug | info | warn | error | silent' },
   { key: 'graphqlIntrospection', flag: 'graphql-introspection', env: 'BREAKWATER_GRAPHQL_INTROSPECTION', kind: 'bool', default: 'true', help: 'answer schema introspection (GraphiQL needs it)' },

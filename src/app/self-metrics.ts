@@ -65,6 +65,27 @@ export class SelfMetrics {
     registers: [this.registry],
   });
 
+  readonly auditQueueDepth = new Gauge({
+    name: 'breakwater_audit_queue_events',
+    help: 'Audit events chained and in the write-ahead log, not yet confirmed by ClickHouse',
+    registers: [this.registry],
+  });
+  readonly auditCoalesced = new Counter({
+    name: 'breakwater_audit_coalesced_total',
+    help: 'Automated run-breaker transitions folded into the next event of their breaker while the audit queue was over its bound',
+    registers: [this.registry],
+  });
+  readonly auditFlushFailures = new Counter({
+    name: 'breakwater_audit_flush_failures_total',
+    help: 'Audit batches ClickHouse refused (retried until they succeed; the events stay in the write-ahead log)',
+    registers: [this.registry],
+  });
+  readonly auditReplayed = new Counter({
+    name: 'breakwater_audit_replayed_total',
+    help: 'Audit events a previous process left in the write-ahead log, written at start',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'breakwater_process_' });
   }

@@ -6,11 +6,13 @@ import { createGraphqlService, DEFAULT_LIMITS } from '../api/graphql-server.js';
 import { resolveAuthConfig } from '../api/secrets.js';
 import { AnomalyDetector } from '../breakers/anomaly.js';
 import { AuditLog } from '../audit/audit-log.js';
+import { ClickHouseAuditStore } from '../storage/repositories/clickhouse-audit-store.js';
 import { BreakerEngine } from '../breakers/breaker-engine.js';
 import { ConfigError, isLoopback, type ServiceConfig } from './config.js';
 import { DegradationEngine } from '../degradation/degradation-engine.js';
 import { SourcedDecisionBus } from '../decisions/sourced-decision-bus.js';
 import { loadBaselines, recomputeBaselines } from '../jobs/anomaly-baselines.js';
+import { breakerStatePruneJob } from '../jobs/breaker-state-prune.js';
 import { JobScheduler } from '../jobs/scheduler.js';
 import { SelfMetricsSnapshotter, selfMetricsSnapshotJob } from '../jobs/self-metrics-snapshot.js';
 import { loadPolicyFile } from '../policy/load-policy.js';
@@ -35,8 +37,8 @@ export interface Service {
   writer: SpanWriter;
   metrics: SelfMetrics;
   core: Core;
-  /** stops accepting, flushes what was accepted, closes storage */
-  stop(): Promise<void>;
+  /** stops accepting, flushes what was accepted until the shutdown deadline, closes storage */
+  stop(timeoutMs?: number): Promise<void>;
 }
 
 export function storeOptions(config: ServiceConfig): StoreOptions {
@@ -85,7 +87,19 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
 
   const metrics = new SelfMetrics();
   metrics.queueCapacity.set(config.queueMaxSpans);
-  const audit = new AuditLog(store.client);
+  const { log: audit, replayed } = await AuditLog.open(new ClickHouseAuditStore(store.client), {
+    walDir: AuditLog.walDirIn(config.dataDir),
+    onQueueDepth: (events) => metrics.auditQueueDepth.set(events),
+    onCoalesced: () => metrics.auditCoalesced.inc(),
+    onFlushError: (error, events) => {
+      metrics.auditFlushFailures.inc();
+      log.error({ error: error.message.slice(0, 300), events }, 'audit batch not written to ClickHouse; retrying (the events are in the write-ahead log)');
+    },
+  });
+  if (replayed > 0) {
+    metrics.auditReplayed.inc(replayed);
+    log.info({ events: replayed }, 'audit events from the write-ahead log written');
+  }
   const policy = new PolicyStore();
   const runtimePolicy = new RuntimePolicy(policy, store.client, audit, log);
   await runtimePolicy.load(fileDocument);
@@ -149,6 +163,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const jobs = new JobScheduler(log);
   jobs.add({ name: 'anomaly-baselines', schedule: '*/15 * * * *', run: () => recomputeBaselines(store.client, anomaly) });
   jobs.add({ name: 'evict-idle-windows', schedule: '*/30 * * * * *', run: async () => windows.evictIdle() });
+  jobs.add(breakerStatePruneJob(audit));
   jobs.add(selfMetricsSnapshotJob(new SelfMetricsSnapshotter(metrics.registry, store.client, { tenantThresholds: { windows, policy } })));
 
   const writer = new SpanWriter(store.client, {
@@ -206,8 +221,9 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   log.info({ otlp: `${otlpUrl}/v1/traces`, graphql: `${graphqlUrl}/graphql` }, 'breakwater listening');
 
   let stopping: Promise<void> | undefined;
-  const stop = () =>
+  const stop = (timeoutMs = config.shutdownTimeoutMs) =>
     (stopping ??= (async () => {
+      const deadline = Date.now() + timeoutMs;
       // Stop accepting first, but flush before waiting on the servers: open requests are waiting
       // for exactly that flush to be answered.
       const serversClosed = Promise.all([closeServer(otlpServer), closeServer(graphqlServer)]);
@@ -216,14 +232,19 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       await graphql.close();
       policy.close();
       await jobs.stop();
-      await writer.close();
-      // Subscription streams (SSE) never end on their own; close them so the servers can.
+      const spansFlushed = await beforeDeadline(writer.close(), deadline);
+      // Subscription streams (SSE) never end on their own; close them so the servers can. Requests
+      // whose spans missed the deadline were never acknowledged: their exporters retry them.
       graphqlServer.closeAllConnections();
-      await serversClosed;
-      await degradation.flush();
-      await audit.drain();
+      if (!spansFlushed) otlpServer.closeAllConnections();
+      await beforeDeadline(serversClosed, deadline);
+      await beforeDeadline(degradation.flush(), deadline);
+      const { pending } = await audit.close(deadline);
       stopLoweringStorage();
-      await store.close();
+      if (spansFlushed) await store.close();
+      if (pending > 0 || !spansFlushed) {
+        log.warn({ auditEventsInWriteAheadLog: pending, spansFlushed }, 'stopped at the shutdown deadline: unconfirmed audit events are replayed at the next start; unacknowledged spans are retried by their exporters');
+      }
       log.info('breakwater stopped');
     })());
 
@@ -314,6 +335,17 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
 function urlOf(address: AddressInfo): string {
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return `http://${host}:${address.port}`;
+}
+
+/** Waits for `work` until `deadline` (epoch ms); true when it finished in time. */
+async function beforeDeadline(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()))));
+  try {
+    return await Promise.race([work.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function closeServer(server: Server): Promise<void> {

@@ -1,41 +1,11 @@
-import type { ClickHouseClient } from '@clickhouse/client';
-import { queryRows } from '../storage/clickhouse.js';
+import { join } from 'node:path';
+import { breakerKeyId, parseBreakerKey, parseBreakerSnapshot, type BreakerKey, type BreakerSnapshot } from '../breakers/breaker-snapshot.js';
 import { ChainVerifier, type ChainVerification } from './audit-chain.js';
-import {
-  chainEvent,
-  GENESIS_HEAD,
-  type AuditEvent,
-  type AuditEventInput,
-  type AuditKind,
-  type ChainHead,
-} from './audit-event.js';
-import { parseBreakerKey, parseBreakerSnapshot, type BreakerKey, type BreakerSnapshot } from '../breakers/breaker-snapshot.js';
+import { chainEvent, GENESIS_HEAD, type AuditEvent, type AuditEventInput, type ChainHead } from './audit-event.js';
+import type { AuditBatch, AuditListQuery, AuditStore, BreakerStateRow } from './audit-store.js';
+import { WriteAheadLog, type ReplayedRecord } from './write-ahead-log.js';
 
-/** The event was stored and chained, but its head was not: verify reports it until the next append. */
-export class AuditHeadWriteError extends Error {
-  constructor(
-    readonly event: AuditEvent,
-    cause: unknown,
-  ) {
-    super(`audit event ${event.tenantId}#${event.seq} was recorded but its head was not: ${String(cause)}`, { cause });
-    this.name = 'AuditHeadWriteError';
-  }
-}
-
-export interface AuditListQuery {
-  /** ms since the epoch, inclusive */
-  from?: number;
-  /** ms since the epoch, exclusive */
-  to?: number;
-  /** default 100, at most 10 000 */
-  limit?: number;
-  kinds?: readonly AuditKind[];
-  runId?: string;
-  /** cursor for the next page of a newest-first listing */
-  beforeSeq?: number;
-  /** newest first unless 'asc' */
-  order?: 'asc' | 'desc';
-}
+export type { AuditListQuery } from './audit-store.js';
 
 /** An OPEN (or forced open, half-open, disabled) breaker as the audit log last recorded it. */
 export interface RestoredBreaker {
@@ -45,291 +15,418 @@ export interface RestoredBreaker {
   seq: number;
 }
 
-/** Event kinds whose Details may carry a breaker snapshot under `breaker`. */
-const SNAPSHOT_KINDS: readonly AuditKind[] = ['breaker_transition', 'operator_action'];
-const VERIFY_PAGE = 5_000;
-const MAX_LIST = 10_000;
-
-// No alias may shadow a column: WHERE and ORDER BY would then compare the alias (a string Seq sorts
-// "10" before "9"). 64-bit integers arrive as JSON strings or numbers, and Number() takes both.
-const EVENT_COLUMNS = `TenantId, Seq, toUnixTimestamp64Milli(EventTime) AS EventTimeMs, Kind,
-  RunId, Scope, Metric, Threshold, Observed, OldState, NewState, Actor, Reason, Details, PrevHash, Hash`;
-
-interface EventRow {
-  TenantId: string;
-  Seq: string | number;
-  EventTimeMs: string | number;
-  Kind: string;
-  RunId: string;
-  Scope: string;
-  Metric: string;
-  Threshold: number | string;
-  Observed: number | string;
-  OldState: string;
-  NewState: string;
-  Actor: string;
-  Reason: string;
-  Details: string;
-  PrevHash: string;
-  Hash: string;
+export interface AuditLogOptions {
+  /** where the write-ahead log lives (a directory of its own) */
+  walDir: string;
+  now?: () => number;
+  /** events per flush, at most; default 5 000 */
+  batchMaxEvents?: number;
+  /** longest an event waits for its flush; default 20 ms */
+  batchMaxDelayMs?: number;
+  /** queued events past which automated run-breaker transitions are coalesced; default 10 000 */
+  coalesceAbove?: number;
+  verifyPageSize?: number;
+  onQueueDepth?: (events: number) => void;
+  /** an automated transition was folded into the next event of its breaker */
+  onCoalesced?: () => void;
+  onFlushError?: (error: Error, events: number) => void;
 }
 
+export class AuditLogClosedError extends Error {
+  override name = 'AuditLogClosedError';
+}
+
+interface Waiter {
+  resolve(event: AuditEvent): void;
+  reject(error: Error): void;
+}
+
+interface Queued {
+  event: AuditEvent;
+  walId: number;
+  breaker: BreakerStateRow | undefined;
+  waiters: Waiter[];
+}
+
+interface Deferred {
+  input: AuditEventInput;
+  /** transitions this entry stands for */
+  count: number;
+  firstAt: number;
+  firstFrom: string;
+  walId: number;
+  onChained: ((event: AuditEvent) => void) | undefined;
+}
+
+type WalRecord = { t: 'e'; e: AuditEvent } | { t: 'd'; i: AuditEventInput; n: number; a: number; f: string };
+
+const VERIFY_PAGE = 5_000;
+const CLOSED_BREAKER_RETENTION_MS = 24 * 3_600_000;
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
 /**
- * The tenant-chained, append-only audit log in ClickHouse.
- *
- * Appends for one tenant run one after another (a promise chain per tenant), so concurrent callers
- * never fork the chain; tenants do not wait for each other. The head of each tenant's chain is read
- * from ClickHouse on first use, so a restarted process continues the chain where it ended.
- * One AuditLog per tenant-owning process: two writers for the same tenant would fork its chain.
+ * The tenant-chained, append-only audit log, written like the span writer: an event gets its Seq
+ * and hash synchronously from the in-memory head of its tenant's chain, is written to a local
+ * write-ahead log before `record` returns (so a killed process loses nothing it published), and
+ * reaches ClickHouse in batches, one multi-row insert per table per flush. The write-ahead log is
+ * synced per batch and replayed at start; what ClickHouse already holds is skipped, so a replay
+ * can run any number of times. One AuditLog per tenant-owning process: two writers for the same
+ * tenant would fork its chain.
  */
 export class AuditLog {
-  #heads = new Map<string, ChainHead>();
-  #tails = new Map<string, Promise<void>>();
+  readonly #store: AuditStore;
+  readonly #wal: WriteAheadLog;
+  readonly #now: () => number;
+  readonly #o: AuditLogOptions;
+  readonly #heads: Map<string, ChainHead>;
+  readonly #queue: Queued[] = [];
+  /** the newest queued event of each tenant, for flushed() */
+  readonly #lastQueued = new Map<string, Queued>();
+  readonly #deferred = new Map<string, Deferred>();
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+  #closeDeadline = Infinity;
+  /** a write failed: ClickHouse may hold part of what the next write sends */
+  #uncertain = false;
 
-  readonly #verifyPageSize: number;
-
-  constructor(
-    private readonly client: ClickHouseClient,
-    private readonly now: () => number = Date.now,
-    options: { verifyPageSize?: number } = {},
-  ) {
-    this.#verifyPageSize = Math.max(1, Math.floor(options.verifyPageSize ?? VERIFY_PAGE));
+  private constructor(store: AuditStore, wal: WriteAheadLog, heads: Map<string, ChainHead>, options: AuditLogOptions) {
+    this.#store = store;
+    this.#wal = wal;
+    this.#heads = heads;
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
   }
 
+  /**
+   * Reads every tenant's chain head, replays what the write-ahead log holds beyond it (a previous
+   * process stopped before ClickHouse confirmed it), and starts writing.
+   */
+  static async open(store: AuditStore, options: AuditLogOptions): Promise<{ log: AuditLog; replayed: number }> {
+    const heads = await store.heads();
+    const { wal, records } = WriteAheadLog.open(options.walDir);
+    const log = new AuditLog(store, wal, heads, options);
+    const replayed = await log.#replay(records);
+    return { log, replayed };
+  }
+
+  /** Where a data directory keeps the audit write-ahead log. */
+  static walDirIn(dataDir: string): string {
+    return join(dataDir, 'audit-wal');
+  }
+
+  /**
+   * Chains and durably queues an event now, returning it. An automated run-breaker transition that
+   * arrives while the queue is over its bound is coalesced instead: folded into the next event of
+   * its breaker, which `onChained` receives when it is chained (undefined is returned then).
+   */
+  record(input: AuditEventInput, onChained?: (event: AuditEvent) => void): AuditEvent | undefined {
+    if (this.#closed) throw new AuditLogClosedError('audit log is closed');
+    if (this.#queue.length >= this.#coalesceAbove() && isCoalescible(input)) {
+      this.#defer(input, onChained);
+      return undefined;
+    }
+    const key = coalescingKey(input);
+    const deferred = key === undefined ? undefined : this.#deferred.get(key);
+    if (deferred !== undefined) {
+      // A newer transition of a coalesced breaker carries the folded ones with it.
+      this.#deferred.delete(key!);
+      input = withCoalesced(input, deferred);
+    }
+    const event = this.#chain(input, []);
+    onChained?.(event);
+    return event;
+  }
+
+  /** Records an event and resolves once ClickHouse has it (never coalesced). */
   append(input: AuditEventInput): Promise<AuditEvent> {
-    return this.#serialized(input.tenantId, () => this.#append(input));
+    if (this.#closed) return Promise.reject(new AuditLogClosedError('audit log is closed'));
+    return new Promise((resolve, reject) => {
+      try {
+        this.#chain(input, [{ resolve, reject }]);
+      } catch (err) {
+        reject(err as Error);
+      }
+    });
+  }
+
+  /** Events chained and not yet confirmed by ClickHouse. */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Resolves once every event of `tenantId` chained so far is in ClickHouse. */
+  flushed(tenantId: string): Promise<void> {
+    const last = this.#lastQueued.get(tenantId);
+    if (last === undefined) return Promise.resolve();
+    return new Promise((resolve, reject) => last.waiters.push({ resolve: () => resolve(), reject }));
+  }
+
+  /** Resolves once everything chained so far is in ClickHouse. */
+  async flush(): Promise<void> {
+    while (this.#queue.length > 0 || this.#flushing !== undefined) {
+      if (this.#closed && Date.now() >= this.#closeDeadline) return;
+      this.#startFlush();
+      await this.#flushing;
+    }
   }
 
   /**
-   * Resolves once every append queued so far, and any queued while waiting, has ended (written or
-   * failed): shutdown calls it before closing the store, so no audit event is cut off.
+   * Stops taking events and writes what is queued until `deadlineMs` (epoch ms). What is left stays
+   * in the write-ahead log for the next start; returns how many events that is.
    */
-  async drain(): Promise<void> {
-    while (this.#tails.size > 0) await Promise.all(this.#tails.values());
+  async close(deadlineMs = Infinity): Promise<{ pending: number }> {
+    if (this.#closed) return { pending: this.#queue.length };
+    this.#chainDeferred();
+    this.#closed = true;
+    this.#closeDeadline = deadlineMs;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const remaining = deadlineMs - Date.now();
+    if (remaining === Infinity) await this.flush();
+    else if (remaining > 0) {
+      let timeout: NodeJS.Timeout | undefined;
+      await Promise.race([this.flush(), new Promise<void>((resolve) => (timeout = setTimeout(resolve, remaining)))]);
+      clearTimeout(timeout);
+    }
+    const pending = this.#queue.length;
+    for (const queued of this.#queue) {
+      for (const waiter of queued.waiters) waiter.reject(new AuditLogClosedError('stopped before ClickHouse confirmed the event; it is kept in the write-ahead log'));
+      queued.waiters = [];
+    }
+    this.#wal.close();
+    return { pending };
   }
 
-  /**
-   * Recomputes the tenant's chain from ClickHouse and compares its end with the recorded head.
-   * It waits for appends already queued for the tenant, so it never sees one half-written.
-   */
-  verify(tenantId: string): Promise<ChainVerification> {
-    return this.#serialized(tenantId, () => this.#verify(tenantId));
+  /** Recomputes the tenant's chain from storage and compares its end with the recorded head. */
+  async verify(tenantId: string): Promise<ChainVerification> {
+    await this.flushed(tenantId);
+    const verifier = new ChainVerifier();
+    const pageSize = Math.max(1, Math.floor(this.#o.verifyPageSize ?? VERIFY_PAGE));
+    let after: { seq: number; hash: string } | null = null;
+    while (true) {
+      const rows = await this.#store.chainPage(tenantId, after, pageSize);
+      for (const event of rows) verifier.add(event);
+      const last = rows[rows.length - 1];
+      if (rows.length < pageSize || last === undefined) break;
+      after = { seq: last.seq, hash: last.hash };
+    }
+    return verifier.finish(await this.#store.recordedHead(tenantId));
   }
 
-  /** A tenant's events, filtered; every value is a bound parameter. */
-  async list(tenantId: string, query: AuditListQuery = {}): Promise<AuditEvent[]> {
-    const where = ['TenantId = {tenantId:String}'];
-    const params: Record<string, unknown> = { tenantId };
-    if (query.from !== undefined) {
-      where.push("EventTime >= fromUnixTimestamp64Milli({fromMs:Int64}, 'UTC')");
-      params.fromMs = Math.floor(query.from);
-    }
-    if (query.to !== undefined) {
-      where.push("EventTime < fromUnixTimestamp64Milli({toMs:Int64}, 'UTC')");
-      params.toMs = Math.floor(query.to);
-    }
-    if (query.kinds !== undefined) {
-      where.push('Kind IN {kinds:Array(String)}');
-      params.kinds = [...query.kinds];
-    }
-    if (query.runId !== undefined) {
-      where.push('RunId = {runId:String}');
-      params.runId = query.runId;
-    }
-    if (query.beforeSeq !== undefined) {
-      where.push('Seq < {beforeSeq:UInt64}');
-      params.beforeSeq = Math.max(0, Math.floor(query.beforeSeq));
-    }
-    params.limit = Math.min(MAX_LIST, Math.max(1, Math.floor(query.limit ?? 100)));
-    const order = query.order === 'asc' ? 'ASC' : 'DESC';
-    const rows = await queryRows<EventRow>(
-      this.client,
-      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${where.join(' AND ')} ORDER BY Seq ${order} LIMIT {limit:UInt32}`,
-      params,
-    );
-    return rows.map(eventFromRow);
+  /** A tenant's events, filtered, as ClickHouse holds them. */
+  list(tenantId: string, query: AuditListQuery = {}): Promise<AuditEvent[]> {
+    return this.#store.list(tenantId, query);
   }
 
-  /**
-   * The breakers to resume after a restart: for each (tenant, scope, run), the snapshot in the
-   * newest transition or operator action, unless that left the breaker CLOSED. Times in snapshots
-   * are wall-clock, so an OPEN breaker keeps its remaining cooldown.
-   */
-  async restoreBreakerSnapshots(options: { tenantId?: string; sinceMs?: number } = {}): Promise<RestoredBreaker[]> {
-    const where = ['Kind IN {kinds:Array(String)}', "JSONHas(Details, 'breaker')"];
-    const params: Record<string, unknown> = { kinds: [...SNAPSHOT_KINDS] };
-    if (options.tenantId !== undefined) {
-      where.push('TenantId = {tenantId:String}');
-      params.tenantId = options.tenantId;
-    }
-    if (options.sinceMs !== undefined) {
-      where.push("EventTime >= fromUnixTimestamp64Milli({sinceMs:Int64}, 'UTC')");
-      params.sinceMs = Math.floor(options.sinceMs);
-    }
-    const rows = await queryRows<{ TenantId: string; Scope: string; RunId: string; LastDetails: string; LastSeq: string }>(
-      this.client,
-      `SELECT TenantId, Scope, RunId, argMax(Details, Seq) AS LastDetails, toString(max(Seq)) AS LastSeq
-       FROM audit_events WHERE ${where.join(' AND ')}
-       GROUP BY TenantId, Scope, RunId`,
-      params,
-    );
+  /** The breakers to resume after a restart: each one's newest recorded state, unless CLOSED. */
+  async restoreBreakers(): Promise<RestoredBreaker[]> {
     const restored: RestoredBreaker[] = [];
-    for (const row of rows) {
-      const key = parseBreakerKey(row.TenantId, row.Scope, row.RunId);
-      const snapshot = parseBreakerSnapshot(parseJson(row.LastDetails)?.breaker);
+    for (const row of await this.#store.openBreakers()) {
+      const key = parseBreakerKey(row.tenantId, row.scope, row.runId);
+      const snapshot = parseBreakerSnapshot(parseJson(row.snapshot));
       if (key === null || snapshot === null || snapshot.state === 'CLOSED') continue;
-      restored.push({ key, snapshot, seq: Number(row.LastSeq) });
+      restored.push({ key, snapshot, seq: row.seq });
     }
     return restored;
   }
 
-  #serialized<T>(tenantId: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.#tails.get(tenantId) ?? Promise.resolve();
-    // A failed append must not block the ones queued after it.
-    const result = previous.then(task, task);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#tails.set(tenantId, tail);
-    void tail.then(() => {
-      if (this.#tails.get(tenantId) === tail) this.#tails.delete(tenantId);
-    });
-    return result;
+  /** Forgets breakers CLOSED for longer than `ageMs`: restore reads the breakers that matter, not every run ever. */
+  pruneClosedBreakers(ageMs = CLOSED_BREAKER_RETENTION_MS): Promise<number> {
+    return this.#store.pruneClosedBreakers(this.#now() - ageMs);
   }
 
-  async #append(input: AuditEventInput): Promise<AuditEvent> {
-    const head = await this.#head(input.tenantId);
-    const event = chainEvent(input, head, this.now());
-    try {
-      await this.client.insert({ table: 'audit_events', values: [rowFromEvent(event)], format: 'JSONEachRow' });
-    } catch (err) {
-      // The insert may have landed even though the client saw an error: re-read the head next time
-      // rather than trusting memory, so a retry never writes the same Seq twice.
-      this.#heads.delete(input.tenantId);
-      throw err;
-    }
+  #chain(input: AuditEventInput, waiters: Waiter[]): AuditEvent {
+    const head = this.#heads.get(input.tenantId) ?? GENESIS_HEAD;
+    const event = chainEvent(input, head, this.#now());
+    const walId = this.#wal.append({ t: 'e', e: event } satisfies WalRecord);
     this.#heads.set(event.tenantId, { seq: event.seq, hash: event.hash });
-    try {
-      await this.client.insert({
-        table: 'audit_heads',
-        values: [{ TenantId: event.tenantId, Seq: event.seq, Hash: event.hash, EventTime: clickhouseTime(event.eventTime) }],
-        format: 'JSONEachRow',
-      });
-    } catch (err) {
-      throw new AuditHeadWriteError(event, err);
-    }
+    this.#enqueue({ event, walId, breaker: breakerStateOf(input.details, event), waiters });
     return event;
   }
 
-  /**
-   * The chain continues from the further of the newest stored event and the recorded head. When the
-   * head is ahead (newest events deleted), continuing from it keeps the gap visible to verify()
-   * instead of quietly reusing the deleted Seqs.
-   */
-  async #head(tenantId: string): Promise<ChainHead> {
-    const cached = this.#heads.get(tenantId);
-    if (cached) return cached;
-    const [fromEvents, fromHeads] = await Promise.all([this.#newestEvent(tenantId), this.#recordedHead(tenantId)]);
-    const head = fromHeads !== null && fromHeads.seq >= fromEvents.seq ? fromHeads : fromEvents;
-    this.#heads.set(tenantId, head);
-    return head;
-  }
-
-  async #newestEvent(tenantId: string): Promise<ChainHead> {
-    // Aliases must not shadow the columns: argMax(Hash, Seq) reads the stored Seq.
-    const [row] = await queryRows<{ LastSeq: string; LastHash: string }>(
-      this.client,
-      'SELECT toString(max(Seq)) AS LastSeq, argMax(Hash, Seq) AS LastHash FROM audit_events WHERE TenantId = {tenantId:String}',
-      { tenantId },
-    );
-    return row ? { seq: Number(row.LastSeq), hash: row.LastHash } : GENESIS_HEAD;
-  }
-
-  async #recordedHead(tenantId: string): Promise<ChainHead | null> {
-    // argMax over the rows instead of FINAL: correct before and after ReplacingMergeTree merges.
-    const [row] = await queryRows<{ LastSeq: string; LastHash: string; Rows: string }>(
-      this.client,
-      `SELECT toString(max(Seq)) AS LastSeq, argMax(Hash, Seq) AS LastHash, toString(count()) AS Rows
-       FROM audit_heads WHERE TenantId = {tenantId:String}`,
-      { tenantId },
-    );
-    return row && row.Rows !== '0' ? { seq: Number(row.LastSeq), hash: row.LastHash } : null;
-  }
-
-  async #verify(tenantId: string): Promise<ChainVerification> {
-    const verifier = new ChainVerifier();
-    // Keyset pages on (Seq, Hash): a duplicated Seq (an inserted event) is read, not skipped.
-    let after: { seq: number; hash: string } | null = null;
-    while (true) {
-      const params: Record<string, unknown> = { tenantId, limit: this.#verifyPageSize };
-      let cursor = '';
-      if (after) {
-        cursor = 'AND (Seq, Hash) > ({afterSeq:UInt64}, {afterHash:String})';
-        params.afterSeq = after.seq;
-        params.afterHash = after.hash;
-      }
-      const rows = await queryRows<EventRow>(
-        this.client,
-        `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE TenantId = {tenantId:String} ${cursor}
-         ORDER BY Seq, Hash LIMIT {limit:UInt32}`,
-        params,
-      );
-      for (const row of rows) verifier.add(eventFromRow(row));
-      const last = rows[rows.length - 1];
-      if (rows.length < this.#verifyPageSize || last === undefined) break;
-      after = { seq: Number(last.Seq), hash: last.Hash };
+  #enqueue(queued: Queued): void {
+    this.#queue.push(queued);
+    this.#lastQueued.set(queued.event.tenantId, queued);
+    this.#o.onQueueDepth?.(this.#queue.length);
+    if (this.#queue.length >= this.#batchMax()) this.#startFlush();
+    else if (this.#timer === undefined && this.#flushing === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#startFlush();
+      }, this.#o.batchMaxDelayMs ?? 20);
     }
-    return verifier.finish(await this.#recordedHead(tenantId));
+  }
+
+  #defer(input: AuditEventInput, onChained: ((event: AuditEvent) => void) | undefined): void {
+    const key = coalescingKey(input)!;
+    const previous = this.#deferred.get(key);
+    const entry: Deferred = {
+      input,
+      count: (previous?.count ?? 0) + 1,
+      firstAt: previous?.firstAt ?? input.eventTime ?? this.#now(),
+      firstFrom: previous?.firstFrom ?? input.oldState ?? '',
+      walId: 0,
+      onChained: onChained ?? previous?.onChained,
+    };
+    entry.walId = this.#wal.append({ t: 'd', i: input, n: entry.count, a: entry.firstAt, f: entry.firstFrom } satisfies WalRecord);
+    // Re-inserting moves the entry to the end: the map stays in the order of the WAL ids.
+    this.#deferred.delete(key);
+    this.#deferred.set(key, entry);
+    this.#o.onCoalesced?.();
+  }
+
+  #chainDeferred(): void {
+    const entries = [...this.#deferred.values()];
+    this.#deferred.clear();
+    for (const entry of entries) {
+      const event = this.#chain(withCoalesced(entry.input, entry), []);
+      entry.onChained?.(event);
+    }
+  }
+
+  #startFlush(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#flushing !== undefined || this.#queue.length === 0) return;
+    this.#flushing = this.#flushLoop();
+  }
+
+  /**
+   * Writes batches until the queue is empty. It clears `#flushing` in the same tick as it finds the
+   * queue empty: an event chained by a waiter's continuation must start a flush of its own.
+   */
+  async #flushLoop(): Promise<void> {
+    await Promise.resolve(); // `#flushing` is assigned before the loop can end
+    let delay = RETRY_MIN_MS;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.slice(0, this.#batchMax());
+        try {
+          await this.#wal.sync();
+          await this.#write(batch);
+        } catch (err) {
+          const error = err instanceof Error ? err : new Error(String(err));
+          this.#o.onFlushError?.(error, batch.length);
+          this.#uncertain = true;
+          if (Date.now() + delay > this.#closeDeadline) return;
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          delay = Math.min(RETRY_MAX_MS, delay * 2);
+          continue;
+        }
+        delay = RETRY_MIN_MS;
+        this.#queue.splice(0, batch.length);
+        for (const queued of batch) {
+          if (this.#lastQueued.get(queued.event.tenantId) === queued) this.#lastQueued.delete(queued.event.tenantId);
+          for (const waiter of queued.waiters) waiter.resolve(queued.event);
+        }
+        this.#wal.release(this.#releasable());
+        this.#o.onQueueDepth?.(this.#queue.length);
+        if (!this.#closed && this.#deferred.size > 0 && this.#queue.length < this.#coalesceAbove() / 2) this.#chainDeferred();
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  /**
+   * Writes one batch. After a failed attempt the insert may still have landed, so events ClickHouse
+   * already holds are left out: a retry never stores the same Seq twice.
+   */
+  async #write(batch: readonly Queued[]): Promise<void> {
+    let events = batch.map((q) => q.event);
+    if (this.#uncertain) {
+      const stored = await this.#store.storedSeqs([...new Set(events.map((e) => e.tenantId))]);
+      events = events.filter((e) => e.seq > (stored.get(e.tenantId) ?? 0));
+    }
+    const heads = new Map<string, ChainHead & { eventTime: number }>();
+    const states = new Map<string, BreakerStateRow>();
+    for (const { event, breaker } of batch) {
+      heads.set(event.tenantId, { seq: event.seq, hash: event.hash, eventTime: event.eventTime });
+      if (breaker !== undefined) states.set(`${breaker.tenantId}\u0000${breaker.scope}\u0000${breaker.runId}`, breaker);
+    }
+    const write: AuditBatch = { events, heads, breakerStates: [...states.values()] };
+    await this.#store.write(write);
+    this.#uncertain = false;
+  }
+
+  /** The highest WAL id below which every record is in ClickHouse or superseded. */
+  #releasable(): number {
+    let lowest = Infinity;
+    if (this.#queue.length > 0) lowest = this.#queue[0]!.walId;
+    for (const entry of this.#deferred.values()) {
+      lowest = Math.min(lowest, entry.walId);
+      break; // the map is in WAL order
+    }
+    return Number.isFinite(lowest) ? lowest - 1 : Number.MAX_SAFE_INTEGER;
+  }
+
+  async #replay(records: readonly ReplayedRecord[]): Promise<number> {
+    const events: { event: AuditEvent; walId: number }[] = [];
+    const deferred = new Map<string, { record: Extract<WalRecord, { t: 'd' }>; walId: number }>();
+    for (const { id, value } of records) {
+      const record = value as WalRecord;
+      if (record?.t === 'e') {
+        events.push({ event: record.e, walId: id });
+        const key = coalescingKey(record.e);
+        if (key !== undefined && deferred.has(key)) deferred.delete(key);
+      } else if (record?.t === 'd') {
+        deferred.set(coalescingKey(record.i)!, { record, walId: id });
+      }
+    }
+    const stored = await this.#store.storedSeqs([...new Set(events.map((e) => e.event.tenantId))]);
+    let replayed = 0;
+    for (const { event, walId } of events) {
+      if (event.seq <= (stored.get(event.tenantId) ?? 0)) continue;
+      const head = this.#heads.get(event.tenantId) ?? GENESIS_HEAD;
+      if (event.seq > head.seq) this.#heads.set(event.tenantId, { seq: event.seq, hash: event.hash });
+      this.#enqueue({ event, walId, breaker: breakerStateOf(parseJson(event.details) ?? undefined, event), waiters: [] });
+      replayed++;
+    }
+    for (const { record } of deferred.values()) {
+      this.#chain(withCoalesced(record.i, { count: record.n, firstAt: record.a, firstFrom: record.f }), []);
+      replayed++;
+    }
+    if (this.#queue.length === 0) this.#wal.release(Number.MAX_SAFE_INTEGER);
+    else await this.flush();
+    return replayed;
+  }
+
+  #batchMax(): number {
+    return Math.max(1, this.#o.batchMaxEvents ?? 5_000);
+  }
+
+  #coalesceAbove(): number {
+    return Math.max(1, this.#o.coalesceAbove ?? 10_000);
   }
 }
 
-function rowFromEvent(event: AuditEvent): Record<string, unknown> {
-  return {
-    TenantId: event.tenantId,
-    Seq: event.seq,
-    EventTime: clickhouseTime(event.eventTime),
-    Kind: event.kind,
-    RunId: event.runId,
-    Scope: event.scope,
-    Metric: event.metric,
-    Threshold: event.threshold,
-    Observed: event.observed,
-    OldState: event.oldState,
-    NewState: event.newState,
-    Actor: event.actor,
-    Reason: event.reason,
-    Details: event.details,
-    PrevHash: event.prevHash,
-    Hash: event.hash,
-  };
+/** Automated transitions of one run's breaker: the only events that may be folded together. */
+function isCoalescible(input: AuditEventInput): boolean {
+  return input.kind === 'breaker_transition' && input.scope === 'RUN';
 }
 
-function eventFromRow(row: EventRow): AuditEvent {
-  return {
-    tenantId: row.TenantId,
-    seq: Number(row.Seq),
-    eventTime: Number(row.EventTimeMs),
-    // Read back as stored: a tampered Kind must reach verify() unchanged to fail it.
-    kind: row.Kind as AuditKind,
-    runId: row.RunId,
-    scope: row.Scope,
-    metric: row.Metric,
-    threshold: Number(row.Threshold),
-    observed: Number(row.Observed),
-    oldState: row.OldState,
-    newState: row.NewState,
-    actor: row.Actor,
-    reason: row.Reason,
-    details: row.Details,
-    prevHash: row.PrevHash,
-    hash: row.Hash,
-  };
+function coalescingKey(input: Pick<AuditEventInput, 'kind' | 'scope' | 'tenantId' | 'runId'>): string | undefined {
+  if (input.kind !== 'breaker_transition' || input.scope !== 'RUN') return undefined;
+  return breakerKeyId({ tenantId: input.tenantId, scope: 'RUN', runId: input.runId ?? '' });
 }
 
-/** 'YYYY-MM-DD hh:mm:ss.sss' in UTC: what a DateTime64(3, 'UTC') column parses without settings. */
-function clickhouseTime(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+/** The newest of `folded.count` transitions, saying how many it stands for and where they began. */
+function withCoalesced(input: AuditEventInput, folded: Pick<Deferred, 'count' | 'firstAt' | 'firstFrom'>): AuditEventInput {
+  const details = typeof input.details === 'string' ? (parseJson(input.details) ?? {}) : ((input.details as Record<string, unknown> | undefined) ?? {});
+  return { ...input, details: { ...details, coalesced: { transitions: folded.count, firstAt: folded.firstAt, firstFrom: folded.firstFrom } } };
+}
+
+/** The breaker state an event records, when its details carry a breaker snapshot. */
+function breakerStateOf(details: unknown, event: AuditEvent): BreakerStateRow | undefined {
+  if (typeof details === 'string') details = parseJson(details) ?? undefined;
+  if (typeof details !== 'object' || details === null) return undefined;
+  const snapshot = (details as { breaker?: unknown }).breaker;
+  if (typeof snapshot !== 'object' || snapshot === null || event.scope === '') return undefined;
+  const state = (snapshot as { state?: unknown }).state;
+  if (typeof state !== 'string') return undefined;
+  return { tenantId: event.tenantId, scope: event.scope, runId: event.runId, state, snapshot: JSON.stringify(snapshot), seq: event.seq, updatedAt: event.eventTime };
 }
 
 function parseJson(text: string): Record<string, unknown> | null {

@@ -6,7 +6,7 @@ import type { EffectivePolicy } from '../policy/policy-types.js';
 import { spanKind } from '../windows/span-facts.js';
 import type { WindowStore } from '../windows/window-store.js';
 import type { AnomalyDetector } from './anomaly.js';
-import type { AuditEvent } from '../audit/audit-event.js';
+import type { AuditEvent, AuditEventInput } from '../audit/audit-event.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { breakerKeyId, type BreakerKey } from './breaker-snapshot.js';
 import { CircuitBreaker, type BreakerTransition } from './circuit-breaker.js';
@@ -106,19 +106,21 @@ export class BreakerEngine implements SpanObserver {
     return decision;
   }
 
-  /** Audits a transition; the decision path does not wait for storage. */
-  #record(transition: BreakerTransition, decision: Decision): Promise<AuditEvent | undefined> {
+  /**
+   * Audits a transition. The event is chained and in the write-ahead log before the decision path
+   * goes on; ClickHouse gets it in the audit log's next batch.
+   */
+  #record(transition: BreakerTransition, decision: Decision): void {
     if (transition.to === 'OPEN') this.#noteTrip(transition.key.tenantId, transition.at);
-    return this.o.audit.append(breakerTransitionEvent(transition, decision)).then(
-      (event) => {
-        this.o.bus.publishBreakerEvent(event);
-        return event;
-      },
-      (err: unknown) => {
-        this.o.log.error({ error: (err as Error).message, tenantId: transition.key.tenantId }, 'could not record a breaker transition in the audit log');
-        return undefined;
-      },
-    );
+    this.#audit(breakerTransitionEvent(transition, decision), 'could not record a breaker transition in the audit log');
+  }
+
+  #audit(input: AuditEventInput, failure: string): void {
+    try {
+      this.o.audit.record(input, (event) => this.o.bus.publishBreakerEvent(event));
+    } catch (err) {
+      this.o.log.error({ error: (err as Error).message, tenantId: input.tenantId }, failure);
+    }
   }
 
   #noteTrip(tenantId: string, at: number): void {
@@ -128,10 +130,10 @@ export class BreakerEngine implements SpanObserver {
     const limit = this.o.escalateAfterTrips ?? 3;
     if (recent.length >= limit && !this.#escalated.has(tenantId)) {
       this.#escalated.add(tenantId);
-      void this.o.audit
-        .append({ tenantId, kind: 'escalation', actor: 'breakwater', reason: `${recent.length} trips within an hour: needs a human`, observed: recent.length, threshold: limit })
-        .then((event) => this.o.bus.publishBreakerEvent(event))
-        .catch((err: unknown) => this.o.log.error({ error: (err as Error).message, tenantId }, 'could not record an escalation'));
+      this.#audit(
+        { tenantId, kind: 'escalation', actor: 'breakwater', reason: `${recent.length} trips within an hour: needs a human`, observed: recent.length, threshold: limit },
+        'could not record an escalation',
+      );
     }
   }
 
@@ -214,7 +216,7 @@ export class BreakerEngine implements SpanObserver {
 
   /** Restores breakers that were not CLOSED when the last process stopped; OPEN stays OPEN. */
   async restore(): Promise<number> {
-    const restored = await this.o.audit.restoreBreakerSnapshots();
+    const restored = await this.o.audit.restoreBreakers();
     for (const { key, snapshot } of restored) {
       if (key.scope !== 'TENANT' && key.scope !== 'RUN') continue;
       const breaker = CircuitBreaker.restore(key, snapshot, this.o.now);

@@ -4,7 +4,7 @@ import type { Decision } from '../contracts/decision.js';
 
 /**
  * The audit event for a breaker transition. Details carry the breaker snapshot under `breaker`
- * (what AuditLog.restoreBreakerSnapshots reads back after a restart) and, when given, the decision
+ * (what the audit log keeps in breaker_state, read back after a restart) and, when given, the decision
  * the transition produced, so a post-incident report shows exactly what the agent was told.
  */
 export function breakerTransitionEvent(transition: BreakerTransition, decision?: Decision): AuditEventInput {

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditLog } from '../../src/audit/audit-log.js';
+import type { AuditLog } from '../../src/audit/audit-log.js';
+import { openAuditLog } from '../helpers/audit.js';
 import { CircuitBreaker } from '../../src/breakers/circuit-breaker.js';
 import { DecisionBus } from '../../src/decisions/decision-bus.js';
 import { evaluateThresholds } from '../../src/breakers/threshold-rules.js';
@@ -64,13 +65,13 @@ async function mutate(sql: string, tenantId: string, params: Record<string, unkn
 describe('AuditLog on embedded ClickHouse', () => {
   it('appends a chain that verifies and lists back exactly', async () => {
     const c = clock();
-    const log = new AuditLog(store.client, c.now);
+    const log = await openAuditLog(store.client, { now: c.now });
     const events = await appendMany(log, 'intact', 5);
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(events[0]!.prevHash).toBe('');
     expect(events[1]!.prevHash).toBe(events[0]!.hash);
     expect(await log.verify('intact')).toEqual({ ok: true, events: 5 });
-    expect(await new AuditLog(store.client, c.now, { verifyPageSize: 2 }).verify('intact')).toEqual({ ok: true, events: 5 });
+    expect(await (await openAuditLog(store.client, { now: c.now, verifyPageSize: 2 })).verify('intact')).toEqual({ ok: true, events: 5 });
 
     const listed = await log.list('intact', { order: 'asc' });
     expect(listed).toEqual(events);
@@ -78,7 +79,7 @@ describe('AuditLog on embedded ClickHouse', () => {
   });
 
   it('round-trips awkward numbers and times without breaking the hash', async () => {
-    const log = new AuditLog(store.client, () => T0 + 123);
+    const log = await openAuditLog(store.client, { now: () => T0 + 123 });
     for (const observed of [0.1, 1 / 3, 1e21, -0, 5e-324, 1.7976931348623157e308, 123456789 + 2 / 7]) {
       await log.append({ tenantId: 'numbers', kind: 'degradation', observed, threshold: -observed });
     }
@@ -89,7 +90,7 @@ describe('AuditLog on embedded ClickHouse', () => {
   });
 
   it('fails verification at the Seq of an event modified in place', async () => {
-    const log = new AuditLog(store.client, clock().now);
+    const log = await openAuditLog(store.client, { now: clock().now });
     await appendMany(log, 'modified', 5);
     await mutate("ALTER TABLE audit_events UPDATE Reason = 'x' WHERE TenantId = {tenantId:String} AND Seq = 3", 'modified');
     const result = await log.verify('modified');
@@ -98,7 +99,7 @@ describe('AuditLog on embedded ClickHouse', () => {
   });
 
   it('reports a deleted event as a gap', async () => {
-    const log = new AuditLog(store.client, clock().now);
+    const log = await openAuditLog(store.client, { now: clock().now });
     await appendMany(log, 'deleted', 5);
     await mutate('ALTER TABLE audit_events DELETE WHERE TenantId = {tenantId:String} AND Seq = 2', 'deleted');
     const result = await log.verify('deleted');
@@ -107,7 +108,7 @@ describe('AuditLog on embedded ClickHouse', () => {
   });
 
   it('catches the newest event deleted through audit_heads, and keeps the gap after a restart', async () => {
-    const log = new AuditLog(store.client, clock().now);
+    const log = await openAuditLog(store.client, { now: clock().now });
     await appendMany(log, 'truncated', 4);
     await mutate('ALTER TABLE audit_events DELETE WHERE TenantId = {tenantId:String} AND Seq = 4', 'truncated');
     const result = await log.verify('truncated');
@@ -115,14 +116,14 @@ describe('AuditLog on embedded ClickHouse', () => {
     expect(result.problem).toContain('newest');
 
     // A restarted process continues after the recorded head, not into the deleted Seq.
-    const restarted = new AuditLog(store.client, clock().now);
+    const restarted = await openAuditLog(store.client, { now: clock().now });
     const next = await restarted.append({ tenantId: 'truncated', kind: 'operator_action', reason: 'after restart' });
     expect(next.seq).toBe(5);
     expect(await restarted.verify('truncated')).toMatchObject({ ok: false, firstBadSeq: 4 });
   });
 
   it('detects an event inserted by hand', async () => {
-    const log = new AuditLog(store.client, clock().now);
+    const log = await openAuditLog(store.client, { now: clock().now });
     const [first] = await appendMany(log, 'inserted', 3);
     await store.client.insert({
       table: 'audit_events',
@@ -144,7 +145,7 @@ describe('AuditLog on embedded ClickHouse', () => {
     expect(result).toMatchObject({ ok: false, events: 4, firstBadSeq: 2 });
     // Paging by (Seq, Hash) reads a duplicated Seq even when it straddles a page boundary.
     for (const verifyPageSize of [1, 2, 3]) {
-      expect(await new AuditLog(store.client, Date.now, { verifyPageSize }).verify('inserted')).toMatchObject({
+      expect(await (await openAuditLog(store.client, { now: Date.now, verifyPageSize })).verify('inserted')).toMatchObject({
         ok: false,
         events: 4,
         firstBadSeq: 2,
@@ -153,7 +154,7 @@ describe('AuditLog on embedded ClickHouse', () => {
   });
 
   it('keeps one chain under concurrent appends for one tenant', async () => {
-    const log = new AuditLog(store.client, clock().now);
+    const log = await openAuditLog(store.client, { now: clock().now });
     const events = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
         log.append({ tenantId: i % 2 ? 'busy-a' : 'busy-b', kind: 'breaker_transition', reason: `concurrent ${i}` }),
@@ -166,10 +167,10 @@ describe('AuditLog on embedded ClickHouse', () => {
   });
 
   it('drains every queued append, including ones queued while draining', async () => {
-    const log = new AuditLog(store.client, clock().now);
+    const log = await openAuditLog(store.client, { now: clock().now });
     const queued = Array.from({ length: 10 }, (_, i) => log.append({ tenantId: i % 2 ? 'drain-a' : 'drain-b', kind: 'breaker_transition', reason: `q ${i}` }));
     void queued[0]!.then(() => log.append({ tenantId: 'drain-c', kind: 'operator_action', reason: 'late' }));
-    await log.drain();
+    await log.flush();
     const rows = await store.client.query({ query: "SELECT TenantId, count() AS n FROM audit_events WHERE TenantId LIKE 'drain-%' GROUP BY TenantId ORDER BY TenantId", format: 'JSONEachRow' });
     expect(await rows.json()).toEqual([
       { TenantId: 'drain-a', n: 5 },
@@ -179,9 +180,9 @@ describe('AuditLog on embedded ClickHouse', () => {
   });
 
   it('continues the chain in a new AuditLog (restart)', async () => {
-    const first = new AuditLog(store.client, clock().now);
+    const first = await openAuditLog(store.client, { now: clock().now });
     const before = await appendMany(first, 'restart', 3);
-    const second = new AuditLog(store.client, clock().now);
+    const second = await openAuditLog(store.client, { now: clock().now });
     const [next] = await appendMany(second, 'restart', 1);
     expect(next!.seq).toBe(4);
     expect(next!.prevHash).toBe(before[2]!.hash);
@@ -190,7 +191,7 @@ describe('AuditLog on embedded ClickHouse', () => {
 
   it('lists with filters bound as parameters', async () => {
     const c = clock();
-    const log = new AuditLog(store.client, c.now);
+    const log = await openAuditLog(store.client, { now: c.now });
     for (let i = 0; i < 6; i++) {
       c.advance(1_000);
       await log.append({
@@ -212,7 +213,7 @@ describe('AuditLog on embedded ClickHouse', () => {
 
   it('restores OPEN breakers and their cooldowns from the newest transition', async () => {
     const c = clock();
-    const log = new AuditLog(store.client, c.now);
+    const log = await openAuditLog(store.client, { now: c.now });
     const bus = new DecisionBus({ now: c.now });
     const over = evaluateThresholds({ toolCallsPerMinute: 120 }, { toolCallsPerMinute: 60 }, 0.5);
     const record = async (breaker: CircuitBreaker, transitions: ReturnType<CircuitBreaker['evaluate']>) => {
@@ -229,7 +230,7 @@ describe('AuditLog on embedded ClickHouse', () => {
     await record(closedAgain, [closedAgain.reset('alice')]);
     await record(forced, [forced.forceOpen('incident 7', 'bob', T0 + 3_600_000)]);
 
-    const restored = await log.restoreBreakerSnapshots();
+    const restored = await log.restoreBreakers();
     const byRun = new Map(restored.filter((r) => r.key.tenantId === 'restore').map((r) => [r.key.runId ?? r.key.scope, r]));
     expect([...byRun.keys()].sort()).toEqual(['TENANT', 'r-open']);
     expect(byRun.get('r-open')!.snapshot).toEqual(open.snapshot());
@@ -254,5 +255,36 @@ describe('AuditLog on embedded ClickHouse', () => {
       'operator_action:bob:FORCED_OPEN',
     ]);
     expect(await log.verify('restore')).toEqual({ ok: true, events: 6 });
+  });
+
+  it('prunes breakers closed for a day, every version at once, and keeps open and reopened ones', async () => {
+    const c = clock(T0 - 30 * 24 * 3_600_000); // before every other test's events: the cutoff leaves theirs alone
+    const log = await openAuditLog(store.client, { now: c.now });
+    const bus = new DecisionBus({ now: c.now });
+    const over = evaluateThresholds({ toolCallsPerMinute: 120 }, { toolCallsPerMinute: 60 }, 0.5);
+    const record = async (breaker: CircuitBreaker, transitions: ReturnType<CircuitBreaker['evaluate']>) => {
+      for (const t of transitions) await log.append(breakerTransitionEvent(t, bus.publish(breaker.decision())));
+    };
+    const key = (runId: string) => ({ tenantId: 'prune', scope: 'RUN' as const, runId });
+    const closed = new CircuitBreaker(key('closed'), c.now);
+    const reopened = new CircuitBreaker(key('reopened'), c.now);
+    const open = new CircuitBreaker(key('open'), c.now);
+    await record(closed, closed.evaluate(over, settings));
+    await record(reopened, reopened.evaluate(over, settings));
+    await record(closed, [closed.reset('alice')]);
+    await record(reopened, [reopened.reset('alice')]);
+    c.advance(25 * 3_600_000);
+    await record(reopened, reopened.evaluate(over, settings));
+    await record(open, open.evaluate(over, settings));
+
+    expect(await log.pruneClosedBreakers()).toBe(1);
+    const rows = await queryRows<{ RunId: string; Versions: string }>(
+      store.client,
+      "SELECT RunId, toString(count()) AS Versions FROM breaker_state WHERE TenantId = 'prune' GROUP BY RunId ORDER BY RunId",
+    );
+    expect(rows.map((r) => r.RunId)).toEqual(['open', 'reopened']);
+    const restored = (await log.restoreBreakers()).filter((r) => r.key.tenantId === 'prune').map((r) => r.key.runId);
+    expect(restored.sort()).toEqual(['open', 'reopened']);
+    expect(await log.pruneClosedBreakers()).toBe(0);
   });
 });

@@ -1,7 +1,8 @@
 // Consent: a tenant that wants to approve switches is paused, never switched silently.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditLog } from '../../src/audit/audit-log.js';
+import type { AuditLog } from '../../src/audit/audit-log.js';
+import { openAuditLog } from '../helpers/audit.js';
 import { DecisionBus } from '../../src/decisions/decision-bus.js';
 import { replayConsents } from '../../src/degradation/consent-replay.js';
 import { ConsentError, DegradationEngine } from '../../src/degradation/degradation-engine.js';
@@ -17,9 +18,12 @@ const LADDER = [
 
 let store: Store;
 let closeStore: () => Promise<void>;
+/** one audit log for the file, as one process has; tests use tenants of their own */
+let sharedAudit: AuditLog;
 
 beforeAll(async () => {
   ({ store, close: closeStore } = await openTestStore('bw-consent-'));
+  sharedAudit = await openAuditLog(store.client);
 });
 
 afterAll(async () => {
@@ -45,7 +49,7 @@ function setup(tenant: Record<string, unknown> = {}, extra: { p95?: () => number
  */
 function engineOn(clock: Clock, current: ReturnType<typeof section>, extra: { p95?: () => number }, idPrefix: string) {
   const bus = new DecisionBus({ now: clock.now });
-  const audit = new AuditLog(store.client, clock.now);
+  const audit = sharedAudit;
   const notified: string[] = [];
   let ids = 0;
   const engine = new DegradationEngine({

@@ -2,7 +2,8 @@
 // DecisionBus, audit events in a real (embedded) ClickHouse audit log.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditLog } from '../../src/audit/audit-log.js';
+import type { AuditLog } from '../../src/audit/audit-log.js';
+import { openAuditLog } from '../helpers/audit.js';
 import { DecisionBus } from '../../src/decisions/decision-bus.js';
 import { DegradationEngine, type DegradationEngineOptions } from '../../src/degradation/degradation-engine.js';
 import type { DegradationSection } from '../../src/degradation/degradation-schema.js';
@@ -28,9 +29,12 @@ function policy(tenants: Record<string, unknown> = {}, defaults: Record<string, 
 
 let store: Store;
 let closeStore: () => Promise<void>;
+/** one audit log for the file, as one process has; tests use tenants of their own */
+let sharedAudit: AuditLog;
 
 beforeAll(async () => {
   ({ store, close: closeStore } = await openTestStore('bw-degrade-'));
+  sharedAudit = await openAuditLog(store.client);
 });
 
 afterAll(async () => {
@@ -40,7 +44,7 @@ afterAll(async () => {
 function setup(sectionValue: DegradationSection, extra: Partial<DegradationEngineOptions> = {}) {
   const clock = new Clock();
   const bus = new DecisionBus({ now: clock.now });
-  const audit = new AuditLog(store.client, clock.now);
+  const audit = sharedAudit;
   let current = sectionValue;
   let ids = 0;
   const engine = new DegradationEngine({
@@ -437,7 +441,7 @@ describe('restart', () => {
 
     const clock = new Clock(t.clock.ms + 1_000);
     const bus = new DecisionBus({ now: clock.now });
-    const engine = new DegradationEngine({ bus, audit: new AuditLog(store.client, clock.now), policy: () => policy(), now: clock.now });
+    const engine = new DegradationEngine({ bus, audit: sharedAudit, policy: () => policy(), now: clock.now });
     expect(await engine.restore(store.client)).toBeGreaterThanOrEqual(1);
     expect(bus.latest('restart')).toMatchObject({ action: 'DEGRADE', tier: 1, fallbackModel: 'gpt-4o' });
     clock.advance(59_999);
