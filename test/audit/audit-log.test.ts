@@ -3,6 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditLog } from '../../src/audit/audit-log.js';
+import { AuditLog as AuditLogClass } from '../../src/audit/audit-log.js';
+import type { AuditBatch, AuditStore } from '../../src/audit/audit-store.js';
+import { ClickHouseAuditStore } from '../../src/storage/repositories/clickhouse-audit-store.js';
 import { openAuditLog } from '../helpers/audit.js';
 import { CircuitBreaker } from '../../src/breakers/circuit-breaker.js';
 import { DecisionBus } from '../../src/decisions/decision-bus.js';
@@ -286,5 +289,105 @@ describe('AuditLog on embedded ClickHouse', () => {
     const restored = (await log.restoreBreakers()).filter((r) => r.key.tenantId === 'prune').map((r) => r.key.runId);
     expect(restored.sort()).toEqual(['open', 'reopened']);
     expect(await log.pruneClosedBreakers()).toBe(0);
+  });
+
+  /** The real store, whose writes wait for `open()` and can be made to fail after landing. */
+  function gatedStore() {
+    const real = new ClickHouseAuditStore(store.client);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const state = { failAfterLanding: 0, writes: 0 };
+    const gated: AuditStore = Object.assign(Object.create(real) as AuditStore, {
+      async write(batch: AuditBatch) {
+        await gate;
+        state.writes++;
+        await real.write(batch);
+        if (state.failAfterLanding > 0) {
+          state.failAfterLanding--;
+          throw new Error('connection reset after the insert landed');
+        }
+      },
+    });
+    return { gated, open: release, state };
+  }
+
+  const operatorEvent = (tenantId: string, i: number) => ({ tenantId, kind: 'operator_action' as const, actor: 'alice', reason: `manual ${i}` });
+  const runTransition = (tenantId: string, runId: string, i: number) => ({
+    tenantId,
+    kind: 'breaker_transition' as const,
+    scope: 'RUN',
+    runId,
+    oldState: i % 2 ? 'OPEN' : 'HALF_OPEN',
+    newState: i % 2 ? 'HALF_OPEN' : 'OPEN',
+    actor: 'breakwater',
+    reason: `transition ${i}`,
+  });
+
+  async function storedCount(tenantId: string): Promise<number> {
+    const [row] = await queryRows<{ n: string }>(store.client, 'SELECT toString(count()) AS n FROM audit_events WHERE TenantId = {t:String}', { t: tenantId });
+    return Number(row!.n);
+  }
+
+  it('replays a killed writer\'s write-ahead log once, however often it is opened', async () => {
+    const walDir = mkdtempSync(join(tmpdir(), 'bw-audit-wal-'));
+    const { gated } = gatedStore(); // never opens: the process dies with every event unwritten
+    const { log: killed } = await AuditLogClass.open(gated, { walDir });
+    const recorded = [1, 2, 3, 4, 5].map((i) => killed.record(operatorEvent('replayed', i))!);
+    expect(recorded.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(await storedCount('replayed')).toBe(0);
+
+    const first = await AuditLogClass.open(new ClickHouseAuditStore(store.client), { walDir });
+    expect(first.replayed).toBe(5);
+    expect(await first.log.verify('replayed')).toEqual({ ok: true, events: 5 });
+    expect(await first.log.list('replayed', { order: 'asc' })).toEqual(recorded);
+    const second = await AuditLogClass.open(new ClickHouseAuditStore(store.client), { walDir });
+    expect(second.replayed).toBe(0);
+    expect(await storedCount('replayed')).toBe(5);
+    // The chain goes on from the replayed head.
+    expect((await second.log.append(operatorEvent('replayed', 6))).seq).toBe(6);
+    expect(await second.log.verify('replayed')).toEqual({ ok: true, events: 6 });
+  });
+
+  it('retries a write whose answer was lost without storing any Seq twice', async () => {
+    const { gated, open, state } = gatedStore();
+    state.failAfterLanding = 1;
+    const errors: string[] = [];
+    const { log } = await AuditLogClass.open(gated, { walDir: mkdtempSync(join(tmpdir(), 'bw-audit-wal-')), onFlushError: (e) => errors.push(e.message) });
+    open();
+    const appended = await Promise.all([1, 2, 3].map((i) => log.append(operatorEvent('lost-answer', i))));
+    expect(appended.map((e) => e.seq)).toEqual([1, 2, 3]);
+    expect(errors).toEqual(['connection reset after the insert landed']);
+    expect(state.writes).toBe(2);
+    expect(await storedCount('lost-answer')).toBe(3);
+    expect(await log.verify('lost-answer')).toEqual({ ok: true, events: 3 });
+  });
+
+  it('coalesces automated run transitions over the queue bound, never operator events, and keeps the count', async () => {
+    const { gated, open } = gatedStore();
+    let coalesced = 0;
+    const depths: number[] = [];
+    const { log } = await AuditLogClass.open(gated, {
+      walDir: mkdtempSync(join(tmpdir(), 'bw-audit-wal-')),
+      coalesceAbove: 3,
+      onCoalesced: () => coalesced++,
+      onQueueDepth: (n) => depths.push(n),
+    });
+    for (let i = 1; i <= 3; i++) log.record(operatorEvent('storm', i));
+    const chained: number[] = [];
+    for (let i = 1; i <= 5; i++) expect(log.record(runTransition('storm', 'loop', i), (e) => chained.push(e.seq))).toBeUndefined();
+    expect(log.record(runTransition('storm', 'other', 1))).toBeUndefined();
+    expect(log.record(operatorEvent('storm', 4))?.seq).toBe(4);
+    expect(coalesced).toBe(6);
+    expect(Math.max(...depths)).toBe(4);
+
+    open();
+    await log.flush();
+    const events = await log.list('storm', { order: 'asc' });
+    expect(events.map((e) => e.kind)).toEqual(['operator_action', 'operator_action', 'operator_action', 'operator_action', 'breaker_transition', 'breaker_transition']);
+    const loop = events.find((e) => e.runId === 'loop')!;
+    expect(JSON.parse(loop.details).coalesced).toMatchObject({ transitions: 5, firstFrom: 'OPEN' });
+    expect(loop.reason).toBe('transition 5');
+    expect(chained).toEqual([loop.seq]);
+    expect(await log.verify('storm')).toEqual({ ok: true, events: 6 });
   });
 });
