@@ -20,6 +20,7 @@ export interface ServiceConfig {
   /** limit on an OTLP body, compressed and decompressed */
   maxBodyBytes: number;
   retentionDays: number;
+  tenantQueueSharePercent: number;
   batchMaxSpans: number;
   batchMaxDelayMs: number;
   /** spans waiting for ClickHouse; past it the receiver answers 503 with Retry-After */
@@ -71,6 +72,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'batchMaxSpans', flag: 'batch-max-spans', env: 'BREAKWATER_BATCH_MAX_SPANS', kind: 'int', default: '20000', min: 1, help: 'spans per ClickHouse insert' },
   { key: 'batchMaxDelayMs', flag: 'batch-max-delay-ms', env: 'BREAKWATER_BATCH_MAX_DELAY_MS', kind: 'int', default: '50', min: 0, help: 'longest a span waits for its batch' },
   { key: 'queueMaxSpans', flag: 'queue-max-spans', env: 'BREAKWATER_QUEUE_MAX_SPANS', kind: 'int', default: '200000', min: 1, help: 'spans waiting for ClickHouse before ingest answers 503' },
+  { key: 'tenantQueueSharePercent', flag: 'tenant-queue-share', env: 'BREAKWATER_TENANT_QUEUE_SHARE', kind: 'int', default: '25', min: 1, max: 100, help: 'percent of the write queue one tenant may hold before its requests get 429' },
   { key: 'tenantIngestRate', flag: 'tenant-ingest-rate', env: 'BREAKWATER_TENANT_INGEST_RATE', kind: 'int', default: '50000', min: 0, help: 'spans/s per tenant before 429 (burst 5 s; 0 = unlimited)' },
   { key: 'storageNice', flag: 'storage-nice', env: 'BREAKWATER_STORAGE_NICE', kind: 'int', default: '19', min: 0, max: 19, help: 'nice value (0-19) for the embedded ClickHouse threads: decisions first (0 = off)' },
   { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'BREAKWATER_HEADERS_TIMEOUT_MS', kind: 'int', default: '10000', min: 100, help: 'time to send request headers before 408 (slow clients)' },

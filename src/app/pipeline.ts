@@ -1,6 +1,7 @@
 import type { ModelPrice } from '../policy/policy-types.js';
 import type { SelfMetrics } from './self-metrics.js';
-import type { SpanWriter } from '../storage/span-writer.js';
+import { refusalReason, type SpanWriter } from '../storage/span-writer.js';
+import { WriteQueueShares } from '../storage/write-queue-shares.js';
 import { callCostUsd } from '../windows/cost.js';
 import type { AgentSpan } from '../contracts/agent-span.js';
 import { normalizeRequest } from '../normalize/normalize.js';
@@ -14,6 +15,10 @@ export interface SpanObserver {
 export interface PipelineOptions {
   requireTenant: boolean;
   prices: () => Readonly<Record<string, ModelPrice>>;
+  /** spans must start within this many days (the spans table's TTL) */
+  retentionDays: number;
+  /** most of the write queue one tenant may hold, as a fraction of it */
+  tenantQueueShare: number;
   /** an observer threw (a bug): the spans are stored all the same */
   onObserverError?: (err: unknown) => void;
 }
@@ -29,12 +34,15 @@ export type IngestOutcome =
  */
 export class IngestPipeline {
   readonly #observers: SpanObserver[] = [];
+  readonly #shares: WriteQueueShares;
 
   constructor(
     private readonly writer: SpanWriter,
     private readonly metrics: SelfMetrics,
     private readonly options: PipelineOptions,
-  ) {}
+  ) {
+    this.#shares = new WriteQueueShares(Math.max(1, Math.floor(writer.capacity * options.tenantQueueShare)));
+  }
 
   addObserver(observer: SpanObserver): void {
     this.#observers.push(observer);
@@ -52,12 +60,19 @@ export class IngestPipeline {
     const normalized = normalizeRequest(request, {
       requireTenant: this.options.requireTenant,
       ...(context.keyTenant !== undefined ? { keyTenant: context.keyTenant } : {}),
+      acceptedStart: { nowMs: Date.now(), retentionDays: this.options.retentionDays },
     });
     if (normalized.rejected > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, normalized.rejected);
     const { spans, rejected, errorMessage } = normalized;
     if (!this.writer.hasRoomFor(spans.length)) {
       this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
       return Promise.resolve({ kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' });
+    }
+    const share = this.#shares.tryTake(spans);
+    if (!share.ok) {
+      this.metrics.spansRejected.inc({ reason: 'tenant_queue_share' }, spans.length);
+      const message = `tenant ${JSON.stringify(share.tenantId)} has ${share.held} spans waiting for storage, its share of the write queue; retry later`;
+      return Promise.resolve({ kind: 'retry', status: 429, retryAfterSeconds: 1, message });
     }
     const prices = this.options.prices();
     const costs = new Float64Array(spans.length);
@@ -76,7 +91,7 @@ export class IngestPipeline {
       }
     }
     const committed = this.writer.write(spans, costs);
-    return this.#settle(committed, spans.length, rejected, errorMessage);
+    return this.#settle(committed, share.taken, spans.length, rejected, errorMessage);
   }
 
   /**
@@ -84,12 +99,16 @@ export class IngestPipeline {
    * resumes, and the spans (encoded already) would otherwise outlive many young-generation GCs
    * while the insert runs, to be promoted and collected the expensive way.
    */
-  async #settle(committed: Promise<void>, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
+  async #settle(committed: Promise<void>, shares: Map<string, number>, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
     try {
       await committed;
     } catch (err) {
       this.metrics.spansRejected.inc({ reason: 'storage_unavailable' }, accepted);
-      return { kind: 'retry', status: 503, retryAfterSeconds: 2, message: `storage unavailable: ${(err as Error).name}` };
+      const refusal = refusalReason(err as Error);
+      const message = refusal === undefined ? `storage unavailable: ${(err as Error).name}` : `storage refused these spans: ${refusal}`;
+      return { kind: 'retry', status: 503, retryAfterSeconds: 2, message };
+    } finally {
+      this.#shares.give(shares);
     }
     this.metrics.spansAccepted.inc(accepted);
     return { kind: 'stored', accepted, rejected, errorMessage };

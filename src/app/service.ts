@@ -184,6 +184,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const pipeline = new IngestPipeline(writer, metrics, {
     requireTenant: config.requireTenant,
     prices: () => policy.current().prices,
+    retentionDays: config.retentionDays,
+    tenantQueueShare: config.tenantQueueSharePercent / 100,
     onObserverError: (err) => log.error({ error: (err as Error).message }, 'the decision path failed on a batch; its spans are stored'),
   });
   pipeline.addObserver(engine);

@@ -21,7 +21,21 @@ export interface NormalizeOptions {
   keyTenant?: string;
   /** longest tenant / run id accepted */
   maxIdLength?: number;
+  /** spans must start inside it: storage keeps them (and one insert never touches too many partitions) */
+  acceptedStart?: AcceptedStartWindow;
 }
+
+/** Span start times storage accepts: within the retention window, and not too far ahead of the clock. */
+export interface AcceptedStartWindow {
+  nowMs: number;
+  retentionDays: number;
+  /** default 1 h */
+  futureToleranceMs?: number;
+}
+
+const DAY_MS = 86_400_000;
+const DEFAULT_FUTURE_TOLERANCE_MS = 3_600_000;
+const NS_PER_MS = 1_000_000n;
 
 export interface NormalizeResult {
   spans: AgentSpan[];
@@ -35,12 +49,13 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
   const rejections = new Map<string, number>();
   const reject = (reason: string) => rejections.set(reason, (rejections.get(reason) ?? 0) + 1);
   const maxIdLength = options.maxIdLength ?? 256;
+  const window = options.acceptedStart === undefined ? undefined : startBounds(options.acceptedStart);
   for (const resourceSpans of request.resourceSpans) {
     const resource = readResource(resourceSpans);
     for (const scopeSpans of resourceSpans.scopeSpans) {
       for (const span of scopeSpans.spans) {
         const agentSpan = normalizeSpan(span, scopeSpans, resourceSpans, resource);
-        const problem = validate(agentSpan, options, maxIdLength);
+        const problem = validate(agentSpan, options, maxIdLength) ?? (window === undefined ? undefined : outsideWindow(agentSpan, window));
         if (problem) reject(problem);
         else spans.push(agentSpan);
       }
@@ -76,6 +91,29 @@ function validate(span: AgentSpan, options: NormalizeOptions, maxIdLength: numbe
 }
 
 const MAX_STORABLE_TIME_NS = (1n << 63n) - 1n;
+
+interface StartBounds {
+  fromNs: bigint;
+  untilNs: bigint;
+  tooOld: string;
+  tooNew: string;
+}
+
+function startBounds(window: AcceptedStartWindow): StartBounds {
+  const tolerance = window.futureToleranceMs ?? DEFAULT_FUTURE_TOLERANCE_MS;
+  return {
+    fromNs: BigInt(Math.floor(window.nowMs - window.retentionDays * DAY_MS)) * NS_PER_MS,
+    untilNs: BigInt(Math.floor(window.nowMs + tolerance)) * NS_PER_MS,
+    tooOld: `start time older than the ${window.retentionDays}-day retention window`,
+    tooNew: `start time more than ${Math.round(tolerance / 60_000)} min ahead of the server clock`,
+  };
+}
+
+function outsideWindow(span: AgentSpan, bounds: StartBounds): string | undefined {
+  if (span.startTimeUnixNano < bounds.fromNs) return bounds.tooOld;
+  if (span.startTimeUnixNano > bounds.untilNs) return bounds.tooNew;
+  return undefined;
+}
 
 interface ResourceFacts {
   tenantId: string;

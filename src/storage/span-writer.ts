@@ -34,11 +34,18 @@ interface Waiter {
   reject(error: Error): void;
 }
 
+/** One write() call: its rows, kept until they commit so a refused batch can be retried without it. */
+interface Request {
+  spans: readonly AgentSpan[];
+  costUsd: ArrayLike<number>;
+  waiter: Waiter;
+}
+
 interface Batch {
   /** the batch's rows, encoded as they arrive into the one Native block its insert sends */
   encoder: SpanBlockEncoder;
   rows: number;
-  waiters: Waiter[];
+  requests: Request[];
   /** performance.now() when its first rows arrived */
   openedAt: number;
 }
@@ -97,8 +104,9 @@ export class SpanWriter {
 
   /**
    * Admits spans (costUsd[i] is span i's cost), encoding them now, and resolves once they are
-   * committed: a caller may change the spans as soon as this returns. Rejects with QueueFullError
-   * when there is no room (nothing was admitted) and WriterClosedError after close().
+   * committed: the caller must not change the spans until then (a refused batch is re-encoded
+   * from them). Rejects with QueueFullError when there is no room (nothing was admitted) and
+   * WriterClosedError after close().
    */
   write(spans: readonly AgentSpan[], costUsd: ArrayLike<number>): Promise<void> {
     const rows = spans.length;
@@ -114,7 +122,7 @@ export class SpanWriter {
       batch.encoder.add(spans, costUsd); // throws (admitting nothing) only on malformed spans
       if (batch.rows === 0) batch.openedAt = performance.now();
       batch.rows += rows;
-      batch.waiters.push({ resolve, reject });
+      batch.requests.push({ spans, costUsd, waiter: { resolve, reject } });
       this.#queued += rows;
       this.options.onQueueDepth?.(this.#queued);
       this.#schedule();
@@ -127,7 +135,7 @@ export class SpanWriter {
   }
 
   #emptyBatch(): Batch {
-    return { encoder: this.#encoders.pop() ?? new SpanBlockEncoder(), rows: 0, waiters: [], openedAt: 0 };
+    return { encoder: this.#encoders.pop() ?? new SpanBlockEncoder(), rows: 0, requests: [], openedAt: 0 };
   }
 
   #schedule(): void {
@@ -183,15 +191,41 @@ export class SpanWriter {
       const block = batch.encoder.finishReused();
       await this.#inserter.insert([block]);
       this.options.onFlush?.(batch.rows, (performance.now() - started) / 1000);
-      for (const waiter of batch.waiters) waiter.resolve();
+      for (const request of batch.requests) request.waiter.resolve();
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       this.options.onFlushError?.(error, batch.rows);
-      for (const waiter of batch.waiters) waiter.reject(error);
+      if (batch.requests.length > 1 && isRefusal(error)) await this.#retrySplit(batch.requests, error);
+      else for (const request of batch.requests) request.waiter.reject(error);
     } finally {
       this.#encoders.push(batch.encoder);
       this.#queued -= batch.rows;
       this.options.onQueueDepth?.(this.#queued);
+    }
+  }
+
+  /**
+   * ClickHouse refused a batch for what is in it: retries it in halves, down to single requests,
+   * so only the request that holds the offending rows gets the error (log2 of the requests'
+   * count extra inserts per offender).
+   */
+  async #retrySplit(requests: readonly Request[], error: Error): Promise<void> {
+    if (requests.length === 1) {
+      requests[0]!.waiter.reject(error);
+      return;
+    }
+    const half = Math.ceil(requests.length / 2);
+    for (const part of [requests.slice(0, half), requests.slice(half)]) {
+      const encoder = new SpanBlockEncoder();
+      for (const request of part) encoder.add(request.spans, request.costUsd);
+      try {
+        await this.#inserter.insert([encoder.finish()]);
+        for (const request of part) request.waiter.resolve();
+      } catch (err) {
+        const partError = err instanceof Error ? err : new Error(String(err));
+        if (part.length > 1 && isRefusal(partError)) await this.#retrySplit(part, partError);
+        else for (const request of part) request.waiter.reject(partError);
+      }
     }
   }
 
@@ -215,4 +249,21 @@ export class SpanWriter {
       this.#inserter.close();
     }
   }
+}
+
+/**
+ * ClickHouse answered with an exception (it read the insert and refused it), as opposed to a
+ * connection failure or timeout, where retrying smaller inserts would only multiply the wait.
+ */
+function isRefusal(error: Error): boolean {
+  return refusalReason(error) !== undefined;
+}
+
+/** What ClickHouse said when it refused an insert (its exception's text, shortened); undefined for other failures. */
+export function refusalReason(error: Error): string | undefined {
+  const code = (error as { code?: unknown }).code;
+  const said = /\bDB::Exception: ([^\n]*)/.exec(error.message)?.[1];
+  if (said === undefined && !(typeof code === 'string' && /^\d+$/.test(code))) return undefined;
+  const text = (said ?? error.message).replace(/\s*\(version [^)]*\)\s*$/, '');
+  return text.length > 200 ? `${text.slice(0, 197)}...` : text;
 }

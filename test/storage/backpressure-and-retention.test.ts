@@ -8,7 +8,7 @@ import { postSpans, runSteps } from '../helpers/spans.js';
 let service: Service;
 
 beforeAll(async () => {
-  service = await startTestService({ dataDir: tempDataDir(), queueMaxSpans: 10, batchMaxDelayMs: 5 });
+  service = await startTestService({ dataDir: tempDataDir(), queueMaxSpans: 10, tenantQueueSharePercent: 100, batchMaxDelayMs: 5 });
 });
 
 afterAll(async () => {
