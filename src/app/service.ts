@@ -200,7 +200,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   });
   const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, degradation, anomaly, auth: () => authenticator };
 
-  const ops = createOpsHandler(store, metrics);
+  const ops = createOpsHandler(store, metrics, log);
   const serverOptions = httpServerOptions(config);
   const otlpServer = createServer(serverOptions, (req, res) => {
     const path = pathOf(req);
@@ -264,7 +264,7 @@ function sequenceSeed(): number {
 type OpsHandler = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
 
 /** /healthz (the process answers), /readyz (storage reachable and migrated), /metrics (Prometheus). */
-function createOpsHandler(store: Store, metrics: SelfMetrics): OpsHandler {
+function createOpsHandler(store: Store, metrics: SelfMetrics, log: Logger): OpsHandler {
   return (req, res, path) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     if (path === '/healthz') {
@@ -282,9 +282,18 @@ function createOpsHandler(store: Store, metrics: SelfMetrics): OpsHandler {
       return true;
     }
     if (path === '/metrics') {
-      void metrics.registry.metrics().then((text) => {
+      void (async () => {
+        let text: string;
+        // A failing collector must cost this one scrape, not the process or a request left hanging.
+        try {
+          text = await metrics.registry.metrics();
+        } catch (err) {
+          log.error({ error: (err as Error).message }, 'could not build the metrics text; /metrics answered 500');
+          res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics unavailable\n');
+          return;
+        }
         res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text);
-      });
+      })();
       return true;
     }
     return false;

@@ -232,8 +232,13 @@ export class BreakerEngine implements SpanObserver {
     for (const breaker of this.#breakers.values()) {
       const deadline = breaker.nextDeadline();
       if (deadline === null || deadline > now) continue;
-      const transitions = breaker.tick(this.o.policy.forTenant(breaker.key.tenantId).breaker);
-      if (transitions.length > 0) this.#publish(breaker, transitions);
+      // One breaker that fails (a bad policy, say) must not keep the others past their deadlines.
+      try {
+        const transitions = breaker.tick(this.o.policy.forTenant(breaker.key.tenantId).breaker);
+        if (transitions.length > 0) this.#publish(breaker, transitions);
+      } catch (err) {
+        this.o.log.error({ error: (err as Error).message, tenantId: breaker.key.tenantId, runId: breaker.key.runId }, 'breaker tick failed');
+      }
     }
   }
 
@@ -244,7 +249,14 @@ export class BreakerEngine implements SpanObserver {
   }
 
   start(tickMs = 250): void {
-    this.#ticker ??= setInterval(() => this.tick(), tickMs);
+    this.#ticker ??= setInterval(() => {
+      // An exception thrown from a timer would end the process: report it, the next tick tries again.
+      try {
+        this.tick();
+      } catch (err) {
+        this.o.log.error({ error: (err as Error).message }, 'breaker tick failed');
+      }
+    }, tickMs);
     this.#ticker.unref();
   }
 

@@ -5,6 +5,7 @@ import { createClient, type ClickHouseClient } from '@clickhouse/client';
 type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
 import { drainPending } from 'chdb';
 import { createChdbConnection } from 'chdb/connection';
+import { noteNodeThreads } from './storage-thread-priority.js';
 
 export interface StoreOptions {
   /** unset = embedded ClickHouse (chdb) in dataDir */
@@ -34,6 +35,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   if (options.url === undefined) {
     const dataDir = resolve(options.dataDir);
     mkdirSync(dataDir, { recursive: true });
+    noteNodeThreads();
     const connection = createChdbConnection({ path: dataDir });
     // chdb types its connection against @clickhouse/client-common, which the client no longer
     // bundles under that name; the shapes match at run time (chdb's parity suite checks it).

@@ -6,14 +6,29 @@
 // 7-8 ms, for the same throughput. Storage work is queued and acknowledged later anyway, so it is
 // the one to wait.
 //
-// ClickHouse names its threads (MergeMutate, BgSchPool, ThreadPool, ...); Node's own threads (the
-// main thread, libuv's pool, V8's helpers) keep the process's name and are left alone. Threads come
-// and go with ClickHouse's pools, so the sweep repeats. Raising a nice value needs no privilege;
-// Linux only (elsewhere, and with nice 0, this does nothing).
-import { readdirSync, readFileSync } from 'node:fs';
+// ClickHouse's threads are those that appear after the engine starts and carry no Node thread name,
+// because names alone cannot tell them apart (ClickHouse names some of its threads MainThread and
+// renames the libuv threads it runs queries on). Threads come and go with ClickHouse's pools, so the sweep repeats. Raising a nice value needs no
+// privilege; Linux only (elsewhere, and with nice 0, this does nothing).
+import { access, readdirSync, readFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
 const TASKS = '/proc/self/task';
+
+/** Names Node gives the threads it may still start later (workers, inspector, tracing). */
+const NODE_THREAD_NAMES = new Set(['node', 'libuv-worker', 'WorkerThread', 'SignalInspector', 'DelayedTaskSche', 'PerfettoTrace']);
+const NODE_THREAD_PREFIXES = ['V8', 'node-'];
+
+/** The threads that existed before the embedded engine started; undefined until noted. */
+let nodeThreads: ReadonlySet<string> | undefined;
+
+function listThreads(): string[] | undefined {
+  try {
+    return readdirSync(TASKS);
+  } catch {
+    return undefined; // not Linux
+  }
+}
 
 function threadName(tid: string): string | undefined {
   try {
@@ -23,20 +38,28 @@ function threadName(tid: string): string | undefined {
   }
 }
 
-/** Sets `nice` on every thread of this process named otherwise than the main thread; returns how many it changed. */
+function isNodeThreadName(name: string): boolean {
+  return NODE_THREAD_NAMES.has(name) || NODE_THREAD_PREFIXES.some((prefix) => name.startsWith(prefix));
+}
+
+/** Notes this process's threads as Node's; call before the embedded engine starts (later calls do nothing). */
+export function noteNodeThreads(): void {
+  if (nodeThreads) return;
+  // libuv starts its pool on first use, maybe by the engine's first query: start it now so that it counts as Node's.
+  access(TASKS, () => {});
+  const tids = listThreads();
+  if (tids) nodeThreads = new Set(tids);
+}
+
+/** Sets `nice` on every thread ClickHouse started (none before noteNodeThreads); returns how many it changed. */
 export function lowerStorageThreads(nice: number): number {
-  let tids: string[];
-  try {
-    tids = readdirSync(TASKS);
-  } catch {
-    return 0; // not Linux
-  }
-  const own = threadName(String(process.pid));
+  const tids = listThreads();
+  if (!tids || !nodeThreads) return 0;
   let changed = 0;
   for (const tid of tids) {
-    if (Number(tid) === process.pid) continue;
+    if (Number(tid) === process.pid || nodeThreads.has(tid)) continue;
     const name = threadName(tid);
-    if (name === undefined || name === own) continue;
+    if (name === undefined || isNodeThreadName(name)) continue;
     try {
       if (getPriority(Number(tid)) === nice) continue;
       setPriority(Number(tid), nice);
