@@ -2,6 +2,7 @@ import type { ModelPrice } from '../policy/policy-types.js';
 import type { SelfMetrics } from './self-metrics.js';
 import { refusalReason, type SpanWriter } from '../storage/span-writer.js';
 import { WriteQueueShares } from '../storage/write-queue-shares.js';
+import { RecentDeliveries } from './recent-deliveries.js';
 import { callCostUsd } from '../windows/cost.js';
 import type { AgentSpan } from '../contracts/agent-span.js';
 import { normalizeRequest } from '../normalize/normalize.js';
@@ -35,6 +36,7 @@ export type IngestOutcome =
 export class IngestPipeline {
   readonly #observers: SpanObserver[] = [];
   readonly #shares: WriteQueueShares;
+  readonly #deliveries = new RecentDeliveries();
 
   constructor(
     private readonly writer: SpanWriter,
@@ -64,6 +66,14 @@ export class IngestPipeline {
     });
     if (normalized.rejected > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, normalized.rejected);
     const { spans, rejected, errorMessage } = normalized;
+    // A retried delivery is counted once: a committed one is answered as stored again, and one
+    // whose first attempt failed is stored without the decision path seeing it twice.
+    const digest = spans.length > 0 ? RecentDeliveries.digest(spans) : '';
+    const earlier = spans.length > 0 ? this.#deliveries.earlier(digest) : 'new';
+    if (earlier === 'committed') {
+      this.metrics.spansRedelivered.inc({ skipped: 'storage' }, spans.length);
+      return Promise.resolve({ kind: 'stored', accepted: spans.length, rejected, errorMessage });
+    }
     if (!this.writer.hasRoomFor(spans.length)) {
       this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
       return Promise.resolve({ kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' });
@@ -80,18 +90,26 @@ export class IngestPipeline {
       const span = spans[i]!;
       costs[i] = callCostUsd(prices, span.responseModel || span.requestModel, span.inputTokens, span.outputTokens);
     }
-    // Decisions first: the observers run before the spans are encoded for storage (about 2 µs a
-    // span), so a breaker trips that much sooner. They only read the spans; one that fails is
-    // reported and the others, and the write, go on: storing what arrived does not depend on them.
+    if (earlier === 'observed') this.metrics.spansRedelivered.inc({ skipped: 'observers' }, spans.length);
+    else this.#observe(spans, context.receivedAt, digest);
+    const committed = this.writer.write(spans, costs);
+    return this.#settle(committed, share.taken, digest, spans.length, rejected, errorMessage);
+  }
+
+  /**
+   * Decisions first: the observers run before the spans are encoded for storage (about 2 µs a
+   * span), so a breaker trips that much sooner. They only read the spans; one that fails is
+   * reported and the others, and the write, go on: storing what arrived does not depend on them.
+   */
+  #observe(spans: readonly AgentSpan[], receivedAt: number, digest: string): void {
+    if (spans.length > 0) this.#deliveries.observed(digest);
     for (const observer of this.#observers) {
       try {
-        observer.observe(spans, context.receivedAt);
+        observer.observe(spans, receivedAt);
       } catch (err) {
         this.options.onObserverError?.(err);
       }
     }
-    const committed = this.writer.write(spans, costs);
-    return this.#settle(committed, share.taken, spans.length, rejected, errorMessage);
   }
 
   /**
@@ -99,7 +117,7 @@ export class IngestPipeline {
    * resumes, and the spans (encoded already) would otherwise outlive many young-generation GCs
    * while the insert runs, to be promoted and collected the expensive way.
    */
-  async #settle(committed: Promise<void>, shares: Map<string, number>, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
+  async #settle(committed: Promise<void>, shares: Map<string, number>, digest: string, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
     try {
       await committed;
     } catch (err) {
@@ -110,6 +128,7 @@ export class IngestPipeline {
     } finally {
       this.#shares.give(shares);
     }
+    if (accepted > 0) this.#deliveries.committed(digest);
     this.metrics.spansAccepted.inc(accepted);
     return { kind: 'stored', accepted, rejected, errorMessage };
   }

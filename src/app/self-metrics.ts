@@ -70,6 +70,12 @@ export class SelfMetrics {
     help: 'Audit events chained and in the write-ahead log, not yet confirmed by ClickHouse',
     registers: [this.registry],
   });
+  readonly spansRedelivered = new Counter({
+    name: 'breakwater_spans_redelivered_total',
+    help: 'Spans of a request delivered again (an exporter retry), by what was skipped: the decision path, or storage too when the first delivery committed',
+    labelNames: ['skipped'] as const,
+    registers: [this.registry],
+  });
   readonly auditCoalesced = new Counter({
     name: 'breakwater_audit_coalesced_total',
     help: 'Automated run-breaker transitions folded into the next event of their breaker while the audit queue was over its bound',

@@ -44,8 +44,9 @@
 //   models idle >= providerIdleMs. Creating a run beyond maxRuns evicts the least recently used
 //   run; providers and models have caps too. Reads never refresh idleness. onEvict sees each
 //   evicted window (runs with their final details and metrics) after it left the store.
-// Duplicates. A span delivered twice (exporter retries) is counted twice; only the agent tree
-//   ignores a repeated span id.
+// Duplicates. A request delivered again (an exporter retry) never reaches the store twice: the
+//   ingest pipeline recognizes it (app/recent-deliveries.ts). A span sent again inside another
+//   request is counted again; only the agent tree ignores a repeated span id.
 // Memory (measured with --expose-gc, 100k runs over 10k tenants, 5 spans each): a run with traffic
 //   is ~1.8 KB (840-byte ring in one ArrayBuffer, counters, bitset call ring, map entry, run id);
 //   +~0.4 KB once it has an invoke_agent span (the tree). A tenant is ~2.4 KB (1.7 KB ring).
