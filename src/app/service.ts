@@ -7,6 +7,7 @@ import { resolveAuthConfig } from '../api/secrets.js';
 import { AnomalyDetector } from '../breakers/anomaly.js';
 import { AuditLog } from '../audit/audit-log.js';
 import { ClickHouseAuditStore } from '../storage/repositories/clickhouse-audit-store.js';
+import { recentRunTotals } from '../storage/repositories/clickhouse-run-totals.js';
 import { BreakerEngine } from '../breakers/breaker-engine.js';
 import { ConfigError, isLoopback, type ServiceConfig } from './config.js';
 import { DegradationEngine } from '../degradation/degradation-engine.js';
@@ -51,6 +52,12 @@ export function storeOptions(config: ServiceConfig): StoreOptions {
     timeoutMs: config.clickhouseTimeoutMs,
   };
 }
+
+/** A run idle this long leaves the windows; one active within it is resumed at start. */
+const RUN_IDLE_MS = 15 * 60_000;
+/** How far back a resumed run's spans are read: a run older than a day resumes with its last day. */
+const RUN_READ_BACK_MS = 24 * 3_600_000;
+const MAX_RUNS = 100_000;
 
 /** Everything behind the listeners: what the API reads and changes. */
 export interface Core {
@@ -121,6 +128,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const anomaly = new AnomalyDetector();
   await loadBaselines(store.client, anomaly);
   const windows = new WindowStore({
+    runIdleMs: RUN_IDLE_MS,
+    maxRuns: MAX_RUNS,
     prices: () => policy.current().prices,
     errorRatio: (tenantId) => policy.forTenant(tenantId).errorRatio,
     onEvict: (event) => {
@@ -143,6 +152,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   });
   const restored = await engine.restore();
   if (restored > 0) log.info({ breakers: restored }, 'breaker states restored');
+  const resumedRuns = windows.resumeRuns(await recentRunTotals(store.client, { activeSinceMs: Date.now() - RUN_IDLE_MS, readFromMs: Date.now() - RUN_READ_BACK_MS, maxRuns: MAX_RUNS }));
+  if (resumedRuns > 0) log.info({ runs: resumedRuns }, 'run budgets resumed from stored spans');
   engine.start();
   const degradation: DegradationEngine = new DegradationEngine({
     bus: bus.sink('degradation'),

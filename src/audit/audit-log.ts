@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { breakerKeyId, parseBreakerKey, parseBreakerSnapshot, type BreakerKey, type BreakerSnapshot } from '../breakers/breaker-snapshot.js';
 import { ChainVerifier, type ChainVerification } from './audit-chain.js';
 import { chainEvent, GENESIS_HEAD, type AuditEvent, type AuditEventInput, type ChainHead } from './audit-event.js';
-import type { AuditBatch, AuditListQuery, AuditStore, BreakerStateRow } from './audit-store.js';
+import type { AuditBatch, AuditListQuery, AuditStore, BreakerStateRow, TripHistory } from './audit-store.js';
 import { WriteAheadLog, type ReplayedRecord } from './write-ahead-log.js';
 
 export type { AuditListQuery } from './audit-store.js';
@@ -230,6 +230,11 @@ export class AuditLog {
       restored.push({ key, snapshot, seq: row.seq });
     }
     return restored;
+  }
+
+  /** Trips since `sinceMs` and unacknowledged escalations, for the breaker engine's escalation after a restart. */
+  tripHistory(sinceMs: number): Promise<TripHistory> {
+    return this.#store.tripHistory(sinceMs);
   }
 
   /** Forgets breakers CLOSED for longer than `ageMs`: restore reads the breakers that matter, not every run ever. */

@@ -28,6 +28,14 @@ export interface BreakerStateRow {
   updatedAt: number;
 }
 
+/** What escalation needs from the audit history after a restart. */
+export interface TripHistory {
+  /** each tenant's breaker trips (OPEN transitions) since the cutoff and since its last acknowledgement, epoch ms, oldest first */
+  trips: Map<string, number[]>;
+  /** tenants whose newest escalation no one has acknowledged */
+  escalated: string[];
+}
+
 /** One flush of the audit writer: its events in chain order, and what they imply. */
 export interface AuditBatch {
   events: readonly AuditEvent[];
@@ -53,6 +61,7 @@ export interface AuditStore {
   recordedHead(tenantId: string): Promise<ChainHead | null>;
   /** breakers whose newest recorded state is not CLOSED */
   openBreakers(): Promise<BreakerStateRow[]>;
+  tripHistory(sinceMs: number): Promise<TripHistory>;
   /** forgets breakers CLOSED since before `beforeMs` (every version of each); returns how many */
   pruneClosedBreakers(beforeMs: number): Promise<number>;
 }

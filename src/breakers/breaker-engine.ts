@@ -223,6 +223,10 @@ export class BreakerEngine implements SpanObserver {
       this.#breakers.set(breakerKeyId(key), breaker);
       this.o.bus.publish(breaker.decision());
     }
+    // Trips of the last hour and open escalations carry on: a restart does not reset escalation.
+    const history = await this.o.audit.tripHistory(this.o.now() - HOUR_MS);
+    for (const [tenantId, times] of history.trips) this.#trips.set(tenantId, times);
+    for (const tenantId of history.escalated) this.#escalated.add(tenantId);
     return restored.length;
   }
 

@@ -11,6 +11,26 @@ import type { SpanFacts } from './span-facts.js';
 import { carriesUsage, NO_USAGE, UsageRing, type UsageRates } from './usage-ring.js';
 import { SHORT_WINDOW_SECONDS, WINDOW_SECONDS } from './window-time.js';
 
+/** A run's cumulative figures as storage holds them, to resume it after a restart. */
+export interface RunTotals {
+  tenantId: string;
+  runId: string;
+  spanCount: number;
+  stepCount: number;
+  modelCalls: number;
+  toolCalls: number;
+  errorCalls: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+  /** epoch ms */
+  startedAtMs: number;
+  /** epoch ms */
+  endedAtMs: number;
+  /** deepest agent.depth carried by its spans (-1: none) */
+  maxDepth: number;
+}
+
 export interface RunDetails {
   tenantId: string;
   runId: string;
@@ -99,6 +119,21 @@ export class RunWindow implements LruNode<RunWindow> {
     this.runId = runId;
     this.firstSeenMs = nowMs;
     this.lastSeenMs = nowMs;
+  }
+
+  /** Starts from stored totals (a restart): cumulative figures carry on, rates start empty. */
+  resume(totals: RunTotals): void {
+    this.spanCount = totals.spanCount;
+    this.stepCount = totals.stepCount;
+    this.modelCalls = totals.modelCalls;
+    this.toolCalls = totals.toolCalls;
+    this.errorCalls = totals.errorCalls;
+    this.inputTokens = totals.inputTokens;
+    this.outputTokens = totals.outputTokens;
+    this.costUsd = totals.costUsd;
+    this.startMs = totals.startedAtMs;
+    this.endMs = totals.endedAtMs;
+    this.explicitDepth = Math.max(0, totals.maxDepth);
   }
 
   get durationSeconds(): number {

@@ -19,7 +19,7 @@ export const AGENT_OPERATION = 'invoke_agent';
  * Operations whose token attributes are roll-ups of their children's usage (agent frameworks put
  * the run's total usage on the agent span); counting them too would count every token twice.
  */
-const AGGREGATE_OPERATIONS: ReadonlySet<string> = new Set([AGENT_OPERATION, 'create_agent']);
+export const AGGREGATE_OPERATIONS: ReadonlySet<string> = new Set([AGENT_OPERATION, 'create_agent']);
 
 export type SpanKind = 'model' | 'tool' | 'agent' | 'other';
 

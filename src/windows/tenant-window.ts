@@ -50,6 +50,14 @@ export class TenantWindow implements LruNode<TenantWindow> {
     }
   }
 
+  /** A run resumed from stored totals joins the tenant's cumulative figures. */
+  addResumedRun(run: RunWindow): void {
+    this.stepCount += run.stepCount;
+    this.costUsd += run.costUsd;
+    if (run.subAgentDepth > this.maxDepth) this.maxDepth = run.subAgentDepth;
+    if (run.durationSeconds > this.maxDurationSeconds) this.maxDurationSeconds = run.durationSeconds;
+  }
+
   /** A run left the store: its cumulative figures leave the tenant's (its recent rates stay). */
   forgetRun(run: RunWindow): void {
     this.runs.delete(run.runId);

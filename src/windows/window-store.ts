@@ -58,7 +58,7 @@ import type { ErrorRatioSettings, ModelPrice } from '../policy/policy-types.js';
 import { LruList } from './lru-list.js';
 import type { ProviderMetric, RunMetric } from './metric-names.js';
 import { ProviderWindow } from './provider-window.js';
-import { RunWindow, type RunDetails } from './run-window.js';
+import { RunWindow, type RunDetails, type RunTotals } from './run-window.js';
 import { blankFacts, spanFacts, spanModel } from './span-facts.js';
 import { TenantWindow } from './tenant-window.js';
 import { secondOf, WINDOW_SECONDS } from './window-time.js';
@@ -165,6 +165,25 @@ export class WindowStore {
   recordAll(spans: readonly AgentSpan[]): void {
     const nowMs = this.now();
     for (let i = 0; i < spans.length; i++) this.record(spans[i]!, nowMs);
+  }
+
+  /**
+   * Resumes runs from their stored totals after a restart, so a runaway gets no fresh budget:
+   * step count, cost, tokens, duration and depth carry on (tenants' sums with them); rolling rates
+   * start empty. A run already recorded since the start is left as it is. Returns how many resumed.
+   */
+  resumeRuns(totals: readonly RunTotals[]): number {
+    const nowMs = this.now();
+    let resumed = 0;
+    for (const t of totals) {
+      const tenant = this.tenantFor(t.tenantId, nowMs);
+      if (tenant.runs.has(t.runId)) continue;
+      const run = this.runFor(tenant, t.runId, nowMs);
+      run.resume(t);
+      tenant.addResumedRun(run);
+      resumed++;
+    }
+    return resumed;
   }
 
   record(span: AgentSpan, nowMs = this.now()): void {

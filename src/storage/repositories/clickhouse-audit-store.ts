@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { GENESIS_HEAD, type AuditEvent, type AuditKind, type ChainHead } from '../../audit/audit-event.js';
-import type { AuditBatch, AuditListQuery, AuditStore, BreakerStateRow } from '../../audit/audit-store.js';
+import type { TripHistory, AuditBatch, AuditListQuery, AuditStore, BreakerStateRow } from '../../audit/audit-store.js';
 import { queryRows } from '../clickhouse.js';
 
 const MAX_LIST = 10_000;
@@ -168,6 +168,26 @@ export class ClickHouseAuditStore implements AuditStore {
       seq: Number(r.LastSeq),
       updatedAt: Number(r.LastTime),
     }));
+  }
+
+  async tripHistory(sinceMs: number): Promise<TripHistory> {
+    const tripRows = await queryRows<{ TenantId: string; Times: (string | number)[] }>(
+      this.client,
+      `SELECT TenantId, arraySort(groupArrayIf(toUnixTimestamp64Milli(EventTime), Kind = 'breaker_transition' AND EventTime > LastAck)) AS Times
+       FROM audit_events
+       LEFT JOIN (SELECT TenantId, max(EventTime) AS LastAck FROM audit_events WHERE Kind = 'escalation_ack' GROUP BY TenantId) AS acks USING TenantId
+       WHERE Kind = 'breaker_transition' AND NewState = 'OPEN' AND EventTime >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')
+       GROUP BY TenantId`,
+      { since: Math.floor(sinceMs) },
+    );
+    const escalatedRows = await queryRows<{ TenantId: string }>(
+      this.client,
+      `SELECT TenantId FROM audit_events WHERE Kind IN ('escalation', 'escalation_ack')
+       GROUP BY TenantId HAVING argMax(Kind, Seq) = 'escalation'`,
+    );
+    const trips = new Map<string, number[]>();
+    for (const row of tripRows) if (row.Times.length > 0) trips.set(row.TenantId, row.Times.map(Number));
+    return { trips, escalated: escalatedRows.map((r) => r.TenantId) };
   }
 
   async pruneClosedBreakers(beforeMs: number): Promise<number> {
