@@ -5,7 +5,7 @@
 // in flight; a request that could not leave on time is counted as late).
 import { Agent, request } from 'node:http';
 import { isEntry, runChild } from './child.js';
-import { buildPayloads, type PayloadSpec } from './payloads.js';
+import { buildPayloads, freshPayload, type PayloadSpec } from './payloads.js';
 
 export interface LoadSpec extends PayloadSpec {
   url: string;
@@ -66,8 +66,9 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
         else if (wait < -10) late++;
       }
       sent++;
+      const body = freshPayload(payloads[i % payloads.length]!, i);
       const sentAt = performance.now();
-      const status = await send(payloads[i % payloads.length]!);
+      const status = await send(body);
       latencies.push(performance.now() - sentAt);
       statusCounts[status] = (statusCounts[status] ?? 0) + 1;
       if (status === 200) acked += spec.spansPerRequest;

@@ -12,6 +12,7 @@ import { floorInputsFromChild, type FloorInputs } from './floor-inputs.js';
 import { jsonStorageRate, nativeStorageFloor, singleRowInsertMs, startTransportFloor } from './floors.js';
 import { checkpointCost, firstBatchOf, historyQuery, percentile, recordDecisionLatency, recordGcPauses, seedHistory } from './decision-path.js';
 import { startHaltingAgents, type HaltingAgentsSpec } from './halting-agents.js';
+import { runIncidentPhase } from './incident.js';
 import { loadFromChild, type LoadResult, type LoadSpec } from './load-generator.js';
 import type { Encoding } from './payloads.js';
 import { summarize, writeReport, type Figure, type Report, type SweepPoint } from './report.js';
@@ -354,6 +355,35 @@ const sweep: SweepPoint[] = [];
 
 await transport.close();
 await bench.stop();
+
+// Incident: a trip storm under the built-in default policy against the same load where nothing
+// trips, each on a process of its own (bench/incident.ts), interleaved; then the storm paced at
+// half the calm rate for its decision latency.
+{
+  const seconds = quick ? 2 : 10;
+  for (let r = 0; r < (quick ? 1 : Math.min(repeats, 3)); r++) {
+    const calm = await runIncidentPhase('calm', seconds);
+    const storm = await runIncidentPhase('default', seconds);
+    const paced = await runIncidentPhase('default', seconds, calm.rate / 2);
+    for (const phase of [calm, storm, paced]) {
+      if (phase.exitCode !== 0) failures.push(`incident (${phase.policy}): exit code ${phase.exitCode} after SIGTERM`);
+      if (phase.sigtermMs > 10_000) failures.push(`incident (${phase.policy}): SIGTERM took ${Math.round(phase.sigtermMs)} ms (over 10 s)`);
+    }
+    if (storm.auditPerSecond === 0) failures.push('incident: the storm tripped no breaker (no audit event written)');
+    record('incident.calm.rate', 'incident: ingest with nothing tripping (bench policy), 16 senders, 1,000-span requests, 100 tenants', 'spans/s', calm.rate);
+    record('incident.storm.rate', 'incident: the same load under the default policy (every run and tenant trips)', 'spans/s', storm.rate);
+    record('incident.storm.ratio', 'incident: storm ingest as a share of calm ingest (target >= 80 %)', '%', (storm.rate / calm.rate) * 100);
+    record('incident.storm.audit', 'incident: audit events written to ClickHouse during the storm', 'events/s', storm.auditPerSecond);
+    record('incident.storm.coalesced', 'incident: run transitions coalesced during the storm', 'events', storm.coalesced);
+    record('incident.storm.sigterm', 'incident: SIGTERM right after the storm to exit (target <= 10 s)', 'ms', storm.sigtermMs);
+    record('incident.paced.decision.p99', 'incident: decision latency p99 during the storm paced at half the calm rate (histogram bucket bound)', 'ms', paced.decisionP99Ms);
+    record('incident.paced.audit', 'incident: audit events written during the paced storm', 'events/s', paced.auditPerSecond);
+    console.log(
+      `incident ${r + 1}: calm ${Math.round(calm.rate)} spans/s, storm ${Math.round(storm.rate)} spans/s (${((storm.rate / calm.rate) * 100).toFixed(0)} %), ` +
+        `${Math.round(storm.auditPerSecond)} audit events/s, SIGTERM ${Math.round(storm.sigtermMs)} ms; paced storm decision p99 <= ${paced.decisionP99Ms} ms`,
+    );
+  }
+}
 const summarized = Object.fromEntries(Object.entries(figures).map(([key, f]) => [key, { ...f, ...summarize(f.values) }]));
 
 const report: Report = {

@@ -61,7 +61,7 @@ export class SelfMetrics {
   readonly decisionLatency = new Histogram({
     name: 'breakwater_decision_latency_seconds',
     help: 'From an OTLP request received to the decisions for its spans published',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
 
@@ -74,6 +74,11 @@ export class SelfMetrics {
     name: 'breakwater_spans_redelivered_total',
     help: 'Spans of a request delivered again (an exporter retry), by what was skipped: the decision path, or storage too when the first delivery committed',
     labelNames: ['skipped'] as const,
+    registers: [this.registry],
+  });
+  readonly auditWritten = new Counter({
+    name: 'breakwater_audit_events_written_total',
+    help: 'Audit events confirmed by ClickHouse',
     registers: [this.registry],
   });
   readonly auditCoalesced = new Counter({

@@ -98,6 +98,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     walDir: AuditLog.walDirIn(config.dataDir),
     onQueueDepth: (events) => metrics.auditQueueDepth.set(events),
     onCoalesced: () => metrics.auditCoalesced.inc(),
+    onWritten: (events) => metrics.auditWritten.inc(events),
     onFlushError: (error, events) => {
       metrics.auditFlushFailures.inc();
       log.error({ error: error.message.slice(0, 300), events }, 'audit batch not written to ClickHouse; retrying (the events are in the write-ahead log)');

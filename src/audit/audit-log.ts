@@ -21,7 +21,10 @@ export interface AuditLogOptions {
   now?: () => number;
   /** events per flush, at most; default 5 000 */
   batchMaxEvents?: number;
-  /** longest an event waits for its flush; default 20 ms */
+  /**
+   * longest an event waits for its flush; default 250 ms. The write-ahead log already holds it:
+   * this only sets how many inserts (each a part to merge, in three tables) a storm costs ClickHouse.
+   */
   batchMaxDelayMs?: number;
   /** queued events past which automated run-breaker transitions are coalesced; default 10 000 */
   coalesceAbove?: number;
@@ -30,6 +33,8 @@ export interface AuditLogOptions {
   /** an automated transition was folded into the next event of its breaker */
   onCoalesced?: () => void;
   onFlushError?: (error: Error, events: number) => void;
+  /** a batch reached ClickHouse */
+  onWritten?: (events: number) => void;
 }
 
 export class AuditLogClosedError extends Error {
@@ -145,6 +150,7 @@ export class AuditLog {
     return new Promise((resolve, reject) => {
       try {
         this.#chain(input, [{ resolve, reject }]);
+        this.#startFlush(); // someone is waiting: no batching delay
       } catch (err) {
         reject(err as Error);
       }
@@ -260,7 +266,7 @@ export class AuditLog {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         this.#startFlush();
-      }, this.#o.batchMaxDelayMs ?? 20);
+      }, this.#o.batchMaxDelayMs ?? 250);
     }
   }
 
@@ -322,6 +328,7 @@ export class AuditLog {
         }
         delay = RETRY_MIN_MS;
         this.#queue.splice(0, batch.length);
+        this.#o.onWritten?.(batch.length);
         for (const queued of batch) {
           if (this.#lastQueued.get(queued.event.tenantId) === queued) this.#lastQueued.delete(queued.event.tenantId);
           for (const waiter of queued.waiters) waiter.resolve(queued.event);

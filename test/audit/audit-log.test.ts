@@ -365,12 +365,14 @@ describe('AuditLog on embedded ClickHouse', () => {
   it('coalesces automated run transitions over the queue bound, never operator events, and keeps the count', async () => {
     const { gated, open } = gatedStore();
     let coalesced = 0;
+    let written = 0;
     const depths: number[] = [];
     const { log } = await AuditLogClass.open(gated, {
       walDir: mkdtempSync(join(tmpdir(), 'bw-audit-wal-')),
       coalesceAbove: 3,
       onCoalesced: () => coalesced++,
       onQueueDepth: (n) => depths.push(n),
+      onWritten: (n) => (written += n),
     });
     for (let i = 1; i <= 3; i++) log.record(operatorEvent('storm', i));
     const chained: number[] = [];
@@ -389,5 +391,6 @@ describe('AuditLog on embedded ClickHouse', () => {
     expect(loop.reason).toBe('transition 5');
     expect(chained).toEqual([loop.seq]);
     expect(await log.verify('storm')).toEqual({ ok: true, events: 6 });
+    expect(written).toBe(6);
   });
 });
