@@ -356,7 +356,7 @@ export class AuditLog {
     const states = new Map<string, BreakerStateRow>();
     for (const { event, breaker } of batch) {
       heads.set(event.tenantId, { seq: event.seq, hash: event.hash, eventTime: event.eventTime });
-      if (breaker !== undefined) states.set(`${breaker.tenantId}\u0000${breaker.scope}\u0000${breaker.runId}`, breaker);
+      if (breaker !== undefined) states.set(breakerStateKey(breaker), breaker);
     }
     const write: AuditBatch = { events, heads, breakerStates: [...states.values()] };
     await this.#store.write(write);
@@ -388,6 +388,7 @@ export class AuditLog {
       }
     }
     const stored = await this.#store.storedSeqs([...new Set(events.map((e) => e.event.tenantId))]);
+    await this.#repairStored(events.map((e) => e.event).filter((e) => e.seq <= (stored.get(e.tenantId) ?? 0)));
     let replayed = 0;
     for (const { event, walId } of events) {
       if (event.seq <= (stored.get(event.tenantId) ?? 0)) continue;
@@ -403,6 +404,23 @@ export class AuditLog {
     if (this.#queue.length === 0) this.#wal.release(Number.MAX_SAFE_INTEGER);
     else await this.flush();
     return replayed;
+  }
+
+  /**
+   * Events of the write-ahead log that ClickHouse holds: a process killed between a batch's events
+   * and its heads and breaker states left those behind, so they are written again (both are
+   * idempotent: the newest Seq wins).
+   */
+  async #repairStored(storedEvents: readonly AuditEvent[]): Promise<void> {
+    if (storedEvents.length === 0) return;
+    const heads = new Map<string, ChainHead & { eventTime: number }>();
+    const states = new Map<string, BreakerStateRow>();
+    for (const event of storedEvents) {
+      heads.set(event.tenantId, { seq: event.seq, hash: event.hash, eventTime: event.eventTime });
+      const state = breakerStateOf(event.details, event);
+      if (state !== undefined) states.set(breakerStateKey(state), state);
+    }
+    await this.#store.write({ events: [], heads, breakerStates: [...states.values()] });
   }
 
   #batchMax(): number {
@@ -428,6 +446,10 @@ function coalescingKey(input: Pick<AuditEventInput, 'kind' | 'scope' | 'tenantId
 function withCoalesced(input: AuditEventInput, folded: Pick<Deferred, 'count' | 'firstAt' | 'firstFrom'>): AuditEventInput {
   const details = typeof input.details === 'string' ? (parseJson(input.details) ?? {}) : ((input.details as Record<string, unknown> | undefined) ?? {});
   return { ...input, details: { ...details, coalesced: { transitions: folded.count, firstAt: folded.firstAt, firstFrom: folded.firstFrom } } };
+}
+
+function breakerStateKey(state: BreakerStateRow): string {
+  return `${state.tenantId}\u0000${state.scope}\u0000${state.runId}`;
 }
 
 /** The breaker state an event records, when its details carry a breaker snapshot. */

@@ -393,4 +393,28 @@ describe('AuditLog on embedded ClickHouse', () => {
     expect(await log.verify('storm')).toEqual({ ok: true, events: 6 });
     expect(written).toBe(6);
   });
+
+  it('writes again the heads and breaker states of a batch killed after its events landed', async () => {
+    const walDir = mkdtempSync(join(tmpdir(), 'bw-audit-wal-'));
+    const real = new ClickHouseAuditStore(store.client);
+    // The process dies between the batch's events insert and its heads and breaker states.
+    const dying: AuditStore = Object.assign(Object.create(real) as AuditStore, {
+      async write(batch: AuditBatch) {
+        await real.write({ events: batch.events, heads: new Map(), breakerStates: [] });
+        await new Promise(() => {});
+      },
+    });
+    const c = clock();
+    const { log: killed } = await AuditLogClass.open(dying, { walDir, now: c.now, batchMaxDelayMs: 1 });
+    const bus = new DecisionBus({ now: c.now });
+    const breaker = new CircuitBreaker({ tenantId: 'half-written', scope: 'RUN', runId: 'r' }, c.now);
+    const over = evaluateThresholds({ toolCallsPerMinute: 120 }, { toolCallsPerMinute: 60 }, 0.5);
+    for (const t of breaker.evaluate(over, settings)) killed.record(breakerTransitionEvent(t, bus.publish(breaker.decision())));
+    while ((await storedCount('half-written')) === 0) await new Promise((r) => setTimeout(r, 10));
+
+    const { log, replayed } = await AuditLogClass.open(real, { walDir, now: c.now });
+    expect(replayed).toBe(0);
+    expect(await log.verify('half-written')).toEqual({ ok: true, events: 1 });
+    expect((await log.restoreBreakers()).filter((b) => b.key.tenantId === 'half-written').map((b) => b.snapshot.state)).toEqual(['OPEN']);
+  });
 });
