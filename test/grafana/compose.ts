@@ -35,7 +35,7 @@ export function composeSection(readme: string): string | undefined {
 }
 
 /** What the README's compose section fails to say about the compose file. */
-export function composeReadmeProblems(readme: string, compose: Json, composeText: string): string[] {
+export function composeReadmeProblems(readme: string, compose: Json, composeText: string, configurationDoc: string): string[] {
   const section = composeSection(readme);
   if (section === undefined) return [`README.md has no "${README_COMPOSE_HEADING}" section`];
   const problems: string[] = [];
@@ -48,9 +48,11 @@ export function composeReadmeProblems(readme: string, compose: Json, composeText
   for (const variable of hostVariables(composeText)) {
     if (!section.includes(`\`${variable}\``)) problems.push(`${variable} is read by docker-compose.yml but not in the README's compose section`);
   }
-  // what Breakwater itself is given: each setting documented somewhere in the README
+  // what Breakwater itself is given: each setting documented in the README or the configuration reference
   for (const variable of Object.keys(compose.services.breakwater?.environment ?? {})) {
-    if (!readme.includes(`\`${variable}\``)) problems.push(`${variable} (breakwater's environment) is not in the README`);
+    if (!readme.includes(`\`${variable}\``) && !configurationDoc.includes(`\`${variable}\``)) {
+      problems.push(`${variable} (breakwater's environment) is in neither the README nor docs/configuration.md`);
+    }
   }
   return problems;
 }
