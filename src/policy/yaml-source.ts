@@ -47,7 +47,7 @@ export function readYaml(text: string, fileName: string): YamlSource {
   const locate: Locate = (path) => position(offsetOfPath(document, path));
 
   // Warnings count too: an unresolved tag (`!foo`) would otherwise become a string.
-  const problems = [
+  const found = [
     ...[...document.errors, ...document.warnings].map((problem: YAMLError) => ({
       offset: problem.pos[0],
       message: STACK_OVERFLOW.test(problem.message) ? 'is nested too deeply' : problem.message,
@@ -55,6 +55,10 @@ export function readYaml(text: string, fileName: string): YamlSource {
     // a document that did not parse may be partial; its keys are checked once it parses
     ...(document.errors.length === 0 ? keyProblems(document, (offset) => position(offset).line) : []),
   ];
+  // An exhausted stack leaves the rest of the parse in pieces (how many depends on the stack's
+  // size): the nesting is the one problem to report.
+  const tooDeep = found.find((p) => p.message === 'is nested too deeply');
+  const problems = tooDeep === undefined ? found : [tooDeep];
   if (problems.length > 0) {
     // only the issues listed get a key path: finding one walks the document
     const listed = problems.sort((a, b) => a.offset - b.offset).slice(0, MAX_REPORTED_ISSUES);

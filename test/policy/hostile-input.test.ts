@@ -68,6 +68,26 @@ describe('hostile input', () => {
     expect(issues[0]?.message).toMatch(/^(unknown key|is nested too deeply)/);
   });
 
+  it('reports deep nesting once, however much stack is left when the file is parsed', () => {
+    const lines: string[] = [];
+    for (let depth = 0; depth < 1000; depth++) lines.push(`${' '.repeat(depth)}k${depth}:`);
+    const text = `${lines.join('\n')} 1\n`;
+    const counts = new Set<number>();
+    // Parsing from deeper and deeper in the stack reaches every point where yaml's composer gives out.
+    const parseAt = (frames: number): void => {
+      if (frames > 0) return parseAt(frames - 1);
+      counts.add(policyIssues(() => parsePolicy(text, 'deep.yaml')).length);
+    };
+    for (let frames = 0; frames < 9_000; frames += 40) {
+      try {
+        parseAt(frames);
+      } catch (err) {
+        if (!(err instanceof RangeError)) throw err; // the test's own recursion ran out first
+      }
+    }
+    expect([...counts]).toEqual([1]);
+  });
+
   it('parses a 1 MiB file of many keys in linear time', () => {
     const entries: string[] = [];
     for (let i = 0; entries.join('\n').length < MAX_POLICY_BYTES - 40_000 && i < 200_000; i += 1000) {
