@@ -21,6 +21,7 @@ export interface ServiceConfig {
   maxBodyBytes: number;
   retentionDays: number;
   tenantQueueSharePercent: number;
+  allowAuthRemoval: boolean;
   batchMaxSpans: number;
   batchMaxDelayMs: number;
   /** spans waiting for ClickHouse; past it the receiver answers 503 with Retry-After */
@@ -81,6 +82,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
   { key: 'logLevel', flag: 'log-level', env: 'BREAKWATER_LOG_LEVEL', kind: 'level', default: 'info', help: 'debug | info | warn | error | silent' },
   { key: 'graphqlIntrospection', flag: 'graphql-introspection', env: 'BREAKWATER_GRAPHQL_INTROSPECTION', kind: 'bool', default: 'true', help: 'answer schema introspection (GraphiQL needs it)' },
+  { key: 'allowAuthRemoval', flag: 'allow-auth-removal', env: 'BREAKWATER_ALLOW_AUTH_REMOVAL', kind: 'bool', default: 'false', help: 'let a reloaded policy file drop every admin token, or all of a tenant\'s tokens or ingest keys' },
   { key: 'insecure', flag: 'insecure', env: 'BREAKWATER_INSECURE', kind: 'bool', default: 'false', help: 'allow a non-loopback host without auth tokens' },
 ];
 

@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
-import { AuthFailureLimiter, createAuthenticator, type Authenticator } from '../api/auth.js';
+import { AuthFailureLimiter, createAuthenticator, type AuthConfig, type Authenticator } from '../api/auth.js';
+import { authCounts, authDropped } from '../api/auth-reload.js';
+import type { PolicyDocument } from '../policy/policy-types.js';
 import { createGraphqlService, DEFAULT_LIMITS } from '../api/graphql-server.js';
 import { resolveAuthConfig } from '../api/secrets.js';
 import { AnomalyDetector } from '../breakers/anomaly.js';
@@ -78,7 +80,8 @@ export interface Core {
 /** Starts Breakwater: storage and migrations first, then the decision path, then the listeners. */
 export async function startService(config: ServiceConfig, log: Logger): Promise<Service> {
   const fileDocument = await loadPolicyFile(config.policyFile, { explicit: config.policyFileExplicit });
-  let authenticator = createAuthenticator(resolveAuthConfig(fileDocument.auth, process.env));
+  let authConfig = resolveAuthConfig(fileDocument.auth, process.env);
+  let authenticator = createAuthenticator(authConfig);
   if (!isLoopback(config.host) && !authenticator.hasApiTokens && !config.insecure) {
     throw new ConfigError(
       `refusing to listen on ${config.host} without API tokens: add auth.adminTokens to the policy file, or pass --insecure`,
@@ -111,9 +114,12 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const policy = new PolicyStore();
   const runtimePolicy = new RuntimePolicy(policy, store.client, audit, log);
   await runtimePolicy.load(fileDocument);
-  policy.onChange((document) => {
+  policy.onChange((document, source) => {
     try {
-      authenticator = createAuthenticator(resolveAuthConfig(document.auth, process.env));
+      const next = resolveAuthConfig(document.auth, process.env);
+      authenticator = createAuthenticator(next);
+      authConfig = next;
+      log.info({ source, ...authCounts(next) }, 'policy changed; credentials in force');
     } catch (err) {
       log.error({ error: (err as Error).message }, 'auth section not applied; the previous tokens stay in force');
     }
@@ -121,7 +127,22 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   if (existsSync(config.policyFile)) {
     policy.watchFile(config.policyFile, {
       onError: (err) => log.error({ error: err.message }, 'policy file not reloaded; the last good policy stays in force'),
+      vet: (document) => reloadRefusal(document),
     });
+  }
+  /** Why a reloaded file must not replace the one in force: it loosens authentication by accident. */
+  function reloadRefusal(document: PolicyDocument): string | undefined {
+    let next: AuthConfig;
+    try {
+      next = resolveAuthConfig(document.auth, process.env);
+    } catch (err) {
+      return `its auth section cannot be read (${(err as Error).message})`;
+    }
+    if (!isLoopback(config.host) && !createAuthenticator(next).hasApiTokens && !config.insecure) {
+      return `it holds no API token, and ${config.host} is not a loopback address (--insecure allows it)`;
+    }
+    const dropped = config.allowAuthRemoval ? undefined : authDropped(authConfig, next);
+    return dropped === undefined ? undefined : `it drops ${dropped} (a truncated or half-written file does; --allow-auth-removal allows it)`;
   }
 
   // Two engines publish (breakers, degradation): the bus keeps each one's latest and publishes the more severe.

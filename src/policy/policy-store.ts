@@ -19,6 +19,13 @@ export interface WatchFileOptions {
   onError: (error: Error) => void;
   /** quiet time after the last file event before reloading; editors write a file in several steps */
   debounceMs?: number;
+  /** why a reloaded document must not be put in force, or undefined (it is refused, reported through onError) */
+  vet?: (next: PolicyDocument) => string | undefined;
+}
+
+/** A reload refused by the watcher's `vet`: the policy in force is unchanged. */
+export class PolicyReloadRefusedError extends Error {
+  override name = 'PolicyReloadRefusedError';
 }
 
 // Effective policies of unlisted tenants are cached too; past this many the cache starts over, so a
@@ -109,7 +116,7 @@ export class PolicyStore {
     this.watcher = watch(dirname(path), { persistent: false }, (_event, changed) => {
       if (changed !== null && changed.toString() !== name) return;
       clearTimeout(this.debounceTimer);
-      this.debounceTimer = setTimeout(() => void this.reload(path, options.onError), debounceMs);
+      this.debounceTimer = setTimeout(() => void this.reload(path, options), debounceMs);
       this.debounceTimer.unref();
     });
     this.watcher.on('error', (error) => options.onError(error));
@@ -124,7 +131,7 @@ export class PolicyStore {
     this.reloadGeneration++;
   }
 
-  private async reload(path: string, onError: (error: Error) => void): Promise<void> {
+  private async reload(path: string, { onError, vet }: WatchFileOptions): Promise<void> {
     const generation = ++this.reloadGeneration;
     let loaded: PolicyDocument;
     try {
@@ -142,6 +149,11 @@ export class PolicyStore {
     // Editors touch files without changing them: an unchanged file is not a change to announce, and
     // must not undo run-time changes made since. A changed file replaces the whole document.
     if (this.lastFileDocument !== undefined && samePolicy(loaded, this.lastFileDocument)) return;
+    const refusal = vet?.(loaded);
+    if (refusal !== undefined) {
+      onError(new PolicyReloadRefusedError(`${path} not reloaded: ${refusal}; the policy in force is unchanged`));
+      return;
+    }
     this.lastFileDocument = loaded;
     try {
       this.replace(this.overlay(loaded), path);
