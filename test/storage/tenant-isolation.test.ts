@@ -43,12 +43,16 @@ describe('storage isolation between tenants', () => {
   it('refuses, in partial_success, spans outside the retention window or too far ahead, and stores the rest', async () => {
     service = await startTestService({ dataDir, retentionDays: 30 });
     const now = Date.now();
-    const res = await post(spansAt('window', [now - 40 * DAY, now - 29 * DAY, now, now + 5 * 60_000, now + 3 * 3_600_000, 0], 'json'), 'json');
+    // 0, and 2106 and 2150 (past toDateTime's range, so the TTL would delete them at once), were
+    // answered 200 before and then lost.
+    const y2106 = Date.UTC(2106, 2, 1);
+    const y2150 = Date.UTC(2150, 0, 1);
+    const res = await post(spansAt('window', [now - 40 * DAY, now - 29 * DAY, now, now + 5 * 60_000, now + 3 * 3_600_000, 0, y2106, y2150], 'json'), 'json');
     expect(res.status).toBe(200);
     const body = (await res.json()) as { partialSuccess?: { rejectedSpans?: number | string; errorMessage?: string } };
-    expect(Number(body.partialSuccess?.rejectedSpans)).toBe(3);
+    expect(Number(body.partialSuccess?.rejectedSpans)).toBe(5);
     expect(body.partialSuccess?.errorMessage).toContain('2 span(s) rejected: start time older than the 30-day retention window');
-    expect(body.partialSuccess?.errorMessage).toContain('1 span(s) rejected: start time more than 60 min ahead of the server clock');
+    expect(body.partialSuccess?.errorMessage).toContain('3 span(s) rejected: start time more than 60 min ahead of the server clock');
     expect(await stored('window')).toBe(3);
   });
 
