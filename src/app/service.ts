@@ -154,6 +154,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     maxRuns: MAX_RUNS,
     prices: () => policy.current().prices,
     errorRatio: (tenantId) => policy.forTenant(tenantId).errorRatio,
+    holdsDecision: (tenantId, runId) => engine.holdsDecision(tenantId, runId),
     onEvict: (event) => {
       // Called only from engine.observe (through record), so `engine` is initialised by then.
       if (event.kind === 'run') {

@@ -246,6 +246,12 @@ export class BreakerEngine implements SpanObserver {
     }
   }
 
+  /** The run's breaker is not CLOSED: its state carries a decision the run must keep getting. */
+  holdsDecision(tenantId: string, runId: string): boolean {
+    const breaker = this.#breakers.get(breakerKeyId({ tenantId, scope: 'RUN', runId }));
+    return breaker !== undefined && breaker.state !== 'CLOSED';
+  }
+
   /** Forgets a run the windows evicted: its breaker and latest decision go with it. */
   forgetRun(tenantId: string, runId: string): void {
     this.#breakers.delete(breakerKeyId({ tenantId, scope: 'RUN', runId }));

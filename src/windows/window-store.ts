@@ -42,7 +42,7 @@
 // Eviction. Idleness is measured on the store clock at record time (not span time). evictIdle()
 //   drops runs idle >= runIdleMs, tenants idle >= tenantIdleMs (with any runs left), providers and
 //   models idle >= providerIdleMs. Creating a run beyond maxRuns evicts the least recently used
-//   run; providers and models have caps too. Reads never refresh idleness. onEvict sees each
+//   run that holds no decision (holdsDecision); providers and models have caps too. Reads never refresh idleness. onEvict sees each
 //   evicted window (runs with their final details and metrics) after it left the store.
 // Duplicates. A request delivered again (an exporter retry) never reaches the store twice: the
 //   ingest pipeline recognizes it (app/recent-deliveries.ts). A span sent again inside another
@@ -100,7 +100,16 @@ export interface WindowStoreOptions {
   /** (provider, model) windows; default 1024 */
   maxModels?: number;
   onEvict?: (event: EvictionEvent) => void;
+  /**
+   * A run whose state carries a decision (a breaker not CLOSED): the maxRuns cap evicts other runs
+   * first, so one tenant's new runs cannot push another tenant's halted run out. Idle eviction
+   * still applies. Default: none do.
+   */
+  holdsDecision?: (tenantId: string, runId: string) => boolean;
 }
+
+/** Runs looked at, oldest first, for one the cap may evict before it evicts a run holding a decision. */
+const CAP_SCAN = 256;
 
 export const DEFAULT_ERROR_RATIO: Readonly<ErrorRatioSettings> = Object.freeze({ minCalls: 10, lastN: 50 });
 export const DEFAULT_PROVIDER_ERROR_RATIO: Readonly<ErrorRatioSettings> = Object.freeze({
@@ -131,6 +140,7 @@ export class WindowStore {
   private readonly maxProviders: number;
   private readonly maxModels: number;
   private readonly onEvict: ((event: EvictionEvent) => void) | undefined;
+  private readonly holdsDecision: (tenantId: string, runId: string) => boolean;
 
   private readonly tenantsById = new Map<string, TenantWindow>();
   private readonly tenantLru = new LruList<TenantWindow>();
@@ -154,6 +164,7 @@ export class WindowStore {
     this.maxProviders = Math.max(1, options.maxProviders ?? 256);
     this.maxModels = Math.max(1, options.maxModels ?? 1024);
     this.onEvict = options.onEvict;
+    this.holdsDecision = options.holdsDecision ?? (() => false);
   }
 
   /** The window time W (epoch second) as of now: max(now's second, newest span end second). */
@@ -311,15 +322,24 @@ export class WindowStore {
     let run = tenant.runs.get(runId);
     if (run === undefined) {
       while (this.runLru.size >= this.maxRuns) {
-        const oldest = this.runLru.oldest();
-        if (oldest === null) break;
-        this.evictRun(oldest, 'cap');
+        const victim = this.capVictim();
+        if (victim === null) break;
+        this.evictRun(victim, 'cap');
       }
       run = new RunWindow(tenant.tenantId, runId, nowMs);
       tenant.runs.set(runId, run);
     }
     this.runLru.touch(run, nowMs);
     return run;
+  }
+
+  /** The least recently used run not holding a decision, among the oldest CAP_SCAN; else the oldest. */
+  private capVictim(): RunWindow | null {
+    let node = this.runLru.oldest();
+    for (let i = 0; node !== null && i < CAP_SCAN; i++, node = node.lruNext) {
+      if (!this.holdsDecision(node.tenantId, node.runId)) return node;
+    }
+    return this.runLru.oldest();
   }
 
   private providerFor(provider: string, nowMs: number): ProviderWindow {
