@@ -139,7 +139,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ser
       const url = new URL(result.clickhouseUrl);
       if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
     } catch {
-      throw new ConfigError(`CLICKHOUSE_URL / --clickhouse-url: expected an http(s) URL, got ${JSON.stringify(result.clickhouseUrl)}`);
+      throw new ConfigError(`CLICKHOUSE_URL / --clickhouse-url: expected an http(s) URL, got ${JSON.stringify(withoutCredentials(result.clickhouseUrl))}`);
     }
   }
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(result.clickhouseDatabase)) {
@@ -187,4 +187,9 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
 export function isLoopback(host: string): boolean {
   return LOOPBACK.has(host) || host.startsWith('127.');
+}
+
+/** A URL as it may be shown in an error: whatever stands before an `@` in its authority is a credential. */
+function withoutCredentials(text: string): string {
+  return text.replace(/^([^:/?#]*:\/\/)?[^/?#@]*@/, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`);
 }

@@ -39,6 +39,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig(argv, {})).toThrow(message);
   });
 
+  it.each(['ftp://user:s3cret-pass@host:9000', 'user:s3cret-pass@host:8123', 'ftp://s3cret-pass@host'])(
+    'does not echo the credentials of a rejected ClickHouse URL (%s)',
+    (url) => {
+      expect(() => loadConfig(['--clickhouse-url', url], {})).toThrow(/expected an http\(s\) URL, got ".*\*\*\*@host/);
+      expect(() => loadConfig([], { CLICKHOUSE_URL: url })).not.toThrow(/s3cret/);
+    },
+  );
+
   it('names the env var when the bad value came from the environment', () => {
     expect(() => loadConfig([], { BREAKWATER_GRAPHQL_PORT: 'abc' })).toThrow(/BREAKWATER_GRAPHQL_PORT/);
   });
