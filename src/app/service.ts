@@ -82,7 +82,9 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const fileDocument = await loadPolicyFile(config.policyFile, { explicit: config.policyFileExplicit });
   let authConfig = resolveAuthConfig(fileDocument.auth, process.env);
   let authenticator = createAuthenticator(authConfig);
-  if (!isLoopback(config.host) && !authenticator.hasApiTokens && !config.insecure) {
+  // No API token is allowed on a loopback address, or with --insecure: at start and at every reload.
+  const unprotected = (auth: Authenticator) => !isLoopback(config.host) && !auth.hasApiTokens && !config.insecure;
+  if (unprotected(authenticator)) {
     throw new ConfigError(
       `refusing to listen on ${config.host} without API tokens: add auth.adminTokens to the policy file, or pass --insecure`,
     );
@@ -138,7 +140,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     } catch (err) {
       return `its auth section cannot be read (${(err as Error).message})`;
     }
-    if (!isLoopback(config.host) && !createAuthenticator(next).hasApiTokens && !config.insecure) {
+    if (unprotected(createAuthenticator(next))) {
       return `it holds no API token, and ${config.host} is not a loopback address (--insecure allows it)`;
     }
     const dropped = config.allowAuthRemoval ? undefined : authDropped(authConfig, next);

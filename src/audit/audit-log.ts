@@ -352,13 +352,7 @@ export class AuditLog {
       const stored = await this.#store.storedSeqs([...new Set(events.map((e) => e.tenantId))]);
       events = events.filter((e) => e.seq > (stored.get(e.tenantId) ?? 0));
     }
-    const heads = new Map<string, ChainHead & { eventTime: number }>();
-    const states = new Map<string, BreakerStateRow>();
-    for (const { event, breaker } of batch) {
-      heads.set(event.tenantId, { seq: event.seq, hash: event.hash, eventTime: event.eventTime });
-      if (breaker !== undefined) states.set(breakerStateKey(breaker), breaker);
-    }
-    const write: AuditBatch = { events, heads, breakerStates: [...states.values()] };
+    const write: AuditBatch = { events, ...headsAndStates(batch) };
     await this.#store.write(write);
     this.#uncertain = false;
   }
@@ -394,7 +388,7 @@ export class AuditLog {
       if (event.seq <= (stored.get(event.tenantId) ?? 0)) continue;
       const head = this.#heads.get(event.tenantId) ?? GENESIS_HEAD;
       if (event.seq > head.seq) this.#heads.set(event.tenantId, { seq: event.seq, hash: event.hash });
-      this.#enqueue({ event, walId, breaker: breakerStateOf(parseJson(event.details) ?? undefined, event), waiters: [] });
+      this.#enqueue({ event, walId, breaker: breakerStateOf(event.details, event), waiters: [] });
       replayed++;
     }
     for (const { record } of deferred.values()) {
@@ -413,14 +407,8 @@ export class AuditLog {
    */
   async #repairStored(storedEvents: readonly AuditEvent[]): Promise<void> {
     if (storedEvents.length === 0) return;
-    const heads = new Map<string, ChainHead & { eventTime: number }>();
-    const states = new Map<string, BreakerStateRow>();
-    for (const event of storedEvents) {
-      heads.set(event.tenantId, { seq: event.seq, hash: event.hash, eventTime: event.eventTime });
-      const state = breakerStateOf(event.details, event);
-      if (state !== undefined) states.set(breakerStateKey(state), state);
-    }
-    await this.#store.write({ events: [], heads, breakerStates: [...states.values()] });
+    const implied = headsAndStates(storedEvents.map((event) => ({ event, breaker: breakerStateOf(event.details, event) })));
+    await this.#store.write({ events: [], ...implied });
   }
 
   #batchMax(): number {
@@ -448,8 +436,15 @@ function withCoalesced(input: AuditEventInput, folded: Pick<Deferred, 'count' | 
   return { ...input, details: { ...details, coalesced: { transitions: folded.count, firstAt: folded.firstAt, firstFrom: folded.firstFrom } } };
 }
 
-function breakerStateKey(state: BreakerStateRow): string {
-  return `${state.tenantId}\u0000${state.scope}\u0000${state.runId}`;
+/** What a run of events in chain order leaves behind: each tenant's newest link, each breaker's newest state. */
+function headsAndStates(entries: readonly { event: AuditEvent; breaker: BreakerStateRow | undefined }[]): Pick<AuditBatch, 'heads' | 'breakerStates'> {
+  const heads = new Map<string, ChainHead & { eventTime: number }>();
+  const states = new Map<string, BreakerStateRow>();
+  for (const { event, breaker } of entries) {
+    heads.set(event.tenantId, { seq: event.seq, hash: event.hash, eventTime: event.eventTime });
+    if (breaker !== undefined) states.set(`${breaker.tenantId}\u0000${breaker.scope}\u0000${breaker.runId}`, breaker);
+  }
+  return { heads, breakerStates: [...states.values()] };
 }
 
 /** The breaker state an event records, when its details carry a breaker snapshot. */

@@ -82,9 +82,9 @@ export class WriteAheadLog {
   append(value: unknown): number {
     if (this.#closed) throw new Error('write-ahead log is closed');
     const line = `${JSON.stringify(value)}\n`;
-    const active = this.#active();
-    if (active.bytes > 0 && active.bytes + line.length > this.#segmentBytes) this.#rotate();
     const bytes = Buffer.byteLength(line);
+    const active = this.#active();
+    if (active.bytes > 0 && active.bytes + bytes > this.#segmentBytes) this.#rotate();
     writeSync(this.#fd, line);
     const segment = this.#active();
     segment.bytes += bytes;

@@ -11,26 +11,6 @@ import type { SpanFacts } from './span-facts.js';
 import { carriesUsage, NO_USAGE, UsageRing, type UsageRates } from './usage-ring.js';
 import { SHORT_WINDOW_SECONDS, WINDOW_SECONDS } from './window-time.js';
 
-/** A run's cumulative figures as storage holds them, to resume it after a restart. */
-export interface RunTotals {
-  tenantId: string;
-  runId: string;
-  spanCount: number;
-  stepCount: number;
-  modelCalls: number;
-  toolCalls: number;
-  errorCalls: number;
-  inputTokens: number;
-  outputTokens: number;
-  costUsd: number;
-  /** epoch ms */
-  startedAtMs: number;
-  /** epoch ms */
-  endedAtMs: number;
-  /** deepest agent.depth carried by its spans (-1: none) */
-  maxDepth: number;
-}
-
 export interface RunDetails {
   tenantId: string;
   runId: string;
@@ -57,6 +37,15 @@ export interface RunDetails {
   /** true when the run had more agent spans than the edges hold */
   agentEdgesTruncated: boolean;
 }
+
+/** A run's cumulative figures as storage holds them, to resume it after a restart. */
+export type RunTotals = Pick<
+  RunDetails,
+  'tenantId' | 'runId' | 'spanCount' | 'stepCount' | 'modelCalls' | 'toolCalls' | 'errorCalls' | 'inputTokens' | 'outputTokens' | 'costUsd' | 'startedAtMs' | 'endedAtMs'
+> & {
+  /** deepest agent.depth carried by its spans (-1: none) */
+  maxDepth: number;
+};
 
 /**
  * The metric record of a run or a tenant: rates from a usage snapshot plus the cumulative figures.
