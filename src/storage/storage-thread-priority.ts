@@ -8,8 +8,9 @@
 //
 // ClickHouse's threads are those that appear after the engine starts and carry no Node thread name,
 // because names alone cannot tell them apart (ClickHouse names some of its threads MainThread and
-// renames the libuv threads it runs queries on). Threads come and go with ClickHouse's pools, so the sweep repeats. Raising a nice value needs no
-// privilege; Linux only (elsewhere, and with nice 0, this does nothing).
+// renames the libuv threads it runs queries on). Threads come and go with ClickHouse's pools, so
+// the sweep repeats. Raising a nice value needs no privilege; Linux only (elsewhere, and with
+// nice 0, this does nothing).
 import { access, readdirSync, readFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 

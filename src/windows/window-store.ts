@@ -42,8 +42,9 @@
 // Eviction. Idleness is measured on the store clock at record time (not span time). evictIdle()
 //   drops runs idle >= runIdleMs, tenants idle >= tenantIdleMs (with any runs left), providers and
 //   models idle >= providerIdleMs. Creating a run beyond maxRuns evicts the least recently used
-//   run that holds no decision (holdsDecision); providers and models have caps too. Reads never refresh idleness. onEvict sees each
-//   evicted window (runs with their final details and metrics) after it left the store.
+//   run that holds no decision (holdsDecision); providers and models have caps too. Reads never
+//   refresh idleness. onEvict sees each evicted window (runs with their final details and
+//   metrics) after it left the store.
 // Duplicates. A request delivered again (an exporter retry) never reaches the store twice: the
 //   ingest pipeline recognizes it (app/recent-deliveries.ts). A span sent again inside another
 //   request is counted again; only the agent tree ignores a repeated span id.
