@@ -3,7 +3,8 @@ import type { AuthConfig } from './auth.js';
 /** How many credentials an auth config holds, by kind and tenant: what a reload may log (never the values). */
 export interface AuthCounts {
   adminTokens: number;
-  tenantTokens: number;
+  tenantAdminTokens: number;
+  agentTokens: number;
   ingestKeys: number;
   tenants: number;
 }
@@ -12,9 +13,10 @@ export function authCounts(config: AuthConfig): AuthCounts {
   const sum = (lists: Readonly<Record<string, readonly string[]>>) => Object.values(lists).reduce((n, l) => n + l.length, 0);
   return {
     adminTokens: config.adminTokens.length,
-    tenantTokens: sum(config.tenantTokens),
+    tenantAdminTokens: sum(config.tenantAdminTokens),
+    agentTokens: sum(config.agentTokens),
     ingestKeys: sum(config.ingestKeys),
-    tenants: new Set([...Object.keys(config.tenantTokens), ...Object.keys(config.ingestKeys)]).size,
+    tenants: new Set([...Object.keys(config.tenantAdminTokens), ...Object.keys(config.agentTokens), ...Object.keys(config.ingestKeys)]).size,
   };
 }
 
@@ -26,12 +28,12 @@ export function authCounts(config: AuthConfig): AuthCounts {
 export function authDropped(previous: AuthConfig, next: AuthConfig): string | undefined {
   const dropped: string[] = [];
   if (previous.adminTokens.length > 0 && next.adminTokens.length === 0) dropped.push('every admin token');
-  const tenantsLosing = (kind: 'tenantTokens' | 'ingestKeys') =>
-    Object.entries(previous[kind])
-      .filter(([tenantId, list]) => list.length > 0 && (next[kind][tenantId]?.length ?? 0) === 0)
-      .map(([tenantId]) => tenantId);
-  const api = tenantsLosing('tenantTokens');
-  const ingest = tenantsLosing('ingestKeys');
+  const tenantsLosing = (count: (config: AuthConfig, tenantId: string) => number, tenants: Iterable<string>) =>
+    [...new Set(tenants)].filter((tenantId) => count(previous, tenantId) > 0 && count(next, tenantId) === 0);
+  const apiTokens = (config: AuthConfig, tenantId: string) =>
+    (config.tenantAdminTokens[tenantId]?.length ?? 0) + (config.agentTokens[tenantId]?.length ?? 0);
+  const api = tenantsLosing(apiTokens, [...Object.keys(previous.tenantAdminTokens), ...Object.keys(previous.agentTokens)]);
+  const ingest = tenantsLosing((config, tenantId) => config.ingestKeys[tenantId]?.length ?? 0, Object.keys(previous.ingestKeys));
   if (api.length > 0) dropped.push(`every API token of ${describeTenants(api)}`);
   if (ingest.length > 0) dropped.push(`every ingest key of ${describeTenants(ingest)}`);
   return dropped.length === 0 ? undefined : dropped.join(', ');

@@ -1,17 +1,30 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-/** Who is calling: an admin (every tenant) or one tenant. */
-export type Principal = { kind: 'admin'; name: string } | { kind: 'tenant'; tenantId: string; name: string };
+/**
+ * What a token may do. A platform admin reaches every tenant and every setting; a tenant admin
+ * reads its own tenant, answers its consent requests and may only tighten its own limits; an agent
+ * token (what the SDK holds) reads its tenant's decisions and runs, reserves quota, and changes nothing.
+ */
+export const ROLES = ['platformAdmin', 'tenantAdmin', 'agent'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who is calling: a platform admin, or a tenant's admin or agent. */
+export type Principal =
+  | { role: 'platformAdmin'; name: string }
+  | { role: 'tenantAdmin' | 'agent'; tenantId: string; name: string };
 
 export interface AuthConfig {
+  /** platform admins */
   adminTokens: readonly string[];
-  /** tenant id -> its API tokens */
-  tenantTokens: Readonly<Record<string, readonly string[]>>;
+  /** tenant id -> its tenant-admin tokens */
+  tenantAdminTokens: Readonly<Record<string, readonly string[]>>;
+  /** tenant id -> its agent tokens */
+  agentTokens: Readonly<Record<string, readonly string[]>>;
   /** tenant id -> its ingest keys for :4318 */
   ingestKeys: Readonly<Record<string, readonly string[]>>;
 }
 
-export const EMPTY_AUTH: AuthConfig = { adminTokens: [], tenantTokens: {}, ingestKeys: {} };
+export const EMPTY_AUTH: AuthConfig = { adminTokens: [], tenantAdminTokens: {}, agentTokens: {}, ingestKeys: {} };
 
 interface Entry<T> {
   digest: Buffer;
@@ -61,9 +74,12 @@ export interface Authenticator {
 
 export function createAuthenticator(config: AuthConfig): Authenticator {
   const api = new TokenTable<Principal>();
-  config.adminTokens.forEach((token, i) => api.add(token, { kind: 'admin', name: `admin#${i + 1}` }));
-  for (const [tenantId, tokens] of Object.entries(config.tenantTokens)) {
-    tokens.forEach((token, i) => api.add(token, { kind: 'tenant', tenantId, name: `${tenantId}#${i + 1}` }));
+  config.adminTokens.forEach((token, i) => api.add(token, { role: 'platformAdmin', name: `admin#${i + 1}` }));
+  for (const [tenantId, tokens] of Object.entries(config.tenantAdminTokens)) {
+    tokens.forEach((token, i) => api.add(token, { role: 'tenantAdmin', tenantId, name: `${tenantId}${TENANT_ACTOR_SEPARATOR}admin#${i + 1}` }));
+  }
+  for (const [tenantId, tokens] of Object.entries(config.agentTokens)) {
+    tokens.forEach((token, i) => api.add(token, { role: 'agent', tenantId, name: `${tenantId}${TENANT_ACTOR_SEPARATOR}agent#${i + 1}` }));
   }
   const ingest = new TokenTable<string>();
   for (const [tenantId, keys] of Object.entries(config.ingestKeys)) for (const key of keys) ingest.add(key, tenantId);
@@ -81,8 +97,16 @@ export function bearerToken(header: string | null | undefined): string | undefin
   return match?.[1];
 }
 
+// Tenant ids never contain '/', so a name with this prefix can only be one of that tenant's tokens.
+const TENANT_ACTOR_SEPARATOR = '/';
+
+/** Whether an actor recorded with an action (a token's name) is one of the tenant's own tokens. */
+export function isTenantActor(actor: string | null | undefined, tenantId: string): boolean {
+  return typeof actor === 'string' && actor.startsWith(`${tenantId}${TENANT_ACTOR_SEPARATOR}`);
+}
+
 export function canAccessTenant(principal: Principal, tenantId: string): boolean {
-  return principal.kind === 'admin' || principal.tenantId === tenantId;
+  return principal.role === 'platformAdmin' || principal.tenantId === tenantId;
 }
 
 /** Failed authentications are counted per address; past the limit, the answer is 429 for a while. */

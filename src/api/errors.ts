@@ -15,8 +15,16 @@ export function forbiddenTenant(): ReturnType<typeof createGraphQLError> {
   return createGraphQLError('this token cannot reach that tenant', { extensions: { code: 'FORBIDDEN' } });
 }
 
-export function adminOnly(): ReturnType<typeof createGraphQLError> {
-  return createGraphQLError('this operation needs an admin token', { extensions: { code: 'FORBIDDEN' } });
+const ROLE_NAMES = { platformAdmin: 'a platform admin token', tenantAdmin: "a tenant admin token (or a platform admin's)", agent: 'a token' } as const;
+
+/** The caller's role is below what the field needs; `rule` names the field, so a refusal says what refused it. */
+export function forbiddenRole(field: string, needed: keyof typeof ROLE_NAMES): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError(`${field} needs ${ROLE_NAMES[needed]}`, { extensions: { code: 'FORBIDDEN', rule: `${field} requires ${needed}` } });
+}
+
+/** A tenant admin's change that would loosen what the platform set, with the rule that refused it. */
+export function forbiddenLoosening(message: string, rule: string): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError(message, { extensions: { code: 'FORBIDDEN', rule } });
 }
 
 export function badInput(message: string): ReturnType<typeof createGraphQLError> {

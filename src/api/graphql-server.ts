@@ -11,6 +11,7 @@ import { WebSocketServer } from 'ws';
 import type { Core } from '../app/service.js';
 import { useGraphqlSse } from './graphql-sse.js';
 import { AuthFailureLimiter, bearerToken, type Principal } from './auth.js';
+import { withAuthority } from './authority.js';
 import { unauthenticated } from './errors.js';
 import { resolvers, type ApiContext } from './resolvers.js';
 
@@ -43,11 +44,11 @@ export const GRAPHQL_PATH = '/graphql';
 /**
  * Who is calling. With no API tokens configured at all (local development on loopback: the
  * service refuses a non-loopback host in that case unless --insecure) the caller is an anonymous
- * admin; otherwise a known token is required.
+ * platform admin; otherwise a known token is required.
  */
 function principalFor(core: Core, token: string | undefined): Principal {
   const auth = core.auth();
-  if (!auth.hasApiTokens) return { kind: 'admin', name: 'anonymous' };
+  if (!auth.hasApiTokens) return { role: 'platformAdmin', name: 'anonymous' };
   const principal = auth.principal(token);
   if (!principal) throw unauthenticated();
   return principal;
@@ -67,7 +68,8 @@ export interface GraphqlService {
 }
 
 export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT_LIMITS): GraphqlService {
-  const schema = createSchema<ApiContext & ServerContext>({ typeDefs: readFileSync(SCHEMA_FILE, 'utf8'), resolvers });
+  const typeDefs = readFileSync(SCHEMA_FILE, 'utf8');
+  const schema = createSchema<ApiContext & ServerContext>({ typeDefs, resolvers: withAuthority(resolvers, typeDefs) });
   const limiter = new AuthFailureLimiter();
   const armor = EnvelopArmorPlugin<YogaInitialContext>({
     maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true },

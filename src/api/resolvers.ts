@@ -4,11 +4,15 @@ import type { Decision } from '../contracts/decision.js';
 import { ConsentError, type ConsentResult } from '../degradation/degradation-engine.js';
 import type { DegradationPatch } from '../degradation/degradation-schema.js';
 import type { PolicyChange } from '../policy/effective-policy.js';
-import type { BreakerSettings, EffectivePolicy } from '../policy/policy-types.js';
+import { tenantDegradationPolicy } from '../degradation/degradation-schema.js';
+import { policyProvenance } from '../policy/policy-provenance.js';
+import type { Tightening } from '../policy/tighten-only.js';
+import type { BreakerSettings, EffectivePolicy, TenantOverrides } from '../policy/policy-types.js';
+import { tenantOperationRefusal } from '../breakers/tenant-operations.js';
 import type { Core } from '../app/service.js';
 import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
 import { canAccessTenant, type Principal } from './auth.js';
-import { adminOnly, badInput, forbiddenTenant, policyRejected } from './errors.js';
+import { badInput, forbiddenLoosening, policyRejected } from './errors.js';
 import { costAttribution, HistoryRangeError, runExists, runSteps, tenantTimeseries, type TimeseriesMetric } from './history.js';
 import { DateTimeScalar, JsonInputScalar, JsonScalar } from './scalars.js';
 
@@ -21,14 +25,6 @@ export interface ApiContext {
 export const MAX_PAGE = 500;
 
 const ZERO_METRICS = Object.fromEntries(RUN_METRICS.map((m) => [m, 0])) as Record<RunMetric, number>;
-
-function requireTenant(ctx: ApiContext, tenantId: string): void {
-  if (!canAccessTenant(ctx.principal, tenantId)) throw forbiddenTenant();
-}
-
-function requireAdmin(ctx: ApiContext): void {
-  if (ctx.principal.kind !== 'admin') throw adminOnly();
-}
 
 function pageSize(first: number | null | undefined, fallback: number): number {
   const n = first ?? fallback;
@@ -131,7 +127,21 @@ interface PolicyInput {
 
 async function applyChange(ctx: ApiContext, change: PolicyChange) {
   const outcome = await ctx.core.runtimePolicy.change(change, ctx.principal.name);
-  if (!outcome.ok) throw policyRejected(outcome.error);
+  if (outcome.ok) return;
+  if ('refusal' in outcome) throw forbiddenLoosening(outcome.refusal.message, outcome.refusal.rule);
+  throw policyRejected(outcome.error);
+}
+
+/** Tenant admins' changes become their own tightening layer; the platform's are patches over the file. */
+function isTenantAdmin(ctx: ApiContext): boolean {
+  return ctx.principal.role === 'tenantAdmin';
+}
+
+/** A tenant admin's breaker operation is held to tenant-operations.ts. */
+function checkTenantOperation(ctx: ApiContext, tenantId: string, runId: string | undefined, operation: string): void {
+  if (!isTenantAdmin(ctx)) return;
+  const refusal = tenantOperationRefusal(ctx.core.engine.breaker(tenantId, runId), tenantId);
+  if (refusal !== undefined) throw forbiddenLoosening(`${operation} refused: ${refusal}`, 'tenant admins may not lift what the platform or the policy opened');
 }
 
 function reasonText(reason: string): string {
@@ -171,25 +181,36 @@ export const resolvers = {
       };
     },
 
-    tenant(_: unknown, { id }: { id: string }, ctx: ApiContext): TenantParent {
-      requireTenant(ctx, id);
+    tenant(_: unknown, { id }: { id: string }): TenantParent {
       return { id };
     },
 
     async run(_: unknown, { tenantId, runId }: { tenantId: string; runId: string }, ctx: ApiContext) {
-      requireTenant(ctx, tenantId);
       const live = ctx.core.windows.runDetails(tenantId, runId);
       if (!live && !(await runExists(ctx.core.store.client, tenantId, runId))) return null;
       return { tenantId, runId };
     },
 
     decision(_: unknown, { tenantId, runId }: { tenantId: string; runId?: string | null }, ctx: ApiContext) {
-      requireTenant(ctx, tenantId);
       return decisionView(ctx.core.bus.latest(tenantId, runId ?? undefined));
     },
 
+    effectivePolicy(_: unknown, { tenantId }: { tenantId: string }, ctx: ApiContext) {
+      const { runtimePolicy, policy } = ctx.core;
+      const effective = policy.forTenant(tenantId);
+      return {
+        tenantId,
+        tier: effective.tier,
+        policy: policyView(effective, ctx.core),
+        degradation: tenantDegradationPolicy(policy.current().degradation, tenantId),
+        values: policyProvenance(runtimePolicy.fileDocument(), runtimePolicy.changes(), tenantId).map((v) => ({
+          ...v,
+          changedAt: v.changedAt === null ? null : new Date(v.changedAt),
+        })),
+      };
+    },
+
     async verifyAuditLog(_: unknown, { tenantId }: { tenantId: string }, ctx: ApiContext) {
-      requireTenant(ctx, tenantId);
       return ctx.core.audit.verify(tenantId);
     },
   },
@@ -266,28 +287,27 @@ export const resolvers = {
 
   Mutation: {
     async setTenantPolicy(_: unknown, { tenantId, policy }: { tenantId: string; policy: PolicyInput }, ctx: ApiContext) {
-      requireTenant(ctx, tenantId);
-      // A tenant may tune its own thresholds but not move itself to another tier.
-      if (policy.tier !== null && policy.tier !== undefined && ctx.principal.kind !== 'admin') throw adminOnly();
-      const current = ctx.core.policy.current().tenants[tenantId];
-      const overrides = {
-        ...(current?.overrides ?? {}),
-        ...(policy.run ? { run: { ...(current?.overrides.run ?? {}), ...thresholdsInput(policy.run) } } : {}),
-        ...(policy.tenant ? { tenant: { ...(current?.overrides.tenant ?? {}), ...thresholdsInput(policy.tenant) } } : {}),
-        ...(policy.breaker ? { breaker: { ...(current?.overrides.breaker ?? {}), ...breakerInput(policy.breaker) } } : {}),
+      const patch = {
+        ...(policy.run ? { run: thresholdsInput(policy.run) } : {}),
+        ...(policy.tenant ? { tenant: thresholdsInput(policy.tenant) } : {}),
+        ...(policy.breaker ? { breaker: breakerInput(policy.breaker) } : {}),
         ...(policy.warnFraction !== null && policy.warnFraction !== undefined ? { warnFraction: policy.warnFraction } : {}),
       };
-      await applyChange(ctx, {
-        kind: 'setTenantPolicy',
-        tenantId,
-        ...(policy.tier ? { tier: policy.tier } : current ? { tier: current.tier } : {}),
-        overrides,
-      });
+      if (isTenantAdmin(ctx)) {
+        // the tier is named like any other key, so refuseLoosening reports it as the platform's
+        await applyChange(ctx, { kind: 'tightenTenantPolicy', tenantId, patch: { ...patch, ...(policy.tier ? { tier: policy.tier } : {}) } as Tightening });
+      } else {
+        await applyChange(ctx, { kind: 'setTenantPolicy', tenantId, ...(policy.tier ? { tier: policy.tier } : {}), patch: patch as TenantOverrides });
+      }
+      return policyView(ctx.core.policy.forTenant(tenantId), ctx.core);
+    },
+
+    async revertTenantPolicy(_: unknown, { tenantId }: { tenantId: string }, ctx: ApiContext) {
+      await applyChange(ctx, isTenantAdmin(ctx) ? { kind: 'tightenTenantPolicy', tenantId, patch: null } : { kind: 'revertTenantPolicy', tenantId });
       return policyView(ctx.core.policy.forTenant(tenantId), ctx.core);
     },
 
     async setTierThresholds(_: unknown, { tier, thresholds }: { tier: string; thresholds: PolicyInput }, ctx: ApiContext) {
-      requireAdmin(ctx);
       const patch = {
         ...(thresholds.run ? { run: thresholdsInput(thresholds.run) } : {}),
         ...(thresholds.tenant ? { tenant: thresholdsInput(thresholds.tenant) } : {}),
@@ -299,53 +319,51 @@ export const resolvers = {
     },
 
     async forceOpenBreaker(_: unknown, args: { tenantId: string; runId?: string | null; reason: string; durationMs?: number | null }, ctx: ApiContext) {
-      requireTenant(ctx, args.tenantId);
       if (args.durationMs !== null && args.durationMs !== undefined && (args.durationMs < 1 || args.durationMs > 2_147_483_647)) {
         throw badInput('durationMs must be between 1 and 2147483647');
       }
+      checkTenantOperation(ctx, args.tenantId, args.runId ?? undefined, 'forceOpenBreaker');
       const view = await ctx.core.engine.forceOpen(args.tenantId, args.runId ?? undefined, reasonText(args.reason), ctx.principal.name, args.durationMs ?? undefined);
       return { ...view, decision: decisionView(view.decision) };
     },
 
     async resetBreaker(_: unknown, args: { tenantId: string; runId?: string | null }, ctx: ApiContext) {
-      requireTenant(ctx, args.tenantId);
+      checkTenantOperation(ctx, args.tenantId, args.runId ?? undefined, 'resetBreaker');
       const view = await ctx.core.engine.reset(args.tenantId, args.runId ?? undefined, ctx.principal.name);
       return { ...view, decision: decisionView(view.decision) };
     },
 
     async disableBreaker(_: unknown, args: { tenantId: string; runId?: string | null; reason: string }, ctx: ApiContext) {
-      // Switching protection off is a platform decision, not a tenant's.
-      requireAdmin(ctx);
       const view = await ctx.core.engine.disable(args.tenantId, args.runId ?? undefined, reasonText(args.reason), ctx.principal.name);
       return { ...view, decision: decisionView(view.decision) };
     },
 
     async approveDegradation(_: unknown, args: { tenantId: string; requestId: string }, ctx: ApiContext) {
-      requireTenant(ctx, args.tenantId);
       return consentAnswer(() => ctx.core.degradation.approve(args.tenantId, args.requestId, ctx.principal.name));
     },
 
     async refuseDegradation(_: unknown, args: { tenantId: string; requestId: string; reason?: string | null }, ctx: ApiContext) {
-      requireTenant(ctx, args.tenantId);
       return consentAnswer(() => ctx.core.degradation.refuse(args.tenantId, args.requestId, ctx.principal.name, args.reason ?? ''));
     },
 
     reserveQuota(_: unknown, args: { tenantId: string; tokens: number }, ctx: ApiContext) {
-      requireTenant(ctx, args.tenantId);
       if (!Number.isInteger(args.tokens) || args.tokens < 0) throw badInput('tokens must be 0 or more');
       const result = ctx.core.degradation.reserve(args.tenantId, args.tokens);
       return { ...result, limitedBy: result.shortfall?.axis ?? null };
     },
 
     async setTenantDegradation(_: unknown, args: { tenantId: string; policy: unknown }, ctx: ApiContext) {
-      requireTenant(ctx, args.tenantId);
       if (args.policy !== null && (typeof args.policy !== 'object' || Array.isArray(args.policy))) throw badInput('policy must be an object or null');
-      await applyChange(ctx, { kind: 'setTenantDegradation', tenantId: args.tenantId, patch: args.policy as DegradationPatch | null });
+      if (!isTenantAdmin(ctx)) {
+        await applyChange(ctx, { kind: 'setTenantDegradation', tenantId: args.tenantId, patch: args.policy as DegradationPatch | null });
+        return true;
+      }
+      if (args.policy === null) throw forbiddenLoosening('a tenant admin drops its own tightenings with revertTenantPolicy', 'tenant admins may only tighten');
+      await applyChange(ctx, { kind: 'tightenTenantPolicy', tenantId: args.tenantId, patch: { degradation: args.policy as DegradationPatch } });
       return true;
     },
 
     async acknowledgeEscalation(_: unknown, args: { tenantId: string; note: string }, ctx: ApiContext) {
-      requireTenant(ctx, args.tenantId);
       return auditView(await ctx.core.engine.acknowledgeEscalation(args.tenantId, ctx.principal.name, reasonText(args.note)));
     },
   },
@@ -353,13 +371,11 @@ export const resolvers = {
   Subscription: {
     decisions: {
       subscribe(_: unknown, { tenantId, runId }: { tenantId: string; runId?: string | null }, ctx: ApiContext) {
-        requireTenant(ctx, tenantId);
         return mapIterator(ctx.core.bus.subscribe(tenantId, runId ?? undefined), (decision) => ({ decisions: decisionView(decision) }));
       },
     },
     breakerEvents: {
       subscribe(_: unknown, { tenantId }: { tenantId: string }, ctx: ApiContext) {
-        requireTenant(ctx, tenantId);
         return mapIterator(ctx.core.bus.subscribeBreakerEvents(tenantId), (event) => ({
           breakerEvents: {
             tenantId: event.tenantId,

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { MIN_SECRET_LENGTH } from '../policy/policy-schema.js';
 import type { AuthSection, SecretRef } from '../policy/policy-types.js';
 import type { AuthConfig } from './auth.js';
 
@@ -12,7 +13,7 @@ export function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv, where: str
   if ('env' in ref) {
     const value = env[ref.env];
     if (value === undefined || value.trim() === '') throw new SecretError(`${where}: environment variable ${ref.env} is not set`);
-    return value.trim();
+    return longEnough(value.trim(), where, `environment variable ${ref.env}`);
   }
   let text: string;
   try {
@@ -20,19 +21,26 @@ export function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv, where: str
   } catch (err) {
     throw new SecretError(`${where}: cannot read ${ref.file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  const value = text.trim();
-  if (value.length < 16) throw new SecretError(`${where}: ${ref.file} holds fewer than 16 characters`);
+  return longEnough(text.trim(), where, ref.file);
+}
+
+// A short secret is guessable whichever way it arrives: the file's literal rule applies to all.
+function longEnough(value: string, where: string, source: string): string {
+  if (value.length < MIN_SECRET_LENGTH) throw new SecretError(`${where}: ${source} holds fewer than ${MIN_SECRET_LENGTH} characters`);
   return value;
 }
 
 /** The policy file's `auth:` section with every secret read. */
 export function resolveAuthConfig(auth: AuthSection, env: NodeJS.ProcessEnv): AuthConfig {
   const adminTokens = auth.adminTokens.map((ref, i) => resolveSecret(ref, env, `auth.adminTokens[${i}]`));
-  const tenantTokens: Record<string, string[]> = {};
+  const tenantAdminTokens: Record<string, string[]> = {};
+  const agentTokens: Record<string, string[]> = {};
   const ingestKeys: Record<string, string[]> = {};
   for (const [tenantId, entry] of Object.entries(auth.tenants)) {
-    tenantTokens[tenantId] = entry.apiTokens.map((ref, i) => resolveSecret(ref, env, `auth.tenants.${tenantId}.apiTokens[${i}]`));
-    ingestKeys[tenantId] = entry.ingestKeys.map((ref, i) => resolveSecret(ref, env, `auth.tenants.${tenantId}.ingestKeys[${i}]`));
+    const resolve = (list: readonly SecretRef[], key: string) => list.map((ref, i) => resolveSecret(ref, env, `auth.tenants.${tenantId}.${key}[${i}]`));
+    tenantAdminTokens[tenantId] = resolve(entry.adminTokens, 'adminTokens');
+    agentTokens[tenantId] = [...resolve(entry.agentTokens, 'agentTokens'), ...resolve(entry.apiTokens, 'apiTokens')];
+    ingestKeys[tenantId] = resolve(entry.ingestKeys, 'ingestKeys');
   }
-  return { adminTokens, tenantTokens, ingestKeys };
+  return { adminTokens, tenantAdminTokens, agentTokens, ingestKeys };
 }

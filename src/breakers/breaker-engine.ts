@@ -34,6 +34,8 @@ export interface BreakerView {
   runId?: string;
   state: Decision['state'];
   decision: Decision;
+  /** who forced a FORCED_OPEN breaker open */
+  forcedBy?: string;
 }
 
 const HOUR_MS = 3_600_000;
@@ -174,11 +176,14 @@ export class BreakerEngine implements SpanObserver {
 
   #view(breaker: CircuitBreaker): BreakerView {
     const { key } = breaker;
+    const state = breaker.currentState();
+    const forcedBy = state === 'FORCED_OPEN' ? breaker.snapshot().forcedBy : null;
     return {
       scope: key.scope as 'TENANT' | 'RUN',
       ...(key.runId ? { runId: key.runId } : {}),
-      state: breaker.currentState(),
+      state,
       decision: this.o.bus.latest(key.tenantId, key.runId),
+      ...(forcedBy ? { forcedBy } : {}),
     };
   }
 

@@ -25,6 +25,8 @@ export interface BreakerSnapshot {
   probesLeft: number;
   /** when a FORCED_OPEN breaker closes by itself; null = until an operator resets it */
   forcedUntil: number | null;
+  /** who forced a FORCED_OPEN breaker open (a token's name): a tenant may lift only what it forced */
+  forcedBy: string | null;
   /** the crossing that opened the breaker */
   lastCrossing: Crossing | null;
   /** why the breaker is in its state (an operator's words for FORCED_OPEN and DISABLED) */
@@ -39,6 +41,7 @@ export function closedSnapshot(): BreakerSnapshot {
     reopenCount: 0,
     probesLeft: 0,
     forcedUntil: null,
+    forcedBy: null,
     lastCrossing: null,
     reason: '',
   };
@@ -55,7 +58,7 @@ export function breakerKeyId(key: BreakerKey): string {
  */
 export function parseBreakerSnapshot(value: unknown): BreakerSnapshot | null {
   if (!isRecord(value)) return null;
-  const { state, openedAt, cooldownMs, reopenCount, probesLeft, forcedUntil, lastCrossing, reason } = value;
+  const { state, openedAt, cooldownMs, reopenCount, probesLeft, forcedUntil, forcedBy, lastCrossing, reason } = value;
   if (typeof state !== 'string' || !(BREAKER_STATES as readonly string[]).includes(state)) return null;
   if (!isFiniteOrNull(openedAt) || !isFiniteOrNull(forcedUntil)) return null;
   if (!isNonNegative(cooldownMs) || !isNonNegative(reopenCount) || !isNonNegative(probesLeft)) return null;
@@ -68,6 +71,8 @@ export function parseBreakerSnapshot(value: unknown): BreakerSnapshot | null {
     reopenCount,
     probesLeft,
     forcedUntil,
+    // snapshots written before forcedBy existed name no one: only a platform admin lifts them
+    forcedBy: typeof forcedBy === 'string' ? forcedBy : null,
     lastCrossing: crossing,
     reason: typeof reason === 'string' ? reason : '',
   };

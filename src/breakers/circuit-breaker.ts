@@ -183,7 +183,7 @@ export class CircuitBreaker {
       'FORCED_OPEN',
       'forced_open',
       at,
-      { ...closedSnapshot(), state: 'FORCED_OPEN', forcedUntil: untilMs ?? null, reason: reason || `forced open by ${actor}` },
+      { ...closedSnapshot(), state: 'FORCED_OPEN', forcedUntil: untilMs ?? null, forcedBy: actor, reason: reason || `forced open by ${actor}` },
       actor,
     );
   }

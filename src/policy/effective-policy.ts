@@ -4,11 +4,12 @@
 // and its PolicyError names the same key paths.
 
 import { withTenantDegradation, type DegradationPatch } from '../degradation/degradation-schema.js';
-import { deepFreeze } from './plain-data.js';
+import { deepFreeze, mergePatch } from './plain-data.js';
 import { formatKeyPath, PolicyError } from './policy-error.js';
 import type { TierPatch } from './policy-schema.js';
 import type { EffectivePolicy, PolicyDocument, TenantOverrides } from './policy-types.js';
 import { applyOverrides, buildPolicy } from './resolve-policy.js';
+import type { Tightening } from './tighten-only.js';
 
 /** Names run-time changes in issues when the caller gives no better name (e.g. the mutation's). */
 export const RUNTIME_CHANGE_SOURCE = 'run-time change';
@@ -34,6 +35,8 @@ export interface TenantPolicyChange {
   tier?: string;
   /** replaces all of the tenant's overrides; `{}` clears them; absent keeps them */
   overrides?: TenantOverrides;
+  /** laid over the tenant's overrides key by key (null removes a key); applied after `overrides` */
+  patch?: TenantOverrides;
 }
 
 /** Sets a tenant's tier and/or overrides. Returns the new document; throws PolicyError. */
@@ -44,8 +47,10 @@ export function applyTenantPolicy(
   source = RUNTIME_CHANGE_SOURCE,
 ): PolicyDocument {
   const existing = Object.hasOwn(doc.tenants, tenantId) ? doc.tenants[tenantId] : undefined;
+  const { patch, ...rest } = change;
   // unknown keys in `change` are kept so that the strict schema reports them
-  const entry = { ...existing, ...withoutUndefined(change) };
+  const entry: Record<string, unknown> = { ...existing, ...withoutUndefined(rest) };
+  if (patch !== undefined) entry.overrides = mergePatch(entry.overrides ?? {}, patch);
   return rebuild({ ...doc, tenants: { ...doc.tenants, [tenantId]: entry } }, source);
 }
 
@@ -81,13 +86,25 @@ export function applyDefaultTier(doc: PolicyDocument, tier: string, source = RUN
   return rebuild({ ...doc, defaultTier: tier }, source);
 }
 
+/** Restores a tenant's entries (policy and degradation) to what the file says. */
+export function revertTenantPolicy(doc: PolicyDocument, file: PolicyDocument, tenantId: string, source = RUNTIME_CHANGE_SOURCE): PolicyDocument {
+  const tenants = Object.fromEntries(Object.entries(doc.tenants).filter(([id]) => id !== tenantId));
+  if (Object.hasOwn(file.tenants, tenantId)) tenants[tenantId] = file.tenants[tenantId]!;
+  return revertTenantDegradation({ ...doc, tenants }, file, tenantId, source);
+}
+
 /** A run-time change as one value, for callers that dispatch on its kind (GraphQL resolvers, the audit log). */
 export type PolicyChange =
-  | { kind: 'setTenantPolicy'; tenantId: string; tier?: string; overrides?: TenantOverrides }
+  | { kind: 'setTenantPolicy'; tenantId: string; tier?: string; overrides?: TenantOverrides; patch?: TenantOverrides }
   | { kind: 'removeTenantPolicy'; tenantId: string }
   | { kind: 'setTierThresholds'; tier: string; patch: TierPatch }
   | { kind: 'setDefaultTier'; tier: string }
-  | { kind: 'setTenantDegradation'; tenantId: string; patch: DegradationPatch | null };
+  /** merged into the tenant's degradation entry key by key; null restores the file's entry */
+  | { kind: 'setTenantDegradation'; tenantId: string; patch: DegradationPatch | null }
+  /** the tenant's policy and degradation entries back to the file's, its own tightenings dropped */
+  | { kind: 'revertTenantPolicy'; tenantId: string }
+  /** a tenant admin's layer, merged into what it set before; null drops it (see tighten-only.ts) */
+  | { kind: 'tightenTenantPolicy'; tenantId: string; patch: Tightening | null };
 
 export type PolicyChangeResult = { ok: true; document: PolicyDocument } | { ok: false; error: PolicyError };
 
@@ -95,20 +112,26 @@ export type PolicyChangeResult = { ok: true; document: PolicyDocument } | { ok: 
 export function validatePolicyChange(
   doc: PolicyDocument,
   change: PolicyChange,
+  file: PolicyDocument,
   source = RUNTIME_CHANGE_SOURCE,
 ): PolicyChangeResult {
   try {
-    return { ok: true, document: applyPolicyChange(doc, change, source) };
+    return { ok: true, document: applyPolicyChange(doc, change, file, source) };
   } catch (error) {
     if (error instanceof PolicyError) return { ok: false, error };
     throw error;
   }
 }
 
-/** Applies a change to `doc`; throws PolicyError. */
+/**
+ * Applies a platform change to `doc` (`file` is what the policy file says, for changes that restore
+ * it); throws PolicyError. A tenant's tightening is not applied here but laid over the result of all
+ * platform changes (RuntimePolicy), so that it stays the stricter whatever the platform does later.
+ */
 export function applyPolicyChange(
   doc: PolicyDocument,
   change: PolicyChange,
+  file: PolicyDocument,
   source = RUNTIME_CHANGE_SOURCE,
 ): PolicyDocument {
   switch (change.kind) {
@@ -122,9 +145,21 @@ export function applyPolicyChange(
       return applyTierThresholds(doc, change.tier, change.patch, source);
     case 'setDefaultTier':
       return applyDefaultTier(doc, change.tier, source);
-    case 'setTenantDegradation':
-      return rebuild({ ...doc, degradation: withTenantDegradation(doc.degradation, change.tenantId, change.patch) }, source);
+    case 'setTenantDegradation': {
+      if (change.patch === null) return revertTenantDegradation(doc, file, change.tenantId, source);
+      const entry = Object.hasOwn(doc.degradation.tenants, change.tenantId) ? doc.degradation.tenants[change.tenantId]! : {};
+      return rebuild({ ...doc, degradation: withTenantDegradation(doc.degradation, change.tenantId, mergePatch(entry, change.patch)) }, source);
+    }
+    case 'revertTenantPolicy':
+      return revertTenantPolicy(doc, file, change.tenantId, source);
+    case 'tightenTenantPolicy':
+      throw new Error('a tightening is laid over the platform policy by RuntimePolicy, not applied as a platform change');
   }
+}
+
+function revertTenantDegradation(doc: PolicyDocument, file: PolicyDocument, tenantId: string, source: string): PolicyDocument {
+  const fileEntry = Object.hasOwn(file.degradation.tenants, tenantId) ? file.degradation.tenants[tenantId]! : null;
+  return rebuild({ ...doc, degradation: withTenantDegradation(doc.degradation, tenantId, fileEntry) }, source);
 }
 
 // A resolved document is a valid file whose tiers are complete: it is checked again as one, over no base.

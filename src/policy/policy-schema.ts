@@ -135,8 +135,11 @@ export const modelPriceSchema = z.strictObject({
  * A secret in the policy file: a literal (discouraged outside tests), or where to read it from,
  * so the file itself can be committed: `{ env: NAME }` or `{ file: /run/secrets/name }`.
  */
+/** Shortest secret accepted, from the file, the environment or a secret file alike. */
+export const MIN_SECRET_LENGTH = 16;
+
 export const secretSchema = z.union([
-  z.string().min(16, 'a token must be at least 16 characters').max(4096),
+  z.string().min(MIN_SECRET_LENGTH, `a token must be at least ${MIN_SECRET_LENGTH} characters`).max(4096),
   z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name') }),
   z.strictObject({ file: z.string().min(1).max(4096) }),
 ]);
@@ -148,7 +151,11 @@ export const authSchema = z.strictObject({
     .record(
       tenantIdSchema,
       z.strictObject({
-        /** GraphQL tokens of this tenant only */
+        /** the tenant's admins: read everything of the tenant, answer consent, only tighten its limits */
+        adminTokens: z.array(secretSchema).max(100).default([]),
+        /** what its agents (the SDK) hold: read decisions and runs, reserve quota, change nothing */
+        agentTokens: z.array(secretSchema).max(100).default([]),
+        /** the earlier name of agentTokens, with the same (agent) role */
         apiTokens: z.array(secretSchema).max(100).default([]),
         /** keys for OTLP ingest (:4318) that bind spans to this tenant */
         ingestKeys: z.array(secretSchema).max(100).default([]),

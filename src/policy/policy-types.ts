@@ -60,7 +60,7 @@ export type SecretRef = string | { env: string } | { file: string };
 
 export interface AuthSection {
   adminTokens: SecretRef[];
-  tenants: Record<string, { apiTokens: SecretRef[]; ingestKeys: SecretRef[] }>;
+  tenants: Record<string, { adminTokens: SecretRef[]; agentTokens: SecretRef[]; apiTokens: SecretRef[]; ingestKeys: SecretRef[] }>;
 }
 
 export interface PolicyDocument {

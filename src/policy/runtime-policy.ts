@@ -2,44 +2,82 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../app/log.js';
 import { queryRows } from '../storage/clickhouse.js';
-import { validatePolicyChange, type PolicyChange } from './effective-policy.js';
-import type { PolicyError } from './policy-error.js';
+import { validatePolicyChange, type PolicyChange, type PolicyChangeResult } from './effective-policy.js';
+import { mergePatch } from './plain-data.js';
+import { PolicyError } from './policy-error.js';
 import type { PolicyStore } from './policy-store.js';
 import type { PolicyDocument } from './policy-types.js';
+import { applyTightening, platformBound, refuseLoosening, type PlatformBound, type Tightening, type TighteningRefusal } from './tighten-only.js';
 
 /** The audit chain of changes that are not one tenant's (tier thresholds, the default tier). */
 export const PLATFORM_AUDIT_TENANT = '*';
 
-export type ChangeOutcome = { ok: true; document: PolicyDocument } | { ok: false; error: PolicyError };
+export type ChangeOutcome =
+  | { ok: true; document: PolicyDocument }
+  | { ok: false; error: PolicyError }
+  /** a tenant admin's change that would loosen the platform's policy */
+  | { ok: false; refusal: TighteningRefusal };
+
+/** A change as stored: who made it and when. */
+export interface RecordedChange {
+  seq: number;
+  actor: string;
+  at: number;
+  change: PolicyChange;
+}
 
 /**
  * Run-time policy changes: validated exactly like the file, persisted in `policy_changes`, recorded
  * in the audit log with the actor, and laid over the file's policy again after every file reload
- * and at start. Changes are applied one at a time, in order.
+ * and at start. Platform changes are applied in order; each tenant admin's tightenings form one
+ * layer laid over the result, keeping the stricter value key by key. Changes are applied one at a
+ * time, in order.
  */
 export class RuntimePolicy {
-  #changes: PolicyChange[] = [];
+  #changes: RecordedChange[] = [];
   #seq = 0;
   #queue: Promise<unknown> = Promise.resolve();
+  #file: PolicyDocument;
+  // the file with the platform's changes, before tenant admins' tightenings
+  #platform: PolicyDocument;
+  readonly #layers = new Map<string, Tightening>();
 
   constructor(
     private readonly store: PolicyStore,
     private readonly client: ClickHouseClient,
     private readonly audit: AuditLog,
     private readonly log: Logger,
+    private readonly now: () => number = Date.now,
   ) {
+    this.#file = store.current();
+    this.#platform = this.#file;
     store.setOverlay((fileDocument) => this.#overlay(fileDocument));
   }
 
   /** Reads the persisted changes and puts file + changes in force. */
   async load(fileDocument: PolicyDocument): Promise<void> {
-    const rows = await queryRows<{ Seq: string; Change: string }>(
+    const rows = await queryRows<{ Seq: string; Actor: string; At: string; Change: string }>(
       this.client,
-      'SELECT toString(Seq) AS Seq, Change FROM policy_changes ORDER BY Seq',
+      'SELECT toString(Seq) AS Seq, Actor, toString(toUnixTimestamp64Milli(ChangedAt)) AS At, Change FROM policy_changes ORDER BY Seq',
     );
-    this.#changes = rows.map((r) => JSON.parse(r.Change) as PolicyChange);
+    this.#changes = rows.map((r) => ({ seq: Number(r.Seq), actor: r.Actor, at: Number(r.At), change: JSON.parse(r.Change) as PolicyChange }));
     this.#seq = rows.length === 0 ? 0 : Number(rows.at(-1)!.Seq);
     this.store.replace(this.#overlay(fileDocument), 'start-up');
+  }
+
+  /** What the policy file says, without run-time changes. */
+  fileDocument(): PolicyDocument {
+    return this.#file;
+  }
+
+  /** The changes in force, oldest first. */
+  changes(): readonly RecordedChange[] {
+    return this.#changes;
+  }
+
+  /** The tenant's values a tenant admin's tightening is judged against. */
+  platformBound(tenantId: string): PlatformBound {
+    return platformBound(this.#platform, tenantId);
   }
 
   /** Validates, persists, audits and applies one change; a refused change changes nothing. */
@@ -50,9 +88,20 @@ export class RuntimePolicy {
   }
 
   async #apply(change: PolicyChange, actor: string): Promise<ChangeOutcome> {
-    const before = this.store.current();
-    const result = validatePolicyChange(before, change);
-    if (!result.ok) return result;
+    let platform = this.#platform;
+    const layers = new Map(this.#layers);
+    if (change.kind === 'tightenTenantPolicy') {
+      const refusal = change.patch === null ? undefined : refuseLoosening(platformBound(platform, change.tenantId), change.patch as Record<string, unknown>);
+      if (refusal !== undefined) return { ok: false, refusal };
+      addLayer(layers, change);
+    } else {
+      const result = validatePolicyChange(platform, change, this.#file);
+      if (!result.ok) return result;
+      platform = result.document;
+      if (change.kind === 'revertTenantPolicy') layers.delete(change.tenantId);
+    }
+    const layered = validateLayers(platform, layers, change.kind);
+    if (!layered.ok) return layered;
     const seq = this.#seq + 1;
     await this.client.insert({
       table: 'policy_changes',
@@ -60,8 +109,11 @@ export class RuntimePolicy {
       format: 'JSONEachRow',
     });
     this.#seq = seq;
-    this.#changes.push(change);
-    this.store.replace(result.document, `${change.kind} by ${actor}`);
+    this.#changes.push({ seq, actor, at: this.now(), change });
+    this.#platform = platform;
+    this.#layers.clear();
+    for (const [tenantId, layer] of layers) this.#layers.set(tenantId, layer);
+    this.store.replace(layered.document, `${change.kind} by ${actor}`);
     await this.audit.append({
       tenantId: 'tenantId' in change ? change.tenantId : PLATFORM_AUDIT_TENANT,
       kind: 'policy_change',
@@ -69,18 +121,70 @@ export class RuntimePolicy {
       reason: describeChange(change),
       details: { change },
     });
-    return result;
+    return layered;
   }
 
   #overlay(fileDocument: PolicyDocument): PolicyDocument {
-    let document = fileDocument;
-    for (const change of this.#changes) {
-      const result = validatePolicyChange(document, change);
-      if (result.ok) document = result.document;
+    this.#file = fileDocument;
+    const { platform, layers } = replay(fileDocument, this.#changes, (change, problem) =>
       // The file may have removed what a change refers to (a tier, say): the change is skipped, said once per reload.
-      else this.log.warn({ change: change.kind, problem: result.error.message }, 'a run-time policy change no longer applies to the file and was skipped');
+      this.log.warn({ change: change.kind, problem }, 'a run-time policy change no longer applies to the file and was skipped'),
+    );
+    this.#platform = platform;
+    this.#layers.clear();
+    for (const [tenantId, layer] of layers) this.#layers.set(tenantId, layer);
+    const layered = validateLayers(platform, layers, 'reload');
+    if (layered.ok) return layered.document;
+    this.log.warn({ problem: layered.error.message }, "a tenant's tightening no longer applies to the file and was skipped");
+    return platform;
+  }
+}
+
+/**
+ * The file with `changes` replayed over it: the platform's document and each tenant's tightening
+ * layer. A change that no longer applies is passed to `skipped` and left out.
+ */
+export function replay(
+  file: PolicyDocument,
+  changes: readonly RecordedChange[],
+  skipped: (change: PolicyChange, problem: string) => void = () => undefined,
+  /** called after each change that applied */
+  applied: (recorded: RecordedChange, platform: PolicyDocument, layers: ReadonlyMap<string, Tightening>) => void = () => undefined,
+): { platform: PolicyDocument; layers: Map<string, Tightening> } {
+  let platform = file;
+  const layers = new Map<string, Tightening>();
+  for (const recorded of changes) {
+    const { change } = recorded;
+    if (change.kind === 'tightenTenantPolicy') {
+      addLayer(layers, change);
+    } else {
+      const result = validatePolicyChange(platform, change, file);
+      if (!result.ok) {
+        skipped(change, result.error.message);
+        continue;
+      }
+      platform = result.document;
+      if (change.kind === 'revertTenantPolicy') layers.delete(change.tenantId);
     }
-    return document;
+    applied(recorded, platform, layers);
+  }
+  return { platform, layers };
+}
+
+function addLayer(layers: Map<string, Tightening>, change: Extract<PolicyChange, { kind: 'tightenTenantPolicy' }>): void {
+  if (change.patch === null) layers.delete(change.tenantId);
+  else layers.set(change.tenantId, mergePatch(layers.get(change.tenantId) ?? {}, change.patch));
+}
+
+/** The platform's document with every tenant's tightening laid over it. */
+export function validateLayers(platform: PolicyDocument, layers: ReadonlyMap<string, Tightening>, source: string): PolicyChangeResult {
+  try {
+    let document = platform;
+    for (const [tenantId, layer] of layers) document = applyTightening(document, tenantId, layer, source);
+    return { ok: true, document };
+  } catch (error) {
+    if (error instanceof PolicyError) return { ok: false, error };
+    throw error;
   }
 }
 
@@ -95,6 +199,10 @@ function describeChange(change: PolicyChange): string {
     case 'setDefaultTier':
       return `default tier set to ${change.tier}`;
     case 'setTenantDegradation':
-      return `tenant ${change.tenantId} degradation policy ${change.patch === null ? 'removed' : 'set'}`;
+      return `tenant ${change.tenantId} degradation policy ${change.patch === null ? 'back to the file' : 'changed'}`;
+    case 'revertTenantPolicy':
+      return `tenant ${change.tenantId} policy back to the file`;
+    case 'tightenTenantPolicy':
+      return `tenant ${change.tenantId} tightened its own limits${change.patch === null ? ' (tightenings dropped)' : ''}`;
   }
 }

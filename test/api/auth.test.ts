@@ -8,13 +8,15 @@ import { resolveAuthConfig, resolveSecret, SecretError } from '../../src/api/sec
 describe('tokens', () => {
   const auth = createAuthenticator({
     adminTokens: ['admin-0123456789abcdef'],
-    tenantTokens: { acme: ['acme-0123456789abcdef'] },
+    tenantAdminTokens: { acme: ['acme-admin-0123456789abcdef'] },
+    agentTokens: { acme: ['acme-0123456789abcdef'] },
     ingestKeys: { acme: ['ingest-0123456789abcdef'] },
   });
 
-  it('resolves admin and tenant principals; unknown, empty and huge tokens are nobody', () => {
-    expect(auth.principal('admin-0123456789abcdef')).toMatchObject({ kind: 'admin' });
-    expect(auth.principal('acme-0123456789abcdef')).toMatchObject({ kind: 'tenant', tenantId: 'acme' });
+  it('resolves each role; unknown, empty and huge tokens are nobody', () => {
+    expect(auth.principal('admin-0123456789abcdef')).toMatchObject({ role: 'platformAdmin' });
+    expect(auth.principal('acme-admin-0123456789abcdef')).toMatchObject({ role: 'tenantAdmin', tenantId: 'acme' });
+    expect(auth.principal('acme-0123456789abcdef')).toMatchObject({ role: 'agent', tenantId: 'acme' });
     expect(auth.principal('acme-0123456789abcdeF')).toBeUndefined();
     expect(auth.principal('')).toBeUndefined();
     expect(auth.principal(undefined)).toBeUndefined();
@@ -24,7 +26,7 @@ describe('tokens', () => {
   });
 
   it('says null for ingest keys when none are configured (spans name their own tenant)', () => {
-    expect(createAuthenticator({ adminTokens: [], tenantTokens: {}, ingestKeys: {} }).tenantForIngestKey('anything')).toBeNull();
+    expect(createAuthenticator({ adminTokens: [], tenantAdminTokens: {}, agentTokens: {}, ingestKeys: {} }).tenantForIngestKey('anything')).toBeNull();
   });
 
   it('keeps digests, not the tokens themselves', () => {
@@ -43,9 +45,9 @@ describe('tokens', () => {
   });
 
   it('scopes tenant principals to their tenant', () => {
-    expect(canAccessTenant({ kind: 'tenant', tenantId: 'a', name: 'a#1' }, 'a')).toBe(true);
-    expect(canAccessTenant({ kind: 'tenant', tenantId: 'a', name: 'a#1' }, 'b')).toBe(false);
-    expect(canAccessTenant({ kind: 'admin', name: 'admin#1' }, 'b')).toBe(true);
+    expect(canAccessTenant({ role: 'agent', tenantId: 'a', name: 'a/agent#1' }, 'a')).toBe(true);
+    expect(canAccessTenant({ role: 'tenantAdmin', tenantId: 'a', name: 'a/admin#1' }, 'b')).toBe(false);
+    expect(canAccessTenant({ role: 'platformAdmin', name: 'admin#1' }, 'b')).toBe(true);
   });
 });
 
@@ -56,11 +58,16 @@ describe('secrets from the policy file', () => {
 
   it('reads literals, environment variables and files', () => {
     const config = resolveAuthConfig(
-      { adminTokens: ['literal-0123456789abcdef', { env: 'BW_TEST_TOKEN' }], tenants: { acme: { apiTokens: [{ file }], ingestKeys: [] } } },
-      { BW_TEST_TOKEN: ' from-env-0123456789 ' },
+      {
+        adminTokens: ['literal-0123456789abcdef', { env: 'BW_TEST_TOKEN' }],
+        tenants: { acme: { adminTokens: [{ env: 'BW_ACME_ADMIN' }], agentTokens: ['agent-literal-0123456789'], apiTokens: [{ file }], ingestKeys: [] } },
+      },
+      { BW_TEST_TOKEN: ' from-env-0123456789 ', BW_ACME_ADMIN: 'acme-admin-from-env-0123' },
     );
     expect(config.adminTokens).toEqual(['literal-0123456789abcdef', 'from-env-0123456789']);
-    expect(config.tenantTokens.acme).toEqual(['from-a-file-0123456789']);
+    expect(config.tenantAdminTokens.acme).toEqual(['acme-admin-from-env-0123']);
+    // apiTokens is the earlier name of agentTokens: the same, least, role
+    expect(config.agentTokens.acme).toEqual(['agent-literal-0123456789', 'from-a-file-0123456789']);
   });
 
   it('names where a secret was looked for, never its value', () => {
@@ -68,6 +75,12 @@ describe('secrets from the policy file', () => {
     expect(() => resolveSecret({ file: join(dir, 'missing') }, {}, 'x')).toThrow(/cannot read .*missing \(ENOENT\)/);
     writeFileSync(join(dir, 'short'), 'tiny');
     expect(() => resolveSecret({ file: join(dir, 'short') }, {}, 'x')).toThrow(/fewer than 16 characters/);
+    // an environment variable is held to the literal's minimum too (5 characters was accepted)
+    expect(() => resolveSecret({ env: 'BW_SHORT' }, { BW_SHORT: 'admin' }, 'auth.adminTokens[0]')).toThrow(
+      new SecretError('auth.adminTokens[0]: environment variable BW_SHORT holds fewer than 16 characters'),
+    );
+    expect(resolveSecret({ env: 'BW_SIXTEEN' }, { BW_SIXTEEN: 'x'.repeat(16) }, 'x')).toBe('x'.repeat(16));
+    expect(() => resolveSecret({ env: 'BW_FIFTEEN' }, { BW_FIFTEEN: 'x'.repeat(15) }, 'x')).toThrow(/fewer than 16/);
     try {
       resolveSecret({ file: join(dir, 'short') }, {}, 'x');
     } catch (err) {

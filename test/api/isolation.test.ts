@@ -18,8 +18,8 @@ const POLICY = `
 auth:
   adminTokens: ["${ADMIN}"]
   tenants:
-    tenant-a: { apiTokens: ["${TOKEN_A}"], ingestKeys: ["${INGEST_A}"] }
-    tenant-b: { apiTokens: ["${TOKEN_B}"], ingestKeys: ["${INGEST_B}"] }
+    tenant-a: { adminTokens: ["${TOKEN_A}"], ingestKeys: ["${INGEST_A}"] }
+    tenant-b: { adminTokens: ["${TOKEN_B}"], ingestKeys: ["${INGEST_B}"] }
 tenants:
   tenant-a: { tier: free }
   tenant-b: { tier: pro }

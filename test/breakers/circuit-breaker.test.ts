@@ -238,6 +238,7 @@ describe('CircuitBreaker: operator actions', () => {
       reopenCount: 0,
       probesLeft: 0,
       forcedUntil: null,
+      forcedBy: null,
       lastCrossing: null,
       reason: 'reset by dave',
     });

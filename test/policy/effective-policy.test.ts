@@ -176,9 +176,9 @@ describe('run-time changes', () => {
   });
 
   it('validatePolicyChange returns the document or the error', () => {
-    const good = validatePolicyChange(doc, { kind: 'setTenantPolicy', tenantId: 'acme', tier: 'gold' });
+    const good = validatePolicyChange(doc, { kind: 'setTenantPolicy', tenantId: 'acme', tier: 'gold' }, doc);
     expect(good.ok && good.document.tenants.acme?.tier).toBe('gold');
-    const bad = validatePolicyChange(doc, { kind: 'setTierThresholds', tier: 'pro', patch: { run: { errorRatio: 2 } } }, 'm');
+    const bad = validatePolicyChange(doc, { kind: 'setTierThresholds', tier: 'pro', patch: { run: { errorRatio: 2 } } }, doc, 'm');
     expect(bad.ok).toBe(false);
     if (!bad.ok) expect(bad.error.message).toBe('m tiers.pro.run.errorRatio: must be at most 1 (it is a ratio)');
   });
