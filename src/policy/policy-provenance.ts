@@ -1,9 +1,10 @@
 // Where each value of a tenant's effective policy comes from: the built-in tier, the file, a
 // platform run-time change (with its actor and time) or the tenant admin's own tightening. Found by
-// replaying the layers one at a time and noting, for every leaf, the last layer that changed it.
+// replaying the layers one at a time and noting, for every leaf, the last layer that changed it; a
+// value a revert puts back is credited to the layer that had set it before.
 
 import { defaultDegradationSection, tenantDegradationPolicy } from '../degradation/degradation-schema.js';
-import { effectivePolicy } from './effective-policy.js';
+import { effectivePolicy, type PolicyChange } from './effective-policy.js';
 import { builtinPolicy } from './load-policy.js';
 import type { PolicyDocument } from './policy-types.js';
 import { replay, validateLayers, type RecordedChange } from './runtime-policy.js';
@@ -27,6 +28,7 @@ interface Stage {
   actor: string | null;
   changedAt: number | null;
   values: Map<string, unknown>;
+  restores?: boolean;
 }
 
 /** The tenant's policy and degradation values, flattened. */
@@ -54,19 +56,43 @@ export function policyProvenance(file: PolicyDocument, changes: readonly Recorde
     const layered = validateLayers(platform, own === undefined ? new Map() : new Map([[tenantId, own]]), 'provenance');
     if (!layered.ok) return;
     const source: PolicySource = recorded.change.kind === 'tightenTenantPolicy' ? 'TENANT' : 'RUNTIME';
-    stages.push({ source, detail: `${recorded.change.kind} #${recorded.seq}`, actor: recorded.actor, changedAt: recorded.at, values: tenantValues(layered.document, tenantId) });
+    const detail = `${recorded.change.kind} #${recorded.seq}`;
+    stages.push({ source, detail, actor: recorded.actor, changedAt: recorded.at, values: tenantValues(layered.document, tenantId), restores: isRestore(recorded.change) });
   });
 
-  const final = stages.at(-1)!.values;
-  const out: PolicyValue[] = [];
-  for (const [path, value] of final) {
-    let origin = stages[0]!;
-    for (let i = 1; i < stages.length; i++) {
-      if (!same(stages[i]!.values.get(path), stages[i - 1]!.values.get(path))) origin = stages[i]!;
+  // each path's values as they changed, with the stage that set them
+  const history = new Map<string, { value: unknown; origin: Stage }[]>();
+  for (const [i, current] of stages.entries()) {
+    for (const [path, value] of current.values) {
+      const seen = history.get(path) ?? [];
+      const last = seen.at(-1);
+      if (i > 0 && last !== undefined && same(last.value, value)) continue;
+      // a value put back by a revert belongs to whoever set it before: the file, a tier-wide change
+      const restored = current.restores ? seen.findLast((entry) => same(entry.value, value)) : undefined;
+      seen.push({ value, origin: restored?.origin ?? current });
+      history.set(path, seen);
     }
+  }
+  const out: PolicyValue[] = [];
+  for (const [path, value] of stages.at(-1)!.values) {
+    const { origin } = history.get(path)!.at(-1)!;
     out.push({ path, value, source: origin.source, detail: origin.detail, actor: origin.actor, changedAt: origin.changedAt });
   }
   return out.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+/** Changes that put the file's (or the platform's) values back rather than set new ones. */
+function isRestore(change: PolicyChange): boolean {
+  switch (change.kind) {
+    case 'revertTenantPolicy':
+    case 'removeTenantPolicy':
+      return true;
+    case 'setTenantDegradation':
+    case 'tightenTenantPolicy':
+      return change.patch === null;
+    default:
+      return false;
+  }
 }
 
 function stage(source: PolicySource, detail: string, values: Map<string, unknown>): Stage {

@@ -91,8 +91,12 @@ export class RuntimePolicy {
     let platform = this.#platform;
     const layers = new Map(this.#layers);
     if (change.kind === 'tightenTenantPolicy') {
-      const refusal = change.patch === null ? undefined : refuseLoosening(platformBound(platform, change.tenantId), change.patch as Record<string, unknown>);
-      if (refusal !== undefined) return { ok: false, refusal };
+      if (change.patch !== null) {
+        const malformed = checkShape(platform, change.tenantId, change.patch, this.#file);
+        if (malformed !== undefined) return malformed;
+        const refusal = refuseLoosening(platformBound(platform, change.tenantId), change.patch as Record<string, unknown>);
+        if (refusal !== undefined) return { ok: false, refusal };
+      }
       addLayer(layers, change);
     } else {
       const result = validatePolicyChange(platform, change, this.#file);
@@ -169,6 +173,22 @@ export function replay(
     applied(recorded, platform, layers);
   }
   return { platform, layers };
+}
+
+/** The file's own error for a tightening that is not even a valid policy (a negative limit, a string), or undefined. */
+function checkShape(platform: PolicyDocument, tenantId: string, patch: Tightening, file: PolicyDocument): ChangeOutcome | undefined {
+  // keys a tenant may not set at all (tier, breaker) are left to refuseLoosening, to be refused as the platform's
+  const { degradation, run, tenant, warnFraction } = patch;
+  const overrides = { ...(run ? { run } : {}), ...(tenant ? { tenant } : {}), ...(warnFraction !== undefined ? { warnFraction } : {}) };
+  const asPlatform: PolicyChange[] = [
+    ...(Object.keys(overrides).length > 0 ? [{ kind: 'setTenantPolicy', tenantId, patch: overrides } as PolicyChange] : []),
+    ...(degradation !== undefined ? [{ kind: 'setTenantDegradation', tenantId, patch: degradation } as PolicyChange] : []),
+  ];
+  for (const change of asPlatform) {
+    const result = validatePolicyChange(platform, change, file);
+    if (!result.ok) return result;
+  }
+  return undefined;
 }
 
 function addLayer(layers: Map<string, Tightening>, change: Extract<PolicyChange, { kind: 'tightenTenantPolicy' }>): void {

@@ -4,7 +4,6 @@
 // policy (keeping the stricter of the two), so a platform change made later never loosens it either.
 
 import {
-  degradationPatchSchema,
   tenantDegradationPolicy,
   withTenantDegradation,
   type DegradationPatch,
@@ -117,11 +116,6 @@ export function applyTightening(platform: PolicyDocument, tenantId: string, laye
     degradation: Object.keys(degradation).length === 0 ? platform.degradation : withTenantDegradation(platform.degradation, tenantId, mergePatch(entry, degradation)),
   };
   return buildPolicy(candidate, { source, baseTiers: {} });
-}
-
-/** A tenant admin's degradation patch as its layer; throws the zod error for a patch the file would refuse. */
-export function degradationTightening(patch: unknown): DegradationPatch {
-  return degradationPatchSchema.parse(patch);
 }
 
 function platformValue(bound: PlatformBound, path: string): unknown {

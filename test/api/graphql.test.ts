@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Service } from '../../src/app/service.js';
 import { gql, subscribeSse, subscribeWs } from '../helpers/graphql.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
-import { postSpans, runSteps, writePolicy } from '../helpers/spans.js';
+import { startWithPolicy } from '../helpers/service.js';
+import { postSpans, runSteps } from '../helpers/spans.js';
 
 const POLICY = `
 prices:
@@ -16,8 +16,7 @@ let service: Service;
 let url: string;
 
 beforeAll(async () => {
-  const dataDir = tempDataDir();
-  service = await startTestService({ dataDir, policyFile: writePolicy(dataDir, POLICY), policyFileExplicit: true });
+  service = await startWithPolicy(POLICY);
   url = service.graphqlUrl;
 });
 

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Service } from '../../src/app/service.js';
 import { gql, subscribeSse, subscribeWs } from '../helpers/graphql.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
-import { postSpans, runSteps, writePolicy } from '../helpers/spans.js';
+import { startWithPolicy } from '../helpers/service.js';
+import { postSpans, runSteps } from '../helpers/spans.js';
 
 // Tenant isolation is a security property: tenant A's token must never read, change or subscribe
 // to tenant B, on any query, nested field, list, filter, alias, batch, mutation or subscription,
@@ -31,8 +31,7 @@ const from = new Date(Date.now() - 3_600_000).toISOString();
 const to = new Date(Date.now() + 3_600_000).toISOString();
 
 beforeAll(async () => {
-  const dataDir = tempDataDir();
-  service = await startTestService({ dataDir, policyFile: writePolicy(dataDir, POLICY), policyFileExplicit: true });
+  service = await startWithPolicy(POLICY);
   url = service.graphqlUrl;
   expect((await postSpans(service.otlpUrl, runSteps('tenant-a', 'run-a', [{ tool: 'x' }, {}]), { authorization: `Bearer ${INGEST_A}` })).status).toBe(200);
   expect((await postSpans(service.otlpUrl, runSteps('tenant-b', 'run-b', [{ tool: 'secret-tool' }, {}]), { authorization: `Bearer ${INGEST_B}` })).status).toBe(200);

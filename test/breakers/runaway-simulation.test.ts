@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/contracts/decision.js';
 import type { Service } from '../../src/app/service.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
-import { postSpans, runSteps, writePolicy } from '../helpers/spans.js';
+import { startWithPolicy } from '../helpers/service.js';
+import { postSpans, runSteps } from '../helpers/spans.js';
 
 // 50 tenants run agents over real OTLP ingest; one tenant's agent falls into a tool-call loop.
 // Its run breaker must open, with the decision issued while the crossing batch is processed,
@@ -21,8 +21,7 @@ tiers:
 let service: Service;
 
 beforeAll(async () => {
-  const dataDir = tempDataDir();
-  service = await startTestService({ dataDir, policyFile: writePolicy(dataDir, POLICY), policyFileExplicit: true });
+  service = await startWithPolicy(POLICY);
 });
 
 afterAll(async () => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/app/service.js';
 import { gql } from '../helpers/graphql.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
-import { postSpans, runSteps, writePolicy, type StepSpec } from '../helpers/spans.js';
+import { startWithPolicy } from '../helpers/service.js';
+import { postSpans, runSteps, type StepSpec } from '../helpers/spans.js';
 
 // Degradation through real OTLP ingest and the GraphQL API: a 5xx storm opens the provider breaker
 // and moves only tenants whose policy allows it; a 429 burst throttles and opens nothing; consent is
@@ -27,8 +27,7 @@ let service: Service;
 let url: string;
 
 beforeAll(async () => {
-  const dataDir = tempDataDir();
-  service = await startTestService({ dataDir, policyFile: writePolicy(dataDir, POLICY), policyFileExplicit: true });
+  service = await startWithPolicy(POLICY);
   url = service.graphqlUrl;
 });
 

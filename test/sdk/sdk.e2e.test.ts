@@ -9,8 +9,7 @@ import type { Service } from '../../src/app/service.js';
 import { Breakwater, BreakwaterHaltError, type Decision, type StartOptions } from '../../src/sdk/index.js';
 import { silentLogger } from '../../src/sdk/logger.js';
 import { gql } from '../helpers/graphql.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
-import { writePolicy } from '../helpers/spans.js';
+import { startWithPolicy } from '../helpers/service.js';
 
 const TENANTS = ['sdk-a', 'sdk-b', 'sdk-ctx', 'sdk-att'] as const;
 const ADMIN = 'admin-token-0123456789abcdef';
@@ -39,8 +38,7 @@ let service: Service;
 const instances: Breakwater[] = [];
 
 beforeAll(async () => {
-  const dataDir = tempDataDir();
-  service = await startTestService({ dataDir, policyFile: writePolicy(dataDir, POLICY), policyFileExplicit: true });
+  service = await startWithPolicy(POLICY);
 });
 
 afterAll(async () => {
