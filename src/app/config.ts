@@ -42,6 +42,10 @@ export interface ServiceConfig {
   requestTimeoutMs: number;
   /** how long SIGTERM waits for accepted spans and audit events to be written before exiting */
   shutdownTimeoutMs: number;
+  /** file holding the key that signs audit checkpoints (BREAKWATER_AUDIT_KEY wins; unset = generated in dataDir) */
+  auditKeyFile: string | undefined;
+  /** how often the tenants' audit chain heads are checkpointed and signed */
+  auditCheckpointIntervalMs: number;
 }
 
 interface Setting {
@@ -79,6 +83,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'BREAKWATER_HEADERS_TIMEOUT_MS', kind: 'int', default: '10000', min: 100, help: 'time to send request headers before 408 (slow clients)' },
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'BREAKWATER_REQUEST_TIMEOUT_MS', kind: 'int', default: '60000', min: 100, help: 'time to send a whole request, body included, before 408' },
   { key: 'shutdownTimeoutMs', flag: 'shutdown-timeout-ms', env: 'BREAKWATER_SHUTDOWN_TIMEOUT_MS', kind: 'int', default: '10000', min: 0, help: 'on SIGTERM, longest wait for accepted spans and audit events to be written; the rest of the audit log is replayed at the next start' },
+  { key: 'auditKeyFile', flag: 'audit-key-file', env: 'BREAKWATER_AUDIT_KEY_FILE', kind: 'string', default: undefined, help: 'key signing audit checkpoints (BREAKWATER_AUDIT_KEY wins; unset = generated in the data dir)' },
+  { key: 'auditCheckpointIntervalMs', flag: 'audit-checkpoint-interval-ms', env: 'BREAKWATER_AUDIT_CHECKPOINT_INTERVAL_MS', kind: 'int', default: '10000', min: 100, help: 'how often audit chain heads are checkpointed and signed' },
   { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
   { key: 'logLevel', flag: 'log-level', env: 'BREAKWATER_LOG_LEVEL', kind: 'level', default: 'info', help: 'debug | info | warn | error | silent' },
   { key: 'graphqlIntrospection', flag: 'graphql-introspection', env: 'BREAKWATER_GRAPHQL_INTROSPECTION', kind: 'bool', default: 'true', help: 'answer schema introspection (GraphiQL needs it)' },

@@ -97,6 +97,24 @@ export class SelfMetrics {
     registers: [this.registry],
   });
 
+  readonly auditCheckpoints = new Counter({
+    name: 'breakwater_audit_checkpoints_total',
+    help: 'Signed checkpoints of the audit chain heads written',
+    registers: [this.registry],
+  });
+
+  readonly auditCheckpointFailures = new Counter({
+    name: 'breakwater_audit_checkpoint_failures_total',
+    help: 'Audit checkpoints not written (retried at the next interval)',
+    registers: [this.registry],
+  });
+
+  readonly auditIntegrityFailures = new Gauge({
+    name: 'breakwater_audit_integrity_failures',
+    help: 'Audit chains (tenants, and the checkpoint chain) that failed verification since this process started',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'breakwater_process_' });
   }

@@ -7,8 +7,6 @@ import type { PolicyDocument } from '../policy/policy-types.js';
 import { createGraphqlService, DEFAULT_LIMITS } from '../api/graphql-server.js';
 import { resolveAuthConfig } from '../api/secrets.js';
 import { AnomalyDetector } from '../breakers/anomaly.js';
-import { AuditLog } from '../audit/audit-log.js';
-import { ClickHouseAuditStore } from '../storage/repositories/clickhouse-audit-store.js';
 import { recentRunTotals } from '../storage/repositories/clickhouse-run-totals.js';
 import { BreakerEngine } from '../breakers/breaker-engine.js';
 import { ConfigError, isLoopback, type ServiceConfig } from './config.js';
@@ -19,9 +17,12 @@ import { breakerStatePruneJob } from '../jobs/breaker-state-prune.js';
 import { JobScheduler } from '../jobs/scheduler.js';
 import { SelfMetricsSnapshotter, selfMetricsSnapshotJob } from '../jobs/self-metrics-snapshot.js';
 import { loadPolicyFile } from '../policy/load-policy.js';
+import { AffectedTenantsAudit, auditFileReloads } from '../policy/policy-change-audit.js';
 import { PolicyStore } from '../policy/policy-store.js';
 import { RuntimePolicy } from '../policy/runtime-policy.js';
 import { WindowStore } from '../windows/window-store.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import { openAudit } from './open-audit.js';
 import { IngestPipeline } from './pipeline.js';
 import { createTraceReceiver } from '../receivers/otlp-http.js';
 import { TenantIngestLimiter } from '../receivers/tenant-rate-limit.js';
@@ -99,22 +100,12 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
 
   const metrics = new SelfMetrics();
   metrics.queueCapacity.set(config.queueMaxSpans);
-  const { log: audit, replayed } = await AuditLog.open(new ClickHouseAuditStore(store.client), {
-    walDir: AuditLog.walDirIn(config.dataDir),
-    onQueueDepth: (events) => metrics.auditQueueDepth.set(events),
-    onCoalesced: () => metrics.auditCoalesced.inc(),
-    onWritten: (events) => metrics.auditWritten.inc(events),
-    onFlushError: (error, events) => {
-      metrics.auditFlushFailures.inc();
-      log.error({ error: error.message.slice(0, 300), events }, 'audit batch not written to ClickHouse; retrying (the events are in the write-ahead log)');
-    },
-  });
-  if (replayed > 0) {
-    metrics.auditReplayed.inc(replayed);
-    log.info({ events: replayed }, 'audit events from the write-ahead log written');
-  }
+  const { audit, ...auditIntegrity } = await openAudit(store.client, config, metrics, log);
   const policy = new PolicyStore();
-  const runtimePolicy = new RuntimePolicy(policy, store.client, audit, log);
+  // the windows are built further down; a reload before then finds the tenants of the audit log
+  let liveTenants: () => Iterable<string> = () => [];
+  const affectedTenants = new AffectedTenantsAudit(audit, () => [...liveTenants(), ...audit.tenants()]);
+  const runtimePolicy = new RuntimePolicy(policy, store.client, audit, log, affectedTenants);
   await runtimePolicy.load(fileDocument);
   policy.onChange((document, source) => {
     try {
@@ -127,6 +118,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     }
   });
   if (existsSync(config.policyFile)) {
+    auditFileReloads(policy, config.policyFile, audit, affectedTenants);
     policy.watchFile(config.policyFile, {
       onError: (err) => log.error({ error: err.message }, 'policy file not reloaded; the last good policy stays in force'),
       vet: (document) => reloadRefusal(document),
@@ -165,6 +157,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       }
     },
   });
+  liveTenants = () => windows.tenants();
   const engine: BreakerEngine = new BreakerEngine({
     windows,
     policy,
@@ -257,6 +250,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const otlpUrl = urlOf(otlpAddress);
   const graphqlUrl = urlOf(graphqlAddress);
   log.info({ otlp: `${otlpUrl}/v1/traces`, graphql: `${graphqlUrl}/graphql` }, 'breakwater listening');
+  auditIntegrity.start();
 
   let stopping: Promise<void> | undefined;
   const stop = (timeoutMs = config.shutdownTimeoutMs) =>
@@ -278,6 +272,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       await beforeDeadline(serversClosed, deadline);
       await beforeDeadline(degradation.flush(), deadline);
       const { pending } = await audit.close(deadline);
+      await beforeDeadline(auditIntegrity.close(), deadline);
       stopLoweringStorage();
       if (spansFlushed) await store.close();
       if (pending > 0 || !spansFlushed) {

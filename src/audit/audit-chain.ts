@@ -17,19 +17,26 @@ export interface ChainVerification {
  *
  * A hash chain alone cannot see the newest events deleted: what is left is still a valid chain.
  * `finish()` therefore compares the end of the chain with the head recorded separately on every
- * append (`audit_heads`). Someone able to rewrite both tables, and to recompute every hash after
- * the change, is not detectable from inside the database; exporting heads elsewhere
- * (a ticket, a signed report) closes that gap.
+ * append (`audit_heads`), and with the head a signed checkpoint anchored, which someone able to
+ * rewrite both tables and recompute every hash still cannot forge.
  */
 export class ChainVerifier {
+  readonly #anchor: AnchoredHead | undefined;
+  /** the stored event at the anchored Seq, once read */
+  #atAnchor: AuditEvent | undefined;
   #expectedSeq = 1;
   #prevHash = '';
   #events = 0;
   #last: ChainHead | null = null;
   #problem: { seq: number | undefined; problem: string } | null = null;
 
+  constructor(anchor?: AnchoredHead) {
+    this.#anchor = anchor;
+  }
+
   add(event: AuditEvent): void {
     this.#events++;
+    if (event.seq === this.#anchor?.seq && this.#atAnchor === undefined) this.#atAnchor = event;
     if (this.#problem === null) this.#problem = this.#check(event);
     this.#expectedSeq = Math.max(this.#expectedSeq, event.seq + 1);
     this.#prevHash = event.hash;
@@ -38,7 +45,8 @@ export class ChainVerifier {
 
   /** `head` is the recorded latest Seq and Hash of the tenant, or null when none is recorded. */
   finish(head: ChainHead | null): ChainVerification {
-    const problem = this.#problem ?? this.#checkHead(head);
+    const anchored = this.#anchor === undefined ? undefined : anchorMismatch(this.#anchor, this.#atAnchor);
+    const problem = this.#problem ?? this.#checkHead(head) ?? (anchored === undefined ? null : { seq: this.#anchor!.seq, problem: anchored });
     if (problem === null) return { ok: true, events: this.#events };
     return {
       ok: false,
@@ -90,9 +98,23 @@ export class ChainVerifier {
   }
 }
 
+/** A tenant's head as a signed checkpoint recorded it. */
+export interface AnchoredHead extends ChainHead {
+  /** the checkpoint's Seq */
+  checkpoint: number;
+}
+
+/** Why the stored event at the anchored Seq (undefined: none stored) contradicts the checkpoint, or undefined. */
+export function anchorMismatch(anchor: AnchoredHead, stored: Pick<AuditEvent, 'hash'> | undefined): string | undefined {
+  if (anchor.seq === 0) return undefined;
+  if (stored === undefined) return `event ${anchor.seq}, anchored by signed checkpoint #${anchor.checkpoint}, is missing: deleted`;
+  if (stored.hash !== anchor.hash) return `event ${anchor.seq} differs from what signed checkpoint #${anchor.checkpoint} anchored: the chain was rewritten`;
+  return undefined;
+}
+
 /** Verifies a whole chain held in memory; see ChainVerifier. */
-export function verifyChain(events: Iterable<AuditEvent>, head: ChainHead | null): ChainVerification {
-  const verifier = new ChainVerifier();
+export function verifyChain(events: Iterable<AuditEvent>, head: ChainHead | null, anchor?: AnchoredHead): ChainVerification {
+  const verifier = new ChainVerifier(anchor);
   for (const event of events) verifier.add(event);
   return verifier.finish(head);
 }

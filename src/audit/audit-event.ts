@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 
-export const AUDIT_KINDS = ['breaker_transition', 'policy_change', 'operator_action', 'degradation', 'escalation', 'escalation_ack'] as const;
+export const AUDIT_KINDS = ['breaker_transition', 'policy_change', 'operator_action', 'degradation', 'escalation', 'escalation_ack', 'audit_integrity'] as const;
+
+/** The audit chain of what is not one tenant's: tier-wide changes, file reloads, the checkpoint chain. */
+export const PLATFORM_AUDIT_TENANT = '*';
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
 /** What a caller records; the log adds Seq, PrevHash and Hash. */

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { breakerKeyId, parseBreakerKey, parseBreakerSnapshot, type BreakerKey, type BreakerSnapshot } from '../breakers/breaker-snapshot.js';
-import { ChainVerifier, type ChainVerification } from './audit-chain.js';
+import { ChainVerifier, type AnchoredHead, type ChainVerification } from './audit-chain.js';
 import { chainEvent, GENESIS_HEAD, type AuditEvent, type AuditEventInput, type ChainHead } from './audit-event.js';
 import type { AuditBatch, AuditListQuery, AuditStore, BreakerStateRow, TripHistory } from './audit-store.js';
 import { WriteAheadLog, type ReplayedRecord } from './write-ahead-log.js';
@@ -33,8 +33,10 @@ export interface AuditLogOptions {
   /** an automated transition was folded into the next event of its breaker */
   onCoalesced?: () => void;
   onFlushError?: (error: Error, events: number) => void;
-  /** a batch reached ClickHouse */
-  onWritten?: (events: number) => void;
+  /** a batch reached ClickHouse (its heads and breaker states too) */
+  onWritten?: (batch: AuditBatch) => void;
+  /** the heads signed checkpoints anchored: verify() checks against them, and a chain never restarts below one */
+  anchor?: { anchoredHead(tenantId: string): AnchoredHead | undefined; anchoredHeads(): ReadonlyMap<string, ChainHead> };
 }
 
 export class AuditLogClosedError extends Error {
@@ -110,6 +112,10 @@ export class AuditLog {
    */
   static async open(store: AuditStore, options: AuditLogOptions): Promise<{ log: AuditLog; replayed: number }> {
     const heads = await store.heads();
+    // A tenant whose events and head were deleted continues after its anchored head: the gap stays visible.
+    for (const [tenantId, anchored] of options.anchor?.anchoredHeads() ?? []) {
+      if (anchored.seq > (heads.get(tenantId) ?? GENESIS_HEAD).seq) heads.set(tenantId, { seq: anchored.seq, hash: anchored.hash });
+    }
     const { wal, records } = WriteAheadLog.open(options.walDir);
     const log = new AuditLog(store, wal, heads, options);
     const replayed = await log.#replay(records);
@@ -155,6 +161,11 @@ export class AuditLog {
         reject(err as Error);
       }
     });
+  }
+
+  /** Tenants with a chain (the platform's '*' included). */
+  tenants(): IterableIterator<string> {
+    return this.#heads.keys();
   }
 
   /** Events chained and not yet confirmed by ClickHouse. */
@@ -208,7 +219,7 @@ export class AuditLog {
   /** Recomputes the tenant's chain from storage and compares its end with the recorded head. */
   async verify(tenantId: string): Promise<ChainVerification> {
     await this.flushed(tenantId);
-    const verifier = new ChainVerifier();
+    const verifier = new ChainVerifier(this.#o.anchor?.anchoredHead(tenantId));
     const pageSize = Math.max(1, Math.floor(this.#o.verifyPageSize ?? VERIFY_PAGE));
     let after: { seq: number; hash: string } | null = null;
     while (true) {
@@ -328,7 +339,6 @@ export class AuditLog {
         }
         delay = RETRY_MIN_MS;
         this.#queue.splice(0, batch.length);
-        this.#o.onWritten?.(batch.length);
         for (const queued of batch) {
           if (this.#lastQueued.get(queued.event.tenantId) === queued) this.#lastQueued.delete(queued.event.tenantId);
           for (const waiter of queued.waiters) waiter.resolve(queued.event);
@@ -355,6 +365,7 @@ export class AuditLog {
     const write: AuditBatch = { events, ...headsAndStates(batch) };
     await this.#store.write(write);
     this.#uncertain = false;
+    this.#o.onWritten?.(write);
   }
 
   /** The highest WAL id below which every record is in ClickHouse or superseded. */
@@ -407,8 +418,9 @@ export class AuditLog {
    */
   async #repairStored(storedEvents: readonly AuditEvent[]): Promise<void> {
     if (storedEvents.length === 0) return;
-    const implied = headsAndStates(storedEvents.map((event) => ({ event, breaker: breakerStateOf(event.details, event) })));
-    await this.#store.write({ events: [], ...implied });
+    const repair: AuditBatch = { events: [], ...headsAndStates(storedEvents.map((event) => ({ event, breaker: breakerStateOf(event.details, event) }))) };
+    await this.#store.write(repair);
+    this.#o.onWritten?.(repair);
   }
 
   #batchMax(): number {

@@ -1,3 +1,4 @@
+import type { Checkpoint } from './audit-checkpoint.js';
 import type { AuditEvent, AuditKind, ChainHead } from './audit-event.js';
 
 export interface AuditListQuery {
@@ -59,6 +60,11 @@ export interface AuditStore {
   /** a page of the tenant's chain in (Seq, Hash) order, after the given position */
   chainPage(tenantId: string, after: { seq: number; hash: string } | null, limit: number): Promise<AuditEvent[]>;
   recordedHead(tenantId: string): Promise<ChainHead | null>;
+  /** the stored events at these positions (absent: not stored) */
+  eventsAt(positions: readonly { tenantId: string; seq: number }[]): Promise<AuditEvent[]>;
+  /** every stored checkpoint, in Seq order */
+  checkpoints(): Promise<Checkpoint[]>;
+  writeCheckpoint(checkpoint: Checkpoint): Promise<void>;
   /** breakers whose newest recorded state is not CLOSED */
   openBreakers(): Promise<BreakerStateRow[]>;
   tripHistory(sinceMs: number): Promise<TripHistory>;

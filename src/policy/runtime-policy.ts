@@ -1,16 +1,15 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import { PLATFORM_AUDIT_TENANT } from '../audit/audit-event.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../app/log.js';
 import { queryRows } from '../storage/clickhouse.js';
 import { validatePolicyChange, type PolicyChange, type PolicyChangeResult } from './effective-policy.js';
 import { mergePatch } from './plain-data.js';
+import type { AffectedTenantsAudit } from './policy-change-audit.js';
 import { PolicyError } from './policy-error.js';
 import type { PolicyStore } from './policy-store.js';
 import type { PolicyDocument } from './policy-types.js';
 import { applyTightening, platformBound, refuseLoosening, type PlatformBound, type Tightening, type TighteningRefusal } from './tighten-only.js';
-
-/** The audit chain of changes that are not one tenant's (tier thresholds, the default tier). */
-export const PLATFORM_AUDIT_TENANT = '*';
 
 export type ChangeOutcome =
   | { ok: true; document: PolicyDocument }
@@ -47,6 +46,8 @@ export class RuntimePolicy {
     private readonly client: ClickHouseClient,
     private readonly audit: AuditLog,
     private readonly log: Logger,
+    /** where a change that is not one tenant's is also recorded, in each tenant it affects */
+    private readonly affected?: AffectedTenantsAudit,
     private readonly now: () => number = Date.now,
   ) {
     this.#file = store.current();
@@ -117,13 +118,15 @@ export class RuntimePolicy {
     this.#platform = platform;
     this.#layers.clear();
     for (const [tenantId, layer] of layers) this.#layers.set(tenantId, layer);
+    const previous = this.store.current();
     this.store.replace(layered.document, `${change.kind} by ${actor}`);
+    const tenantsAffected = 'tenantId' in change ? undefined : this.affected?.record(previous, this.store.current(), { actor, reason: describeChange(change), details: { change, platformSeq: seq } });
     await this.audit.append({
       tenantId: 'tenantId' in change ? change.tenantId : PLATFORM_AUDIT_TENANT,
       kind: 'policy_change',
       actor,
       reason: describeChange(change),
-      details: { change },
+      details: { change, ...(tenantsAffected === undefined ? {} : { tenantsAffected }) },
     });
     return layered;
   }

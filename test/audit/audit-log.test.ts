@@ -372,7 +372,7 @@ describe('AuditLog on embedded ClickHouse', () => {
       coalesceAbove: 3,
       onCoalesced: () => coalesced++,
       onQueueDepth: (n) => depths.push(n),
-      onWritten: (n) => (written += n),
+      onWritten: (batch) => (written += batch.events.length),
     });
     for (let i = 1; i <= 3; i++) log.record(operatorEvent('storm', i));
     const chained: number[] = [];

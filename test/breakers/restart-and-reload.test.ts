@@ -1,19 +1,19 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Service } from '../../src/app/service.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
+import { storeOptions, type Service } from '../../src/app/service.js';
+import { openStore } from '../../src/storage/clickhouse.js';
+import { gql } from '../helpers/graphql.js';
+import { startTestService, tempDataDir, testConfig } from '../helpers/service.js';
 import { postSpans, runSteps, writePolicy } from '../helpers/spans.js';
 
 const dataDir = tempDataDir();
-const policyFile = writePolicy(
-  dataDir,
-  `
+const POLICY = `
 tiers:
   free:
     run: { toolCallsPerMinute: 5 }
     breaker: { cooldownMs: 600000, maxCooldownMs: 600000 }
-`,
-);
+`;
+const policyFile = writePolicy(dataDir, POLICY);
 let service: Service | undefined;
 
 afterAll(async () => {
@@ -64,5 +64,50 @@ describe('breaker state and run-time policy survive a restart; the policy file r
     await waitFor(() => current.core.policy.lastReloadError !== undefined, 'the refused reload');
     expect(current.core.policy.lastReloadError!.message).toMatch(/breakwater.yaml:3:\d+ tiers.free.run.toolCallsPerMinute/);
     expect(current.core.policy.forTenant('other').run.toolCallsPerMinute).toBe(9);
+  });
+});
+
+// The issue's case on a running service: an insider deletes a tenant's audit events, its head and
+// its breaker state in ClickHouse; before anchoring, its 10-minute OPEN breaker came back CLOSED at
+// the next start and verifyAuditLog answered ok. Now the start keeps it OPEN and reports.
+const TENANT = 'tamper-t';
+
+describe('a tenant whose audit history is deleted in ClickHouse', () => {
+  it('keeps its OPEN breaker across the restart, and says so in its own log, in verifyAuditLog and in /metrics', async () => {
+    await service?.stop();
+    writeFileSync(policyFile, POLICY); // the case before left a refused file behind
+    const first = await start();
+    expect((await postSpans(first.otlpUrl, runSteps(TENANT, 'stuck', Array.from({ length: 6 }, () => ({ tool: 'loop' }))))).status).toBe(200);
+    expect(first.core.bus.latest(TENANT, 'stuck')).toMatchObject({ action: 'HALT', state: 'OPEN' });
+    await waitFor(async () => (await first.core.audit.list(TENANT)).length > 0, 'the audit event');
+    await first.stop(); // the last checkpoint anchors the tenant's head and its OPEN breaker
+
+    // a start that replays nothing empties the local write-ahead log, which would put recent events back
+    await (await start()).stop();
+    // the insider works while Breakwater is down, straight on its ClickHouse
+    const clickhouse = await openStore(storeOptions(testConfig({ dataDir, policyFile })));
+    for (const table of ['audit_events', 'audit_heads', 'breaker_state']) {
+      await clickhouse.client.command({ query: `ALTER TABLE ${table} DELETE WHERE TenantId = {t:String} SETTINGS mutations_sync = 2`, query_params: { t: TENANT } });
+    }
+    await clickhouse.close();
+
+    const third = await start();
+    expect(third.core.bus.latest(TENANT, 'stuck')).toMatchObject({ action: 'HALT', state: 'OPEN', metric: 'toolCallsPerMinute', threshold: 5 });
+    const answer = await gql<{ verifyAuditLog: { ok: boolean; problem: string }; tenant: { auditEvents: { kind: string; reason: string }[] } }>(
+      third.graphqlUrl,
+      `query ($t: String!) {
+         verifyAuditLog(tenantId: $t) { ok problem }
+         tenant(id: $t) { auditEvents(kinds: ["audit_integrity"]) { kind reason } }
+       }`,
+      { t: TENANT },
+    );
+    expect(answer.data!.verifyAuditLog).toEqual({ ok: false, problem: 'event 1 is missing: deleted' });
+    // the cases before wrote checkpoints of their own: which one anchored this tenant varies
+    expect(answer.data!.tenant.auditEvents.map((e) => e.reason.replace(/#\d+/, '#N')).sort()).toEqual([
+      "breaker kept OPEN as signed checkpoint #N had it: its tenant's audit history failed verification",
+      'event 1, anchored by signed checkpoint #N, is missing: deleted',
+    ]);
+    const metrics = await (await fetch(`${third.graphqlUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^breakwater_audit_integrity_failures 1$/m);
   });
 });

@@ -111,7 +111,7 @@ describe('alert rules', () => {
   it('cover what the issue asks for', () => {
     expect(rules.map((r) => r.rule.uid).sort()).toEqual(
       [
-        'bw-breaker-opened', 'bw-ingest-503', 'bw-ingest-queue-filling', 'bw-ingest-rejections', 'bw-provider-5xx', 'bw-quota-70', 'bw-quota-90',
+        'bw-audit-integrity', 'bw-breaker-opened', 'bw-ingest-503', 'bw-ingest-queue-filling', 'bw-ingest-rejections', 'bw-provider-5xx', 'bw-quota-70', 'bw-quota-90',
         'bw-self-metrics-stale', 'bw-tenant-latency-slo', 'bw-tenant-repeated-trips', 'bw-tenant-threshold-50', 'bw-tenant-threshold-90',
       ].sort(),
     );

@@ -187,6 +187,7 @@ const EXPECTED_FIRING: Record<string, { fires: string[]; quiet: string[] }> = {
   'bw-tenant-threshold-90': { fires: [`${TENANTS.runaway}/tokenVelocity60s`], quiet: [`${TENANTS.healthy}/tokenVelocity60s`] },
   'bw-breaker-opened': { fires: [`${TENANTS.runaway}/TENANT`, `${TENANTS.runaway}/RUN`], quiet: [`${TENANTS.agents}/TENANT`, `${TENANTS.healthy}/MODEL`] },
   'bw-tenant-repeated-trips': { fires: [TENANTS.runaway], quiet: [TENANTS.healthy, TENANTS.agents] },
+  'bw-audit-integrity': { fires: [TENANTS.agents], quiet: [TENANTS.runaway, TENANTS.healthy] },
   'bw-tenant-latency-slo': { fires: [TENANTS.healthy], quiet: [TENANTS.runaway] },
   'bw-quota-70': { fires: ['openai/openai-globex'], quiet: ['openai/openai'] },
   'bw-quota-90': { fires: ['openai/openai'], quiet: ['openai/openai-globex'] },

@@ -198,7 +198,7 @@ async function seedBurst(service: Service, now: number): Promise<void> {
   });
 }
 
-/** Audit events the decision path does not produce on its own in a test: degradation, escalation, operator actions. */
+/** Audit events the decision path does not produce on its own in a test: degradation, escalation, operator actions, an integrity finding. */
 async function seedAudit(service: Service, now: number): Promise<void> {
   const { audit } = service.core;
   // as src/degradation/degradation-events.ts records them
@@ -264,6 +264,15 @@ async function seedAudit(service: Service, now: number): Promise<void> {
     newState: 'CLOSED',
     actor: 'sre@example.com',
     reason: 'reset by sre@example.com',
+  });
+  // as src/audit/audit-integrity.ts records a finding at start
+  await audit.append({
+    tenantId: TENANTS.agents,
+    kind: 'audit_integrity',
+    eventTime: now - 3 * MINUTE,
+    actor: 'breakwater',
+    reason: 'event 4, anchored by signed checkpoint #1, is missing: deleted',
+    details: { checkpoint: 1, anchoredSeq: 4 },
   });
 }
 

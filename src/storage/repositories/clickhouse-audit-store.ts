@@ -1,4 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { Checkpoint } from '../../audit/audit-checkpoint.js';
 import { GENESIS_HEAD, type AuditEvent, type AuditKind, type ChainHead } from '../../audit/audit-event.js';
 import type { TripHistory, AuditBatch, AuditListQuery, AuditStore, BreakerStateRow } from '../../audit/audit-store.js';
 import { queryRows } from '../clickhouse.js';
@@ -29,7 +30,7 @@ interface EventRow {
   Hash: string;
 }
 
-/** The audit log's tables in ClickHouse: audit_events, audit_heads, breaker_state. */
+/** The audit log's tables in ClickHouse: audit_events, audit_heads, breaker_state, audit_checkpoints. */
 export class ClickHouseAuditStore implements AuditStore {
   constructor(private readonly client: ClickHouseClient) {}
 
@@ -150,6 +151,34 @@ export class ClickHouseAuditStore implements AuditStore {
       { tenantId },
     );
     return row && row.Rows !== '0' ? { seq: Number(row.LastSeq), hash: row.LastHash } : null;
+  }
+
+  async eventsAt(positions: readonly { tenantId: string; seq: number }[]): Promise<AuditEvent[]> {
+    if (positions.length === 0) return [];
+    const wanted = new Set(positions.map((p) => `${p.tenantId}\u0000${p.seq}`));
+    // Tenants and Seqs bound separately, then the pairs picked out here: a superset, never a miss.
+    const rows = await queryRows<EventRow>(
+      this.client,
+      `SELECT ${EVENT_COLUMNS} FROM audit_events WHERE TenantId IN {tenants:Array(String)} AND Seq IN {seqs:Array(UInt64)} ORDER BY TenantId, Seq`,
+      { tenants: [...new Set(positions.map((p) => p.tenantId))], seqs: [...new Set(positions.map((p) => p.seq))] },
+    );
+    return rows.map(eventFromRow).filter((e) => wanted.has(`${e.tenantId}\u0000${e.seq}`));
+  }
+
+  async checkpoints(): Promise<Checkpoint[]> {
+    const rows = await queryRows<{ Seq: string; At: string | number; PrevHash: string; Body: string; Hash: string; Mac: string }>(
+      this.client,
+      'SELECT toString(Seq) AS Seq, toUnixTimestamp64Milli(CreatedAt) AS At, PrevHash, Body, Hash, Mac FROM audit_checkpoints ORDER BY Seq, Hash',
+    );
+    return rows.map((r) => ({ seq: Number(r.Seq), at: Number(r.At), prevHash: r.PrevHash, body: r.Body, hash: r.Hash, mac: r.Mac }));
+  }
+
+  async writeCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    await this.client.insert({
+      table: 'audit_checkpoints',
+      values: [{ Seq: checkpoint.seq, CreatedAt: clickhouseTime(checkpoint.at), PrevHash: checkpoint.prevHash, Body: checkpoint.body, Hash: checkpoint.hash, Mac: checkpoint.mac }],
+      format: 'JSONEachRow',
+    });
   }
 
   async openBreakers(): Promise<BreakerStateRow[]> {
