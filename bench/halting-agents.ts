@@ -136,7 +136,6 @@ async function runAgents(spec: HaltingAgentsSpec): Promise<void> {
     otlpUrl: spec.otlpUrl,
     graphqlUrl: spec.graphqlUrl,
     global: false,
-    scheduledDelayMillis: 20,
     logger: silentLogger,
   });
   const seen = new Map<string, number>();

@@ -6,7 +6,7 @@ import { context, ProxyTracerProvider, SpanKind, trace, type Attributes, type Sp
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
-import { BasicTracerProvider, BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { allowDecision, type Action, type Decision } from '../contracts/decision.js';
 import { ATTR } from './attributes.js';
 import { DecisionCache, mostSevereEntry, retryAt } from './decision-cache.js';
@@ -15,6 +15,7 @@ import { BreakwaterHaltError, BreakwaterUnavailableError } from './errors.js';
 import { consoleLogger, type SdkLogger } from './logger.js';
 import { activeScope, ensureContextManager, RUN_SCOPE_KEY, type RunScope } from './run-scope.js';
 import { BreakwaterSpanProcessor } from './span-processor.js';
+import { StepExportProcessor, type ExportStats } from './step-export-processor.js';
 import { modelCallSpan, recordError, toolCallSpan, type ModelCallRequest, type ModelUsage, type ToolCallOptions } from './spans.js';
 
 const TRACER_NAME = 'breakwater-sdk';
@@ -56,8 +57,13 @@ export interface ExportOptions {
   otlpUrl: string;
   /** sent as Authorization: Bearer on every export, when Breakwater has ingest keys */
   ingestKey?: string;
-  /** how long a finished span may wait for its batch; default 200 ms, so decisions follow spans closely */
+  /**
+   * The longest a finished span outside any run waits before it leaves (batched with others); a
+   * run's spans leave as soon as they end. Default 200 ms.
+   */
   scheduledDelayMillis?: number;
+  /** exports toward Breakwater waiting for their answer at once; what ends meanwhile is batched. Default 4. */
+  maxConcurrentExports?: number;
 }
 
 export interface StartOptions extends BreakwaterOptions, ExportOptions {
@@ -147,11 +153,14 @@ export interface BreakwaterStatus {
   lastError?: string;
   /** run decisions held in the local cache */
   cachedRuns: number;
+  /** what became of the spans sent toward Breakwater (absent when this instance exports nothing) */
+  exports?: ExportStats;
 }
 
 interface Internals {
   options: BreakwaterOptions;
   spanProcessor: SpanProcessor;
+  exporting: StepExportProcessor | undefined;
   tracer: () => Tracer;
   shutdown: () => Promise<void>;
   owner: object;
@@ -168,6 +177,7 @@ export class Breakwater {
 
   readonly #o: BreakwaterOptions;
   readonly #owner: object;
+  readonly #exporting: StepExportProcessor | undefined;
   readonly #tracer: () => Tracer;
   readonly #shutdownTelemetry: () => Promise<void>;
   readonly #agentName: string;
@@ -195,6 +205,7 @@ export class Breakwater {
     this.spanProcessor = internals.spanProcessor;
     this.#o = o;
     this.#owner = internals.owner;
+    this.#exporting = internals.exporting;
     this.#tracer = internals.tracer;
     this.#shutdownTelemetry = internals.shutdown;
     this.#agentName = internals.agentName;
@@ -216,8 +227,8 @@ export class Breakwater {
   }
 
   /**
-   * Sets up OpenTelemetry toward Breakwater (NodeSDK, OTLP protobuf exporter with a short batch
-   * delay, tenant.id on the resource, the ingest key as bearer token) and subscribes to the tenant's
+   * Sets up OpenTelemetry toward Breakwater (NodeSDK, OTLP protobuf exporter sending a run's spans
+   * as they end, tenant.id on the resource, the ingest key as bearer token) and subscribes to the tenant's
    * decisions. Waits up to connectTimeoutMs for the first decisions, then carries on either way.
    */
   static async start(options: StartOptions): Promise<Breakwater> {
@@ -234,8 +245,9 @@ export class Breakwater {
       'service.name': serviceName,
       [ATTR.tenantId]: options.tenantId,
     });
-    const spanProcessor = new BreakwaterSpanProcessor({ owner, next: exportingProcessor(options), forward: 'all' });
     const logger = options.logger ?? consoleLogger;
+    const exporting = exportingProcessor(options, logger);
+    const spanProcessor = new BreakwaterSpanProcessor({ owner, next: exporting, forward: 'all' });
     let tracer: () => Tracer;
     let shutdown: () => Promise<void>;
     if (global) {
@@ -267,7 +279,7 @@ export class Breakwater {
       tracer = () => cached;
       shutdown = () => provider.shutdown();
     }
-    const bw = new Breakwater({ options, spanProcessor, tracer, shutdown, owner, agentName: options.agentName ?? serviceName });
+    const bw = new Breakwater({ options, spanProcessor, exporting, tracer, shutdown, owner, agentName: options.agentName ?? serviceName });
     if (global) globalInstance = bw;
     await bw.#connect();
     return bw;
@@ -281,8 +293,8 @@ export class Breakwater {
   static async attach(options: AttachOptions): Promise<Breakwater> {
     ensureContextManager();
     const owner = {};
-    const next = options.otlpUrl === undefined ? undefined : exportingProcessor({ ...options, otlpUrl: options.otlpUrl });
-    const spanProcessor = new BreakwaterSpanProcessor({ owner, ...(next ? { next } : {}), forward: 'runs' });
+    const exporting = options.otlpUrl === undefined ? undefined : exportingProcessor({ ...options, otlpUrl: options.otlpUrl }, options.logger ?? consoleLogger);
+    const spanProcessor = new BreakwaterSpanProcessor({ owner, ...(exporting ? { next: exporting } : {}), forward: 'runs' });
     let detach = () => {};
     if (options.register ?? true) {
       const added = addSpanProcessor(options.tracerProvider ?? trace.getTracerProvider(), spanProcessor);
@@ -294,7 +306,7 @@ export class Breakwater {
       detach();
       await spanProcessor.shutdown();
     };
-    const bw = new Breakwater({ options, spanProcessor, tracer, shutdown, owner, agentName: options.agentName ?? 'agent' });
+    const bw = new Breakwater({ options, spanProcessor, exporting, tracer, shutdown, owner, agentName: options.agentName ?? 'agent' });
     await bw.#connect();
     return bw;
   }
@@ -460,14 +472,20 @@ export class Breakwater {
 
   status(): BreakwaterStatus {
     const now = Date.now();
-    const common = { failMode: this.#failMode, reconnects: this.#client.reconnects, cachedRuns: this.#cache.runCount, ...(this.#client.lastError ? { lastError: this.#client.lastError } : {}) };
+    const common = {
+      failMode: this.#failMode,
+      reconnects: this.#client.reconnects,
+      cachedRuns: this.#cache.runCount,
+      ...(this.#client.lastError ? { lastError: this.#client.lastError } : {}),
+      ...(this.#exporting ? { exports: this.#exporting.stats() } : {}),
+    };
     if (this.#closedAt !== undefined) return { state: 'closed', connected: false, stale: true, since: new Date(this.#closedAt), ...common };
     if (this.#downSince === undefined) return { state: 'connected', connected: true, stale: false, since: new Date(this.#connectedSince), ...common };
     const stale = now - this.#downSince > this.#graceMs;
     return { state: stale ? 'stale' : 'connecting', connected: false, stale, since: new Date(this.#downSince), ...common };
   }
 
-  /** Exports every finished span now. */
+  /** Exports every finished span now; spans that cannot be delivered are counted in status().exports and logged. */
   flush(): Promise<void> {
     return this.spanProcessor.forceFlush();
   }
@@ -590,17 +608,20 @@ export class Breakwater {
   }
 }
 
-function exportingProcessor(options: ExportOptions): SpanProcessor {
+function exportingProcessor(options: ExportOptions, logger: SdkLogger): StepExportProcessor {
+  const maxConcurrentExports = options.maxConcurrentExports ?? 4;
   const exporter = new OTLPTraceExporter({
     url: `${baseUrl(options.otlpUrl, /\/v1\/traces$/)}/v1/traces`,
     headers: options.ingestKey ? { Authorization: `Bearer ${options.ingestKey}` } : {},
     timeoutMillis: 10_000,
+    // The exporter frees a slot a tick after it answers, so its own limit stays above the processor's.
+    concurrencyLimit: 2 * maxConcurrentExports,
   });
-  return new BatchSpanProcessor(exporter, {
-    scheduledDelayMillis: options.scheduledDelayMillis ?? 200,
-    maxExportBatchSize: 512,
-    maxQueueSize: 8_192,
-    exportTimeoutMillis: 10_000,
+  return new StepExportProcessor({
+    exporter,
+    logger,
+    maxConcurrentExports,
+    ...(options.scheduledDelayMillis !== undefined ? { scheduledDelayMillis: options.scheduledDelayMillis } : {}),
   });
 }
 

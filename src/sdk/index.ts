@@ -26,6 +26,7 @@ export {
 } from './breakwater.js';
 export { BreakwaterHaltError, BreakwaterUnavailableError } from './errors.js';
 export { BreakwaterSpanProcessor } from './span-processor.js';
+export { StepExportProcessor, type ExportStats, type StepExportOptions } from './step-export-processor.js';
 export { ATTR, RATE_LIMIT_HEADERS } from './attributes.js';
 export type { ModelCallRequest, ModelOperation, ModelUsage, ToolCallOptions } from './spans.js';
 export type { BackoffOptions } from './decision-client.js';

@@ -6,7 +6,7 @@ import { scopeOf } from './run-scope.js';
 export interface BreakwaterSpanProcessorOptions {
   /** the Breakwater instance whose run scopes this processor stamps */
   owner: object;
-  /** where finished spans go (a BatchSpanProcessor toward Breakwater); none: stamp only */
+  /** where finished spans go (the StepExportProcessor toward Breakwater); none: stamp only */
   next?: SpanProcessor;
   /**
    * Which finished spans go to `next`: 'all' but those inside another instance's runs (a provider
