@@ -44,6 +44,9 @@ export interface AnchorReport {
 
 type Anchored = CheckpointEntry & { checkpoint: number };
 
+/** What reading the checkpoint chain found: valid checkpoints, and any problem. */
+type Reading = { valid: number; problem?: string; unconfirmed?: boolean };
+
 /**
  * Checkpoints the confirmed heads of the audit chains: what the audit writer reports written is
  * collected per tenant, and `checkpoint()` signs the tenants that moved into the next link of the
@@ -55,7 +58,7 @@ export class AuditAnchor {
   readonly #o: AuditAnchorOptions;
   readonly #anchored: Map<string, Anchored>;
   #tail: ChainHead;
-  readonly #reading: { valid: number; problem?: string; unconfirmed?: boolean };
+  readonly #reading: Reading;
   /** confirmed heads and open breakers of the tenants that moved since the last checkpoint */
   readonly #heads = new Map<string, ChainHead>();
   readonly #open = new Map<string, Map<string, AnchoredBreaker>>();
@@ -65,7 +68,7 @@ export class AuditAnchor {
   #writing: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
 
-  private constructor(store: AuditStore, options: AuditAnchorOptions, anchored: Map<string, Anchored>, tail: ChainHead, reading: AuditAnchor['reading']) {
+  private constructor(store: AuditStore, options: AuditAnchorOptions, anchored: Map<string, Anchored>, tail: ChainHead, reading: Reading) {
     this.#store = store;
     this.#o = options;
     this.#anchored = anchored;
@@ -88,10 +91,6 @@ export class AuditAnchor {
       ...(problem === undefined ? {} : { problem }),
       ...(reading.unconfirmed && file.problem === undefined ? { unconfirmed: true } : {}),
     });
-  }
-
-  get reading(): { valid: number; problem?: string; unconfirmed?: boolean } {
-    return this.#reading;
   }
 
   anchoredHead(tenantId: string): AnchoredHead | undefined {

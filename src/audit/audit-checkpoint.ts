@@ -43,7 +43,7 @@ export interface CheckpointLink {
   mac: string;
 }
 
-export const GENESIS_LINK: ChainHead = Object.freeze({ seq: 0, hash: '' });
+const GENESIS_LINK: ChainHead = Object.freeze({ seq: 0, hash: '' });
 
 export function checkpointHash(seq: number, prevHash: string, body: string): string {
   return createHash('sha256').update(`${prevHash}\n${seq}\n${body}`).digest('hex');

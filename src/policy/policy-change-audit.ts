@@ -15,7 +15,7 @@ export interface ValueChange {
 }
 
 /** The leaves of the tenant's effective policy (thresholds, breaker, degradation) that differ. */
-export function changedValues(previous: PolicyDocument, next: PolicyDocument, tenantId: string): ValueChange[] {
+function changedValues(previous: PolicyDocument, next: PolicyDocument, tenantId: string): ValueChange[] {
   const before = tenantValues(previous, tenantId);
   const after = tenantValues(next, tenantId);
   const changes: ValueChange[] = [];
