@@ -3,29 +3,10 @@
 
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Breakwater, BreakwaterHaltError, BreakwaterUnavailableError, type Decision, type SdkLogger } from '../../src/sdk/index.js';
+import { Breakwater, BreakwaterHaltError, BreakwaterUnavailableError, type Decision } from '../../src/sdk/index.js';
 import { DecisionClient } from '../../src/sdk/decision-client.js';
 import { decision, FakeDecisionServer } from './fake-decisions.js';
-
-interface LogLine {
-  level: string;
-  message: string;
-  fields?: Record<string, unknown>;
-}
-
-function memoryLogger(): SdkLogger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at = (level: string) => (message: string, fields?: Record<string, unknown>) => void lines.push({ level, message, ...(fields ? { fields } : {}) });
-  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
-}
-
-async function waitUntil(predicate: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { memoryLogger, waitUntil } from './test-support.js';
 
 let server: FakeDecisionServer;
 const instances: Breakwater[] = [];

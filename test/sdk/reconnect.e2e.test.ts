@@ -9,16 +9,9 @@ import { silentLogger } from '../../src/sdk/logger.js';
 import { gql } from '../helpers/graphql.js';
 import { startTestService, tempDataDir } from '../helpers/service.js';
 import { writePolicy } from '../helpers/spans.js';
+import { waitUntil } from './test-support.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /**
  * Breaks the server side of every connection on `port`, as a crashed process would. Needed because

@@ -9,29 +9,10 @@ import { isTracingSuppressed } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { BasicTracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Breakwater, BreakwaterHaltError, StepExportProcessor, type SdkLogger, type StartOptions } from '../../src/sdk/index.js';
+import { Breakwater, BreakwaterHaltError, StepExportProcessor, type StartOptions } from '../../src/sdk/index.js';
 import { decision, FakeDecisionServer } from './fake-decisions.js';
 import { attribute, OtlpSink } from './otlp-sink.js';
-
-interface LogLine {
-  level: string;
-  message: string;
-  fields?: Record<string, unknown>;
-}
-
-function memoryLogger(): SdkLogger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at = (level: string) => (message: string, fields?: Record<string, unknown>) => void lines.push({ level, message, ...(fields ? { fields } : {}) });
-  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
-}
-
-async function waitUntil(predicate: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+import { memoryLogger, waitUntil } from './test-support.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const HOLD_MS = 300;
