@@ -3,7 +3,8 @@
 // watch that reloads breakwater.yaml. A bad reload never replaces a good policy: the last good one
 // stays in force and the PolicyError goes to onError and lastReloadError.
 
-import { watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher, type Stats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { effectivePolicy } from './effective-policy.js';
 import { builtinPolicy, loadPolicyFile } from './load-policy.js';
@@ -19,6 +20,8 @@ export interface WatchFileOptions {
   onError: (error: Error) => void;
   /** quiet time after the last file event before reloading; editors write a file in several steps */
   debounceMs?: number;
+  /** how long the file must have gone unmodified before it is read: a writer pausing mid-file is not read half-way */
+  settleMs?: number;
   /** why a reloaded document must not be put in force, or undefined (it is refused, reported through onError) */
   vet?: (next: PolicyDocument) => string | undefined;
 }
@@ -110,14 +113,11 @@ export class PolicyStore {
   watchFile(path: string, options: WatchFileOptions): void {
     if (this.watcher !== undefined) throw new Error('PolicyStore is already watching a file; close() it first');
     const name = basename(path);
-    const debounceMs = options.debounceMs ?? 100;
     this.lastFileDocument = this.document;
     // persistent: false: the watch alone does not keep the process alive
     this.watcher = watch(dirname(path), { persistent: false }, (_event, changed) => {
       if (changed !== null && changed.toString() !== name) return;
-      clearTimeout(this.debounceTimer);
-      this.debounceTimer = setTimeout(() => void this.reload(path, options), debounceMs);
-      this.debounceTimer.unref();
+      this.scheduleReload(path, options, options.debounceMs ?? 100);
     });
     this.watcher.on('error', (error) => options.onError(error));
   }
@@ -131,12 +131,31 @@ export class PolicyStore {
     this.reloadGeneration++;
   }
 
-  private async reload(path: string, { onError, vet }: WatchFileOptions): Promise<void> {
+  private scheduleReload(path: string, options: WatchFileOptions, delayMs: number, seen?: Stats): void {
+    clearTimeout(this.debounceTimer);
+    this.debounceTimer = setTimeout(() => void this.reload(path, options, seen), delayMs);
+    this.debounceTimer.unref();
+  }
+
+  /** `seen`: the file's stat one settle time ago, when it was too fresh to read */
+  private async reload(path: string, options: WatchFileOptions, seen?: Stats): Promise<void> {
+    const { onError, vet } = options;
     const generation = ++this.reloadGeneration;
+    const settleMs = options.settleMs ?? 500;
+    const before = await statOrUndefined(path);
+    if (generation !== this.reloadGeneration) return;
+    // A file modified moments ago may be half-written: read it once it has stayed unchanged for the
+    // settle time, by its age or, for a clock that disagrees with the file system's, by two stats.
+    const settled = before === undefined || Date.now() - before.mtimeMs >= settleMs || sameFile(seen, before);
+    if (!settled) return this.scheduleReload(path, options, settleMs, before);
     let loaded: PolicyDocument;
     try {
       // the file was there when watching began; its disappearing now is an error, not "use defaults"
       loaded = await loadPolicyFile(path, { explicit: true });
+      // written to while it was read: what was read may be half of either version
+      const after = await statOrUndefined(path);
+      if (generation !== this.reloadGeneration) return;
+      if (!sameFile(before, after)) return this.scheduleReload(path, options, settleMs);
     } catch (error) {
       if (generation !== this.reloadGeneration) return;
       const policyError = error instanceof PolicyError ? error : undefined;
@@ -161,6 +180,14 @@ export class PolicyStore {
       onError(error as Error);
     }
   }
+}
+
+async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  return stat(path).catch(() => undefined);
+}
+
+function sameFile(a: Stats | undefined, b: Stats | undefined): boolean {
+  return a !== undefined && b !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
 // Documents come from the same resolution, so equal content serializes with the same key order.

@@ -37,7 +37,7 @@ const tenantQuery = (tenant: string, token?: string) => gql(service!.graphqlUrl,
 /** Writes the policy file and waits out the reload's quiet time and the reload itself. */
 async function rewrite(path: string, text: string): Promise<void> {
   writeFileSync(path, text);
-  await new Promise((r) => setTimeout(r, 600));
+  await new Promise((r) => setTimeout(r, 1_100));
 }
 
 describe('policy file reloads and authentication', () => {

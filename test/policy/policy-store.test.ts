@@ -1,4 +1,4 @@
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -132,6 +132,24 @@ describe('PolicyStore', () => {
       await saveAtomically(path, 'defaultTier: enterprise\n'); // a real change, to know the others were seen
       await eventually(() => store.current().defaultTier === 'enterprise');
       expect(changes).toBe(1);
+    });
+
+    it('never puts a half-written file in force, even when its writer pauses mid-file', async () => {
+      const path = join(dir, 'breakwater.yaml');
+      await writeFile(path, 'defaultTier: enterprise\n');
+      store.replace(await loadPolicyFile(path), path);
+      const seen: PolicyDocument[] = [];
+      store.onChange((doc) => seen.push(doc));
+      store.watchFile(path, { onError: (error) => expect.fail(error.message) }); // the defaults, as the service runs
+      // Written in place, not renamed: the first half is a valid policy of its own.
+      const file = await open(path, 'w');
+      await file.write('defaultTier: pro\n');
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      await file.write('tiers:\n  pro:\n    run: { stepCount: 7 }\n');
+      await file.close();
+      await eventually(() => seen.length > 0);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(seen.map((doc) => [doc.defaultTier, doc.tiers.pro?.run.stepCount])).toEqual([['pro', 7]]);
     });
 
     it('stops reloading after close()', async () => {
