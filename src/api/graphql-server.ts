@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -54,6 +55,17 @@ function principalFor(core: Core, token: string | undefined): Principal {
   return principal;
 }
 
+/** The key stream reservations are held under: a digest of the request's valid token, never the token. */
+function streamCaller(core: Core, request: Request): string | undefined {
+  const token = bearerToken(request.headers.get('authorization'));
+  try {
+    principalFor(core, token);
+    return createHash('sha256').update(token ?? '').digest('base64');
+  } catch {
+    return undefined;
+  }
+}
+
 interface ServerContext {
   req: IncomingMessage;
   res: ServerResponse;
@@ -79,7 +91,8 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
     maxDirectives: { n: 10 },
     blockFieldSuggestion: { enabled: !limits.introspection },
   });
-  const plugins: Plugin[] = [armor, useGraphqlSse(`${GRAPHQL_PATH}/stream`)];
+  const sse = useGraphqlSse(`${GRAPHQL_PATH}/stream`, (request) => streamCaller(core, request));
+  const plugins: Plugin[] = [armor, sse];
   if (!limits.introspection) plugins.push(useDisableIntrospection());
 
   const yoga = createYoga<ServerContext, ApiContext>({
@@ -167,6 +180,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
     },
 
     async close() {
+      sse.reservations.close();
       if (!wss) return;
       for (const client of wss.clients) client.terminate();
       await new Promise<void>((resolve) => wss!.close(() => resolve()));

@@ -8,6 +8,7 @@
 import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fetch';
 import type { Plugin, YogaInitialContext } from 'graphql-yoga';
+import { freeReservedStream, StreamReservations } from './stream-reservations.js';
 
 /** by name: graphql ships as ESM and CJS, and an error of the other copy fails instanceof */
 function isGraphqlError(err: unknown): err is GraphQLError {
@@ -31,13 +32,27 @@ function withData<T>(result: T): T | ExecutionResult {
   return result;
 }
 
-export function useGraphqlSse(endpoint: string): Plugin<YogaInitialContext> {
+/**
+ * `caller` names the request's valid API credential (undefined when it has none): stream
+ * reservations are made, opened and counted by it.
+ */
+export function useGraphqlSse(endpoint: string, caller: (request: Request) => string | undefined): Plugin<YogaInitialContext> & { reservations: StreamReservations } {
   const serverContexts = new WeakMap<Request, Record<string, unknown>>();
   let handler: ((request: Request) => Promise<Response>) | undefined;
+  let fetchApi: { Request: typeof Request } | undefined;
+  const reservations = new StreamReservations({
+    caller,
+    free: async (streamToken) => {
+      if (handler && fetchApi) await freeReservedStream(handler, fetchApi.Request, `http://localhost${endpoint}`, streamToken);
+    },
+  });
   return {
+    reservations,
     onYogaInit({ yoga }) {
+      fetchApi = yoga.fetchAPI;
       handler = createHandler(
         {
+          authenticate: (req) => reservations.authenticate(req.raw),
           async onSubscribe(req, params) {
             const enveloped = yoga.getEnveloped({ ...serverContexts.get(req.raw), request: req.raw, params });
             let document: DocumentNode;
