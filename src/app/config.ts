@@ -34,6 +34,8 @@ export interface ServiceConfig {
   graphqlIntrospection: boolean;
   /** spans per second each tenant may send (0 = unlimited), with a burst of 5 seconds' worth */
   tenantIngestRate: number;
+  unknownTenantIngestRate: number;
+  maxUnknownTenants: number;
   /** nice value for the embedded ClickHouse's threads, so the decision path wins the CPU (0 = leave them) */
   storageNice: number;
   /** time a client has to send its request headers before the connection is closed (408) */
@@ -79,6 +81,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'queueMaxSpans', flag: 'queue-max-spans', env: 'BREAKWATER_QUEUE_MAX_SPANS', kind: 'int', default: '200000', min: 1, help: 'spans waiting for ClickHouse before ingest answers 503' },
   { key: 'tenantQueueSharePercent', flag: 'tenant-queue-share', env: 'BREAKWATER_TENANT_QUEUE_SHARE', kind: 'int', default: '25', min: 1, max: 100, help: 'percent of the write queue one tenant may hold before its requests get 429' },
   { key: 'tenantIngestRate', flag: 'tenant-ingest-rate', env: 'BREAKWATER_TENANT_INGEST_RATE', kind: 'int', default: '50000', min: 0, help: 'spans/s per tenant before 429 (burst 5 s; 0 = unlimited)' },
+  { key: 'unknownTenantIngestRate', flag: 'unknown-tenant-ingest-rate', env: 'BREAKWATER_UNKNOWN_TENANT_INGEST_RATE', kind: 'int', default: '500000', min: 0, help: 'spans/s all tenants not named in the policy share without ingest keys (burst 5 s; 0 = unlimited)' },
+  { key: 'maxUnknownTenants', flag: 'max-unknown-tenants', env: 'BREAKWATER_MAX_UNKNOWN_TENANTS', kind: 'int', default: '1000', min: 1, help: 'tenants not named in the policy sending at once without ingest keys; more get 429' },
   { key: 'storageNice', flag: 'storage-nice', env: 'BREAKWATER_STORAGE_NICE', kind: 'int', default: '19', min: 0, max: 19, help: 'nice value (0-19) for the embedded ClickHouse threads: decisions first (0 = off)' },
   { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'BREAKWATER_HEADERS_TIMEOUT_MS', kind: 'int', default: '10000', min: 100, help: 'time to send request headers before 408 (slow clients)' },
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'BREAKWATER_REQUEST_TIMEOUT_MS', kind: 'int', default: '60000', min: 100, help: 'time to send a whole request, body included, before 408' },

@@ -223,7 +223,12 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const receiveTraces = createTraceReceiver(pipeline, metrics, {
     maxBodyBytes: config.maxBodyBytes,
     tenantForKey: (key) => authenticator.tenantForIngestKey(key),
-    limiter: new TenantIngestLimiter(config.tenantIngestRate, 5),
+    limiter: new TenantIngestLimiter(config.tenantIngestRate, 5, undefined, undefined, {
+      spansPerSecond: config.unknownTenantIngestRate,
+      maxTenants: config.maxUnknownTenants,
+      // with ingest keys every tenant is bound by a key, so only the policy's own budget applies
+      isKnown: (tenant) => authenticator.tenantForIngestKey(undefined) !== null || Object.hasOwn(policy.current().tenants, tenant),
+    }),
     authFailures: new AuthFailureLimiter(),
     onInternalError: (err) => log.error({ error: (err as Error).message }, 'unexpected error handling an OTLP request'),
   });

@@ -9,7 +9,7 @@ import { resourceTenant } from '../normalize/normalize.js';
 import { OtlpDecodeError, type OtlpTraceRequest } from '../codecs/otlp-model.js';
 import { errorStatus, exportResponse, type EncodedBody, type OtlpEncoding } from '../codecs/otlp-responses.js';
 import type { IngestOutcome, IngestPipeline } from '../app/pipeline.js';
-import type { TenantIngestLimiter } from './tenant-rate-limit.js';
+import type { IngestRefusalReason, TenantIngestLimiter } from './tenant-rate-limit.js';
 
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
@@ -97,14 +97,20 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
     const request = decode(decoded, encoding);
     const spans = countSpans(request);
     metrics.spansReceived.inc({ encoding }, spans);
-    const waitMs = options.limiter?.take(spansByTenant(request, keyTenant)) ?? 0;
-    if (waitMs > 0) {
-      metrics.spansRejected.inc({ reason: 'tenant_rate_limited' }, spans);
-      throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(waitMs / 1000));
+    const refusal = options.limiter?.admit(spansByTenant(request, keyTenant));
+    if (refusal) {
+      metrics.spansRejected.inc({ reason: refusal.reason }, spans);
+      throw new ReceiverError(429, REFUSAL_MESSAGES[refusal.reason], Math.ceil(refusal.waitMs / 1000));
     }
     return pipeline.ingest(request, { receivedAt, ...(keyTenant !== undefined ? { keyTenant } : {}) });
   }
 }
+
+const REFUSAL_MESSAGES: Record<IngestRefusalReason, string> = {
+  tenant_rate_limited: 'tenant ingest rate limit exceeded; retry later',
+  unknown_tenants_rate_limited: 'ingest rate limit shared by tenants not named in the policy exceeded; retry later',
+  unknown_tenants_count_limited: 'too many tenants not named in the policy are sending at once; retry later',
+};
 
 function refuseIfLimited(limiter: TenantIngestLimiter | undefined, tenants: readonly string[]): void {
   let waitMs = 0;
