@@ -109,28 +109,4 @@ export function canAccessTenant(principal: Principal, tenantId: string): boolean
   return principal.role === 'platformAdmin' || principal.tenantId === tenantId;
 }
 
-/** Failed authentications are counted per address; past the limit, the answer is 429 for a while. */
-export class AuthFailureLimiter {
-  readonly #failures = new Map<string, { count: number; since: number }>();
-  constructor(
-    private readonly maxFailures = 20,
-    private readonly windowMs = 60_000,
-  ) {}
-
-  blocked(address: string, now = Date.now()): boolean {
-    const entry = this.#failures.get(address);
-    if (!entry) return false;
-    if (now - entry.since > this.windowMs) {
-      this.#failures.delete(address);
-      return false;
-    }
-    return entry.count >= this.maxFailures;
-  }
-
-  fail(address: string, now = Date.now()): void {
-    const entry = this.#failures.get(address);
-    if (!entry || now - entry.since > this.windowMs) this.#failures.set(address, { count: 1, since: now });
-    else entry.count++;
-    if (this.#failures.size > 10_000) this.#failures.clear();
-  }
-}
+export { AuthFailureLimiter } from './auth-limiter.js';

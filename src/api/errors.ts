@@ -10,6 +10,13 @@ export function unauthenticated(): ReturnType<typeof createGraphQLError> {
   return createGraphQLError('missing or invalid token', { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
 }
 
+/** Past the failed-authentication limit, the address is told to wait rather than to fix its token. */
+export function tooManyFailures(): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError('too many failed authentications; retry later', {
+    extensions: { code: 'RATE_LIMITED', http: { status: 429, headers: { 'Retry-After': '60' } } },
+  });
+}
+
 /** The same words whether the tenant exists or not: a tenant token learns nothing about others. */
 export function forbiddenTenant(): ReturnType<typeof createGraphQLError> {
   return createGraphQLError('this token cannot reach that tenant', { extensions: { code: 'FORBIDDEN' } });

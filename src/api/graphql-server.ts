@@ -13,7 +13,7 @@ import type { Core } from '../app/service.js';
 import { useGraphqlSse } from './graphql-sse.js';
 import { AuthFailureLimiter, bearerToken, type Principal } from './auth.js';
 import { withAuthority } from './authority.js';
-import { unauthenticated } from './errors.js';
+import { tooManyFailures, unauthenticated } from './errors.js';
 import { resolvers, type ApiContext } from './resolvers.js';
 
 export const SCHEMA_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schema', 'graphql', 'schema.graphql');
@@ -106,9 +106,12 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
     plugins,
     context: ({ request, req }) => {
       const address = req?.socket.remoteAddress ?? 'unknown';
-      if (limiter.blocked(address)) throw unauthenticated();
+      const token = bearerToken(request.headers.get('authorization'));
+      if (limiter.blocked(address, token)) throw tooManyFailures();
       try {
-        return { principal: principalFor(core, bearerToken(request.headers.get('authorization'))), core };
+        const principal = principalFor(core, token);
+        limiter.succeed(address, token);
+        return { principal, core };
       } catch (err) {
         limiter.fail(address);
         throw err;
@@ -146,11 +149,12 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
         {
           onConnect: (ctx) => {
             const address = ctx.extra.request.socket.remoteAddress ?? 'unknown';
-            if (limiter.blocked(address)) return false;
             const fromParams = typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : undefined;
-            const header = fromParams ?? ctx.extra.request.headers.authorization;
+            const token = bearerToken(fromParams ?? ctx.extra.request.headers.authorization);
+            if (limiter.blocked(address, token)) return false;
             try {
-              ctx.extra.principal = principalFor(core, bearerToken(header));
+              ctx.extra.principal = principalFor(core, token);
+              limiter.succeed(address, token);
               return true;
             } catch {
               limiter.fail(address);

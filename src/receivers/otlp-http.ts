@@ -55,10 +55,12 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
       encoding = requestEncoding(req.headers['content-type']);
       if (req.method !== 'POST') throw new ReceiverError(405, 'use POST');
       const address = req.socket.remoteAddress ?? 'unknown';
-      if (options.authFailures?.blocked(address)) throw new ReceiverError(429, 'too many failed authentications; retry later', 60);
+      const key = ingestKey(req);
+      if (options.authFailures?.blocked(address, key)) throw new ReceiverError(429, 'too many failed authentications; retry later', 60);
       let keyTenant: string | undefined;
       try {
-        keyTenant = authenticate(req, options);
+        keyTenant = authenticate(key, options);
+        if (keyTenant !== undefined) options.authFailures?.succeed(address, key);
       } catch (err) {
         options.authFailures?.fail(address);
         throw err;
@@ -125,9 +127,9 @@ function requestEncoding(contentType: string | undefined): OtlpEncoding {
   throw new ReceiverError(415, `unsupported content type ${JSON.stringify(mediaType)}; use application/x-protobuf or application/json`);
 }
 
-function authenticate(req: IncomingMessage, options: ReceiverOptions): string | undefined {
+function authenticate(key: string | undefined, options: ReceiverOptions): string | undefined {
   if (!options.tenantForKey) return undefined;
-  const tenant = options.tenantForKey(ingestKey(req));
+  const tenant = options.tenantForKey(key);
   if (tenant === null) return undefined;
   if (tenant === undefined) throw new ReceiverError(401, 'missing or unknown ingest key');
   return tenant;

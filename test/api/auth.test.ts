@@ -93,8 +93,8 @@ describe('AuthFailureLimiter', () => {
   it('blocks an address after too many failures within the window, then forgives', () => {
     const limiter = new AuthFailureLimiter(3, 1000);
     for (let i = 0; i < 3; i++) limiter.fail('1.2.3.4', 100);
-    expect(limiter.blocked('1.2.3.4', 200)).toBe(true);
-    expect(limiter.blocked('5.6.7.8', 200)).toBe(false);
-    expect(limiter.blocked('1.2.3.4', 1200)).toBe(false);
+    expect(limiter.blocked('1.2.3.4', 'guess', 200)).toBe(true);
+    expect(limiter.blocked('5.6.7.8', 'guess', 200)).toBe(false);
+    expect(limiter.blocked('1.2.3.4', 'guess', 1200)).toBe(false);
   });
 });
