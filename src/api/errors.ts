@@ -43,3 +43,10 @@ export function policyRejected(error: PolicyError): ReturnType<typeof createGrap
     extensions: { code: 'POLICY_INVALID', issues: error.issues.map((i) => ({ path: i.path, message: i.message })) },
   });
 }
+
+/** A tenant changed its policy too often: each change is kept and replayed at every reload. */
+export function rateLimited(what: string, retryAfterSeconds: number): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError(`${what}: too many changes; try again in ${retryAfterSeconds} s`, {
+    extensions: { code: 'RATE_LIMITED', retryAfterSeconds },
+  });
+}

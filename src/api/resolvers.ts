@@ -12,7 +12,7 @@ import { tenantOperationRefusal } from '../breakers/tenant-operations.js';
 import type { Core } from '../app/service.js';
 import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
 import { canAccessTenant, type Principal } from './auth.js';
-import { badInput, forbiddenLoosening, policyRejected } from './errors.js';
+import { badInput, forbiddenLoosening, policyRejected, rateLimited } from './errors.js';
 import { costAttribution, HistoryRangeError, runExists, runSteps, tenantTimeseries, type TimeseriesMetric } from './history.js';
 import { DateTimeScalar, JsonInputScalar, JsonScalar } from './scalars.js';
 
@@ -129,6 +129,7 @@ async function applyChange(ctx: ApiContext, change: PolicyChange) {
   const outcome = await ctx.core.runtimePolicy.change(change, ctx.principal.name);
   if (outcome.ok) return;
   if ('refusal' in outcome) throw forbiddenLoosening(outcome.refusal.message, outcome.refusal.rule);
+  if ('retryAfterSeconds' in outcome) throw rateLimited('policy change refused', outcome.retryAfterSeconds);
   throw policyRejected(outcome.error);
 }
 

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { BUILTIN_TIERS } from './builtin-tiers.js';
 import { PolicyError } from './policy-error.js';
 import type { PolicyDocument } from './policy-types.js';
+import { redactAuthSecrets } from './redact-auth.js';
 import { buildPolicy } from './resolve-policy.js';
 import { readYaml } from './yaml-source.js';
 
@@ -27,17 +28,19 @@ export function builtinPolicy(): PolicyDocument {
 
 /** Parses and checks breakwater.yaml's text; `fileName` is what issues name. Throws PolicyError only. */
 export function parsePolicy(text: string, fileName: string): PolicyDocument {
+  // text.length is a lower bound of the UTF-8 size, and cheap on a huge string
+  if (text.length > MAX_POLICY_BYTES || Buffer.byteLength(text, 'utf8') > MAX_POLICY_BYTES) {
+    throw fileProblem(fileName, `is larger than ${MAX_POLICY_BYTES} bytes`);
+  }
   try {
-    // text.length is a lower bound of the UTF-8 size, and cheap on a huge string
-    if (text.length > MAX_POLICY_BYTES || Buffer.byteLength(text, 'utf8') > MAX_POLICY_BYTES) {
-      throw fileProblem(fileName, `is larger than ${MAX_POLICY_BYTES} bytes`);
-    }
     const { value, locate } = readYaml(text, fileName);
     return buildPolicy(value, { source: fileName, locate, baseTiers: BUILTIN_TIERS });
   } catch (error) {
-    if (error instanceof PolicyError) throw error;
     // A bug, or a stack exhausted by pathological input: still the one error type callers handle.
-    throw fileProblem(fileName, `could not be read: ${error instanceof Error ? error.message : String(error)}`);
+    const problem =
+      error instanceof PolicyError ? error : fileProblem(fileName, `could not be read: ${error instanceof Error ? error.message : String(error)}`);
+    // every message may quote the text; none may quote a token of its auth section
+    throw redactAuthSecrets(problem, text);
   }
 }
 

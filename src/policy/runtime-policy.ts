@@ -3,6 +3,7 @@ import { PLATFORM_AUDIT_TENANT } from '../audit/audit-event.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../app/log.js';
 import { queryRows } from '../storage/clickhouse.js';
+import { ChangeRateLimit } from './change-rate-limit.js';
 import { validatePolicyChange, type PolicyChange, type PolicyChangeResult } from './effective-policy.js';
 import { mergePatch } from './plain-data.js';
 import type { AffectedTenantsAudit } from './policy-change-audit.js';
@@ -15,7 +16,9 @@ export type ChangeOutcome =
   | { ok: true; document: PolicyDocument }
   | { ok: false; error: PolicyError }
   /** a tenant admin's change that would loosen the platform's policy */
-  | { ok: false; refusal: TighteningRefusal };
+  | { ok: false; refusal: TighteningRefusal }
+  /** the tenant changed its policy too often; it may try again after this many seconds */
+  | { ok: false; retryAfterSeconds: number };
 
 /** A change as stored: who made it and when. */
 export interface RecordedChange {
@@ -40,6 +43,7 @@ export class RuntimePolicy {
   // the file with the platform's changes, before tenant admins' tightenings
   #platform: PolicyDocument;
   readonly #layers = new Map<string, Tightening>();
+  readonly #rateLimit: ChangeRateLimit;
 
   constructor(
     private readonly store: PolicyStore,
@@ -52,6 +56,7 @@ export class RuntimePolicy {
   ) {
     this.#file = store.current();
     this.#platform = this.#file;
+    this.#rateLimit = new ChangeRateLimit(now);
     store.setOverlay((fileDocument) => this.#overlay(fileDocument));
   }
 
@@ -83,6 +88,9 @@ export class RuntimePolicy {
 
   /** Validates, persists, audits and applies one change; a refused change changes nothing. */
   change(change: PolicyChange, actor: string): Promise<ChangeOutcome> {
+    // counted when asked, not when applied: a burst of concurrent requests is one burst
+    const retryAfterSeconds = 'tenantId' in change ? this.#rateLimit.take(change.tenantId) : undefined;
+    if (retryAfterSeconds !== undefined) return Promise.resolve({ ok: false, retryAfterSeconds });
     const run = this.#queue.then(() => this.#apply(change, actor));
     this.#queue = run.catch(() => undefined);
     return run;
