@@ -55,17 +55,6 @@ function principalFor(core: Core, token: string | undefined): Principal {
   return principal;
 }
 
-/** The key stream reservations are held under: a digest of the request's valid token, never the token. */
-function streamCaller(core: Core, request: Request): string | undefined {
-  const token = bearerToken(request.headers.get('authorization'));
-  try {
-    principalFor(core, token);
-    return createHash('sha256').update(token ?? '').digest('base64');
-  } catch {
-    return undefined;
-  }
-}
-
 interface ServerContext {
   req: IncomingMessage;
   res: ServerResponse;
@@ -91,7 +80,29 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
     maxDirectives: { n: 10 },
     blockFieldSuggestion: { enabled: !limits.introspection },
   });
-  const sse = useGraphqlSse(`${GRAPHQL_PATH}/stream`, (request) => streamCaller(core, request));
+  /** The request's principal, through the failed-auth limiter (a request over HTTP or SSE). */
+  const authenticate = (request: Request, req: IncomingMessage | undefined): Principal => {
+    const address = req?.socket.remoteAddress ?? 'unknown';
+    const token = bearerToken(request.headers.get('authorization'));
+    if (limiter.blocked(address, token)) throw tooManyFailures();
+    try {
+      const principal = principalFor(core, token);
+      limiter.succeed(address, token);
+      return principal;
+    } catch (err) {
+      limiter.fail(address);
+      throw err;
+    }
+  };
+  // Stream reservations are held under a digest of the valid token, never the token.
+  const sse = useGraphqlSse(`${GRAPHQL_PATH}/stream`, (request, serverContext) => {
+    try {
+      authenticate(request, (serverContext as Partial<ServerContext> | undefined)?.req);
+    } catch {
+      return undefined;
+    }
+    return createHash('sha256').update(bearerToken(request.headers.get('authorization')) ?? '').digest('base64');
+  });
   const plugins: Plugin[] = [armor, sse];
   if (!limits.introspection) plugins.push(useDisableIntrospection());
 
@@ -104,19 +115,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
     // Batched operations are allowed, but each is checked like a single one.
     batching: { limit: 10 },
     plugins,
-    context: ({ request, req }) => {
-      const address = req?.socket.remoteAddress ?? 'unknown';
-      const token = bearerToken(request.headers.get('authorization'));
-      if (limiter.blocked(address, token)) throw tooManyFailures();
-      try {
-        const principal = principalFor(core, token);
-        limiter.succeed(address, token);
-        return { principal, core };
-      } catch (err) {
-        limiter.fail(address);
-        throw err;
-      }
-    },
+    context: ({ request, req }) => ({ principal: authenticate(request, req), core }),
   });
 
   let wss: WebSocketServer | undefined;

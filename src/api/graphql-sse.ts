@@ -36,12 +36,15 @@ function withData<T>(result: T): T | ExecutionResult {
  * `caller` names the request's valid API credential (undefined when it has none): stream
  * reservations are made, opened and counted by it.
  */
-export function useGraphqlSse(endpoint: string, caller: (request: Request) => string | undefined): Plugin<YogaInitialContext> & { reservations: StreamReservations } {
+export function useGraphqlSse(
+  endpoint: string,
+  caller: (request: Request, serverContext: Record<string, unknown> | undefined) => string | undefined,
+): Plugin<YogaInitialContext> & { reservations: StreamReservations } {
   const serverContexts = new WeakMap<Request, Record<string, unknown>>();
   let handler: ((request: Request) => Promise<Response>) | undefined;
   let fetchApi: { Request: typeof Request } | undefined;
   const reservations = new StreamReservations({
-    caller,
+    caller: (request) => caller(request, serverContexts.get(request)),
     free: async (streamToken) => {
       if (handler && fetchApi) await freeReservedStream(handler, fetchApi.Request, `http://localhost${endpoint}`, streamToken);
     },

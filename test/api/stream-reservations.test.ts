@@ -88,6 +88,22 @@ describe('graphql-sse stream reservations', () => {
   });
 });
 
+describe('guessing tokens on the stream path', () => {
+  it('counts in the failed-auth limiter like any other request', async () => {
+    const statuses: number[] = [];
+    for (let guess = 0; guess < 20; guess++) statuses.push((await reserve(bearer(`guess-${guess}-0123456789abcdef`))).status);
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    const next = await fetch(`${service.graphqlUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...bearer('guess-20-0123456789abcdef') },
+      body: JSON.stringify({ query: '{ tenants { totalCount } }' }),
+    });
+    expect(next.status).toBe(429);
+    // the tenant's own token, seen from this address before, still reserves
+    expect((await reserve(bearer(TOKEN_A))).status).toBe(201);
+  });
+});
+
 describe('an unopened reservation', () => {
   it("is freed in graphql-sse's own handler once its time is up", async () => {
     const url = 'http://localhost/graphql/stream';
