@@ -70,6 +70,8 @@ export interface Authenticator {
   tenantForIngestKey(key: string | undefined): string | undefined | null;
   /** any API token configured at all */
   readonly hasApiTokens: boolean;
+  /** any ingest key configured at all: then every tenant's spans are bound by a key */
+  readonly hasIngestKeys: boolean;
 }
 
 export function createAuthenticator(config: AuthConfig): Authenticator {
@@ -87,6 +89,7 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
     principal: (token) => api.lookup(token),
     tenantForIngestKey: (key) => (ingest.size === 0 ? null : ingest.lookup(key)),
     hasApiTokens: api.size > 0,
+    hasIngestKeys: ingest.size > 0,
   };
 }
 

@@ -227,7 +227,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       spansPerSecond: config.unknownTenantIngestRate,
       maxTenants: config.maxUnknownTenants,
       // with ingest keys every tenant is bound by a key, so only the policy's own budget applies
-      isKnown: (tenant) => authenticator.tenantForIngestKey(undefined) !== null || Object.hasOwn(policy.current().tenants, tenant),
+      isKnown: (tenant) => authenticator.hasIngestKeys || Object.hasOwn(policy.current().tenants, tenant),
     }),
     authFailures: new AuthFailureLimiter(),
     onInternalError: (err) => log.error({ error: (err as Error).message }, 'unexpected error handling an OTLP request'),
