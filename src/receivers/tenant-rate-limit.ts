@@ -81,7 +81,7 @@ export class TenantIngestLimiter {
     }
     let refusal: IngestRefusal | undefined = waitMs > 0 ? { waitMs: Math.ceil(waitMs), reason: 'tenant_rate_limited' } : undefined;
     if (unknownSpans !== undefined && this.#sharedCapacity > 0) {
-      this.#shared.tokens = Math.min(this.#sharedCapacity, this.#shared.tokens + ((at - this.#shared.at) / 1000) * this.unknown!.spansPerSecond);
+      this.#shared.tokens = this.#tokensAt(this.#shared, at, this.#sharedCapacity, this.unknown!.spansPerSecond);
       this.#shared.at = at;
       const needed = Math.min(unknownSpans, this.#sharedCapacity);
       const waitMs = Math.ceil(((needed - this.#shared.tokens) / this.unknown!.spansPerSecond) * 1000);
@@ -157,9 +157,9 @@ export class TenantIngestLimiter {
     return 0;
   }
 
-  /** what the bucket holds at `at`, refilled since it was last taken from */
-  #tokensAt(bucket: Bucket, at: number): number {
-    return Math.min(this.#capacity, bucket.tokens + ((at - bucket.at) / 1000) * this.spansPerSecond);
+  /** what the bucket holds at `at`, refilled since it was last taken from (a tenant's, unless told the shared one's size and rate) */
+  #tokensAt(bucket: Bucket, at: number, capacity = this.#capacity, spansPerSecond = this.spansPerSecond): number {
+    return Math.min(capacity, bucket.tokens + ((at - bucket.at) / 1000) * spansPerSecond);
   }
 
   #refilled(tenant: string, at: number): Bucket {
