@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { tokenDigest } from './token-digest.js';
 
 interface Failures {
   count: number;
@@ -90,5 +90,5 @@ export class AuthFailureLimiter {
 
 // Only a digest is kept, so the limiter holds no secret.
 function trustKey(address: string, credential: string): string {
-  return `${address} ${createHash('sha256').update(credential, 'utf8').digest('base64')}`;
+  return `${address} ${tokenDigest(credential).toString('base64')}`;
 }

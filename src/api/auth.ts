@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { tokenDigest } from './token-digest.js';
 
 /**
  * What a token may do. A platform admin reaches every tenant and every setting; a tenant admin
@@ -40,7 +41,7 @@ export class TokenTable<T> {
   readonly #entries: Entry<T>[] = [];
 
   add(token: string, value: T): void {
-    this.#entries.push({ digest: digest(token), value });
+    this.#entries.push({ digest: tokenDigest(token), value });
   }
 
   get size(): number {
@@ -49,7 +50,7 @@ export class TokenTable<T> {
 
   lookup(token: string | undefined): T | undefined {
     if (token === undefined || token.length === 0 || token.length > 4096) return undefined;
-    const presented = digest(token);
+    const presented = tokenDigest(token);
     let found: T | undefined;
     for (const entry of this.#entries) {
       // No early exit: every entry is compared whatever matched.
@@ -59,9 +60,6 @@ export class TokenTable<T> {
   }
 }
 
-function digest(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest();
-}
 
 export interface Authenticator {
   /** API token (Authorization: Bearer) to principal; undefined when unknown */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { tokenDigest } from './token-digest.js';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
@@ -101,7 +101,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
     } catch {
       return undefined;
     }
-    return createHash('sha256').update(bearerToken(request.headers.get('authorization')) ?? '').digest('base64');
+    return tokenDigest(bearerToken(request.headers.get('authorization')) ?? '').toString('base64');
   });
   const plugins: Plugin[] = [armor, sse];
   if (!limits.introspection) plugins.push(useDisableIntrospection());
