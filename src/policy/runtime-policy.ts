@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../app/log.js';
 import { queryRows } from '../storage/clickhouse.js';
 import { ChangeRateLimit } from './change-rate-limit.js';
+import { compactChanges } from './compact-changes.js';
 import { validatePolicyChange, type PolicyChange, type PolicyChangeResult } from './effective-policy.js';
 import { mergePatch } from './plain-data.js';
 import type { AffectedTenantsAudit } from './policy-change-audit.js';
@@ -32,8 +33,8 @@ export interface RecordedChange {
  * Run-time policy changes: validated exactly like the file, persisted in `policy_changes`, recorded
  * in the audit log with the actor, and laid over the file's policy again after every file reload
  * and at start. Platform changes are applied in order; each tenant admin's tightenings form one
- * layer laid over the result, keeping the stricter value key by key. Changes are applied one at a
- * time, in order.
+ * layer laid over the result, keeping the stricter value key by key, and are replayed folded into
+ * one change per tenant. Changes are applied one at a time, in order.
  */
 export class RuntimePolicy {
   #changes: RecordedChange[] = [];
@@ -62,12 +63,13 @@ export class RuntimePolicy {
 
   /** Reads the persisted changes and puts file + changes in force. */
   async load(fileDocument: PolicyDocument): Promise<void> {
-    const rows = await queryRows<{ Seq: string; Actor: string; At: string; Change: string }>(
+    // an alias named Seq would order the rows as text (10 before 9)
+    const rows = await queryRows<{ SeqText: string; Actor: string; At: string; Change: string }>(
       this.client,
-      'SELECT toString(Seq) AS Seq, Actor, toString(toUnixTimestamp64Milli(ChangedAt)) AS At, Change FROM policy_changes ORDER BY Seq',
+      'SELECT toString(Seq) AS SeqText, Actor, toString(toUnixTimestamp64Milli(ChangedAt)) AS At, Change FROM policy_changes ORDER BY Seq',
     );
-    this.#changes = rows.map((r) => ({ seq: Number(r.Seq), actor: r.Actor, at: Number(r.At), change: JSON.parse(r.Change) as PolicyChange }));
-    this.#seq = rows.length === 0 ? 0 : Number(rows.at(-1)!.Seq);
+    this.#changes = compactChanges(rows.map((r) => ({ seq: Number(r.SeqText), actor: r.Actor, at: Number(r.At), change: JSON.parse(r.Change) as PolicyChange })));
+    this.#seq = rows.length === 0 ? 0 : Number(rows.at(-1)!.SeqText);
     this.store.replace(this.#overlay(fileDocument), 'start-up');
   }
 
@@ -76,7 +78,7 @@ export class RuntimePolicy {
     return this.#file;
   }
 
-  /** The changes in force, oldest first. */
+  /** The changes in force, oldest first, each tenant's tightenings folded into one (compact-changes.ts). */
   changes(): readonly RecordedChange[] {
     return this.#changes;
   }
@@ -122,7 +124,8 @@ export class RuntimePolicy {
       format: 'JSONEachRow',
     });
     this.#seq = seq;
-    this.#changes.push({ seq, actor, at: this.now(), change });
+    const recorded = { seq, actor, at: this.now(), change };
+    this.#changes = change.kind === 'tightenTenantPolicy' || change.kind === 'revertTenantPolicy' ? compactChanges([...this.#changes, recorded]) : [...this.#changes, recorded];
     this.#platform = platform;
     this.#layers.clear();
     for (const [tenantId, layer] of layers) this.#layers.set(tenantId, layer);
@@ -173,13 +176,14 @@ export function replay(
     if (change.kind === 'tightenTenantPolicy') {
       addLayer(layers, change);
     } else {
+      // a revert drops the tenant's tightenings even where the file no longer takes its platform part
+      if (change.kind === 'revertTenantPolicy') layers.delete(change.tenantId);
       const result = validatePolicyChange(platform, change, file);
       if (!result.ok) {
         skipped(change, result.error.message);
         continue;
       }
       platform = result.document;
-      if (change.kind === 'revertTenantPolicy') layers.delete(change.tenantId);
     }
     applied(recorded, platform, layers);
   }

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { storeOptions, type Service } from '../../src/app/service.js';
+import type { Tightening } from '../../src/policy/tighten-only.js';
 import { openStore } from '../../src/storage/clickhouse.js';
 import { gql } from '../helpers/graphql.js';
 import { startTestService, tempDataDir, testConfig } from '../helpers/service.js';
@@ -64,6 +65,28 @@ describe('breaker state and run-time policy survive a restart; the policy file r
     await waitFor(() => current.core.policy.lastReloadError !== undefined, 'the refused reload');
     expect(current.core.policy.lastReloadError!.message).toMatch(/breakwater.yaml:3:\d+ tiers.free.run.toolCallsPerMinute/);
     expect(current.core.policy.forTenant('other').run.toolCallsPerMinute).toBe(9);
+  });
+
+  it("replays a tenant admin's stream of tightenings as one change, to the same policy", async () => {
+    const first = service!;
+    writeFileSync(policyFile, POLICY);
+    await waitFor(() => first.core.policy.lastReloadError === undefined && first.core.policy.forTenant('other').run.toolCallsPerMinute === 5, 'the reload');
+    const ownChanges = (s: Service) => s.core.runtimePolicy.changes().filter(({ change }) => 'tenantId' in change && change.tenantId === 'tight-t');
+    for (let i = 0; i < 50; i++) {
+      const patch: Tightening = { run: i % 2 === 0 ? { stepCount: 90 - i } : { toolCallsPerMinute: 4 } };
+      expect((await first.core.runtimePolicy.change({ kind: 'tightenTenantPolicy', tenantId: 'tight-t', patch }, 'tenant-admin')).ok).toBe(true);
+    }
+    const before = first.core.policy.forTenant('tight-t').run;
+    expect(before).toMatchObject({ stepCount: 42, toolCallsPerMinute: 4 });
+    expect(ownChanges(first)).toHaveLength(1);
+    await first.stop();
+
+    const second = await start();
+    expect(second.core.policy.forTenant('tight-t').run).toEqual(before);
+    // the first test made change 1; these were 2 to 51, read back in numeric order
+    expect(ownChanges(second)).toMatchObject([{ seq: 51, actor: 'tenant-admin', change: { patch: { run: { stepCount: 42, toolCallsPerMinute: 4 } } } }]);
+    expect((await second.core.runtimePolicy.change({ kind: 'tightenTenantPolicy', tenantId: 'tight-t', patch: { run: { stepCount: 41 } } }, 'tenant-admin')).ok).toBe(true);
+    expect(ownChanges(second)).toMatchObject([{ seq: 52, change: { patch: { run: { stepCount: 41, toolCallsPerMinute: 4 } } } }]);
   });
 });
 
