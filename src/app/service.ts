@@ -179,7 +179,6 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     log,
     now: Date.now,
     policy: () => policy.current().degradation,
-    modelMetrics: (provider, model) => windows.modelMetrics(provider, model),
     tenantMetrics: (tenantId) => windows.tenantMetrics(tenantId),
     runMetrics: (tenantId, runId) => windows.runMetrics(tenantId, runId),
     prices: () => policy.current().prices,

@@ -7,7 +7,7 @@
 //                    ├─ x-ratelimit-* headers ─▶ quota telemetry per provider key (WARN 70 % / 90 %)
 //                    ├─ usage + pre-flight estimate ─▶ tenant token buckets (RPM, TPM) ─▶ THROTTLE
 //                    └─ probe accounting of tenants being promoted
-//   per tenant (and task) ─▶ TierTrack: breakers, capacity, p95 vs SLA, cost vs budget ─▶ tier
+//   per tenant (and task) ─▶ TierTrack: breakers, capacity, its own p95 vs SLA, cost vs budget ─▶ tier
 //   ─▶ one decision per tenant (and per run of a task with its own ladder) ─▶ DecisionBus
 //   every tier change, consent request and answer ─▶ audit log (kind 'degradation')
 //
@@ -42,6 +42,7 @@ import type { HealthBreakerView, HealthTransition } from './health-breaker.js';
 import { ProviderHealth } from './provider-health.js';
 import { QuotaTelemetry, type KeyQuota, type QuotaLevelChange } from './quota-telemetry.js';
 import { emptyExtras, readSpanExtras, type SpanExtras } from './span-signals.js';
+import { TenantLatency } from './tenant-latency.js';
 import { TenantQuotas, type ReserveResult } from './tenant-quota.js';
 import { TierTrack, type ConsentRequest, type EntrySignals, type TrackChange, type TrackContext, type Trigger } from './tier-track.js';
 
@@ -67,8 +68,11 @@ export interface DegradationEngineOptions {
   policy: () => DegradationSection;
   now?: () => number;
   log?: DegradationLog;
-  /** a model's latency: WindowStore.modelMetrics */
-  modelMetrics?: (provider: string, model: string) => { latencyP95Ms: number; callsPerMinute: number } | undefined;
+  /**
+   * A tenant's latency on a ladder entry, in place of the engine's own record of that tenant's calls
+   * (tenant-latency.ts); never a figure over all tenants, which one tenant's slow calls would move.
+   */
+  latency?: (tenantId: string, provider: string, model: string) => { latencyP95Ms: number; callsPerMinute: number } | undefined;
   /** a tenant's spend rate: WindowStore.tenantMetrics */
   tenantMetrics?: (tenantId: string) => { costPerMinuteUsd: number } | undefined;
   /** a run's metrics, recorded with tier changes as the run state: WindowStore.runMetrics */
@@ -172,6 +176,8 @@ interface TenantState {
   capacity: Map<string, KeyBlock>;
   /** provider → last model call seen */
   providers: Map<string, number>;
+  /** the tenant's own latencies on its ladder entries, kept while it has a latency SLA */
+  latency: TenantLatency;
   /** changes made between evaluations (probe accounting), recorded by the next one */
   buffered: { track: TierTrack; change: TrackChange }[];
   lastSeenMs: number;
@@ -187,8 +193,6 @@ const DAY_MS = 86_400_000;
 const DEFAULT_RETRY_MS = 1_000;
 const RUNS_IN_EVENTS = 20;
 const EVICT_EVERY_MS = 60_000;
-/** requested → served model names remembered; spans name models freely, so this is capped */
-const MAX_SERVED_AS = 4_096;
 
 export class DegradationEngine implements SpanObserver {
   readonly #o: DegradationEngineOptions;
@@ -199,9 +203,9 @@ export class DegradationEngine implements SpanObserver {
   readonly #telemetry: QuotaTelemetry;
   /** the span being observed's extras (one object for all: they are read only during the visit) */
   readonly #extras = emptyExtras();
-  /** provider + requested model → the model the provider reported serving (windows key by it) */
-  readonly #servedAs = new Map<string, string>();
   readonly #inflight = new Set<Promise<unknown>>();
+  /** the ladder entries one span's latency went to (reused: spans are recorded one at a time) */
+  readonly #latencyKeys: string[] = [];
   #ticker: NodeJS.Timeout | undefined;
   #lastEviction = 0;
 
@@ -330,6 +334,13 @@ export class DegradationEngine implements SpanObserver {
     return this.#telemetry.keys();
   }
 
+  /** What the engine holds, for bounds: tenants, and their latency entries (each at most RING_CALLS calls). */
+  counts(): { tenants: number; latencyEntries: number } {
+    let latencyEntries = 0;
+    for (const state of this.#tenants.values()) latencyEntries += state.latency.size;
+    return { tenants: this.#tenants.size, latencyEntries };
+  }
+
   /** Forgets a run (call it when the windows evict the run). */
   forgetRun(tenantId: string, runId: string): void {
     this.#tenants.get(tenantId)?.runs.delete(runId);
@@ -437,10 +448,6 @@ export class DegradationEngine implements SpanObserver {
     const endMs = Math.min(now, nanosToMillis(span.endTimeUnixNano));
     const startMs = nanosToMillis(span.startTimeUnixNano);
     const durationMs = Math.max(0, endMs - startMs);
-    if (span.requestModel !== '' && span.responseModel !== '' && span.requestModel !== span.responseModel) {
-      if (this.#servedAs.size >= MAX_SERVED_AS) this.#servedAs.clear();
-      this.#servedAs.set(`${span.provider}\u0000${span.requestModel}`, span.responseModel);
-    }
     run.lastSeenMs = now;
     run.provider = span.provider;
     run.model = model;
@@ -455,6 +462,7 @@ export class DegradationEngine implements SpanObserver {
     }
 
     const key = extras.providerKey;
+    this.#recordLatency(state, policy, span, key, endMs, durationMs);
     // OpenAI's and Anthropic's rate-limit headers, as the normalizer put them in these columns.
     this.#telemetry.observe(span.tenantId, key, span.provider, {
       remainingRequests: span.rateLimitRemainingRequests,
@@ -481,6 +489,32 @@ export class DegradationEngine implements SpanObserver {
       for (const change of track.onCall(track.position, healthy, now, detail)) state.buffered.push({ track, change });
     }
     return state;
+  }
+
+  /** The call's latency, on every ladder entry of the tenant it ran on, when the tenant has a latency SLA. */
+  #recordLatency(state: TenantState, policy: DegradationPolicy, span: AgentSpan, key: string, endMs: number, durationMs: number): void {
+    if (policy.triggers.latencyP95Ms === undefined) {
+      if (state.latency.size > 0) state.latency.clear();
+      return;
+    }
+    const seen = this.#latencyKeys;
+    seen.length = 0;
+    this.#recordOnLadder(state, policy.tiers, span, key, endMs, durationMs);
+    for (const task in policy.tasks) {
+      const tiers = policy.tasks[task]?.tiers;
+      if (tiers !== undefined) this.#recordOnLadder(state, tiers, span, key, endMs, durationMs);
+    }
+  }
+
+  #recordOnLadder(state: TenantState, tiers: readonly TierEntry[], span: AgentSpan, key: string, endMs: number, durationMs: number): void {
+    const seen = this.#latencyKeys;
+    for (const entry of tiers) {
+      if (!entryMatches(entry, span, key)) continue;
+      const id = `${entry.provider}\u0000${entry.model}`;
+      if (seen.includes(id)) continue;
+      seen.push(id);
+      state.latency.record(entry.provider, entry.model, endMs, durationMs);
+    }
   }
 
   #rateLimited(state: TenantState, span: AgentSpan, extras: SpanExtras, endMs: number, policy: DegradationPolicy, now: number): void {
@@ -569,21 +603,20 @@ export class DegradationEngine implements SpanObserver {
       now,
       policy: tp,
       tenant: policy,
-      signals: (entry) => this.#signals(state, entry),
+      signals: (entry) => this.#signals(state, entry, now),
       costPerMinuteUsd: this.#o.tenantMetrics?.(state.tenantId)?.costPerMinuteUsd,
       priceRatio: (from, to) => this.#priceRatio(from, to),
       newId: this.#o.newId ?? randomUUID,
     };
   }
 
-  #signals(state: TenantState, entry: TierEntry): EntrySignals {
+  #signals(state: TenantState, entry: TierEntry, now: number): EntrySignals {
     let capacity: EntrySignals['capacity'] = null;
     for (const block of state.capacity.values()) {
       if (!blockApplies(block, entry)) continue;
       if (capacity === null || block.until > capacity.until) capacity = { until: block.until, kind: block.cls.kind, detail: `${block.cls.evidence}; ${block.how}` };
     }
-    const served = this.#servedAs.get(`${entry.provider}\u0000${entry.model}`);
-    const metrics = (served !== undefined ? this.#o.modelMetrics?.(entry.provider, served) : undefined) ?? this.#o.modelMetrics?.(entry.provider, entry.model);
+    const metrics = this.#o.latency !== undefined ? this.#o.latency(state.tenantId, entry.provider, entry.model) : state.latency.read(entry.provider, entry.model, now);
     const health = this.#health.coverage(state.tenantId, entry.provider, entry.model);
     return {
       openBreakers: health.open,
@@ -903,6 +936,7 @@ export class DegradationEngine implements SpanObserver {
         throttles: new Map(),
         capacity: new Map(),
         providers: new Map(),
+        latency: new TenantLatency(),
         buffered: [],
         lastSeenMs: now,
         published: null,

@@ -169,18 +169,23 @@ export function degradationEvent(change: TrackChange, ctx: EventContext): AuditE
   }
 }
 
-/** A provider or model breaker transition, for the log of a tenant it concerns. */
+/**
+ * A provider or model breaker transition, for the log of a tenant it concerns. A shared breaker's
+ * figures are every tenant's calls, so its event carries only how many tenants were over the
+ * thresholds (metric `failingTenants`), never call counts or rates.
+ */
 export function healthTransitionEvent(tenantId: string, transition: HealthTransition, view?: HealthBreakerView): AuditEventInput {
   const { key, rates } = transition;
   const slow = transition.cause === 'slow_call_rate';
+  const shared = key.tenantId === '';
   return {
     tenantId,
     kind: 'breaker_transition',
     eventTime: transition.at,
     runId: '',
     scope: key.scope,
-    metric: slow ? 'slowCallRate' : 'failureRate',
-    observed: slow ? rates.slowCallRate : rates.failureRate,
+    metric: shared ? 'failingTenants' : slow ? 'slowCallRate' : 'failureRate',
+    observed: shared ? rates.failingTenants : slow ? rates.slowCallRate : rates.failureRate,
     oldState: transition.from,
     newState: transition.to,
     actor: SYSTEM_ACTOR,
@@ -190,10 +195,15 @@ export function healthTransitionEvent(tenantId: string, transition: HealthTransi
       cause: transition.cause,
       provider: key.provider,
       model: key.model,
-      shared: key.tenantId === '',
-      rates,
+      shared,
+      rates: shared ? { failingTenants: rates.failingTenants } : rates,
       waitMs: transition.waitMs,
-      ...(view === undefined ? {} : { healthBreaker: view }),
+      ...(view === undefined ? {} : { healthBreaker: shared ? sharedView(view) : view }),
     },
   };
+}
+
+/** A shared breaker as any one tenant may see it: its state and times, no figures of the calls. */
+export function sharedView(view: HealthBreakerView): Record<string, unknown> {
+  return { key: view.key, state: view.state, trippedBy: view.trippedBy, openedAt: view.openedAt, openUntil: view.openUntil, leftOpenAt: view.leftOpenAt, reopens: view.reopens };
 }

@@ -239,8 +239,9 @@ export const providerHealthSchema = z
     /** HALF_OPEN without enough calls re-opens after this long; 0 waits for the calls */
     maxWaitHalfOpenMs: millisecondsOrZero.default(0),
     /**
-     * The shared breaker of a provider or model (fed by every tenant) opens only when failures come
-     * from at least this many tenants: one tenant's spans can open its own breakers, never everyone's.
+     * The shared breaker of a provider or model (fed by every tenant) opens only when at least this
+     * many tenants are over its thresholds on their own calls (each with its share of minimumCalls):
+     * one tenant's spans can open its own breakers, never everyone's.
      */
     sharedMinTenants: positiveCount.default(2),
   })

@@ -11,10 +11,14 @@
 // timeouts, connection errors; a 429 is never recorded here). Calls reported while OPEN are
 // ignored: they were in flight when the breaker opened.
 //
-// A shared breaker (tenantId '', fed by every tenant) opens only when failures come from at least
-// `sharedMinTenants` tenants: one tenant's spans then open only that tenant's own breakers.
+// A shared breaker (tenantId '', fed by every tenant) opens only when at least `sharedMinTenants`
+// tenants are over its thresholds on their own calls in the window (each with at least its share of
+// the minimum calls, tenant-tallies.ts): one tenant's spans, plus a stray failure from another, open
+// only that tenant's own breakers. Its transitions name tenant counts only, never call counts, since
+// they are recorded in every concerned tenant's log.
 
 import type { ProviderHealthSettings } from './degradation-schema.js';
+import { tenantShare, TenantTallies, type TallyRule } from './tenant-tallies.js';
 
 export type HealthState = 'CLOSED' | 'OPEN' | 'HALF_OPEN';
 export type HealthScope = 'PROVIDER' | 'MODEL';
@@ -41,7 +45,7 @@ export interface HealthRates {
   /** 0 below minimumCalls */
   failureRate: number;
   slowCallRate: number;
-  /** tenants with at least one failed or slow call in the window */
+  /** tenants over the thresholds on their own calls in the window (each with its share of the minimum calls) */
   failingTenants: number;
 }
 
@@ -72,6 +76,8 @@ export interface HealthBreakerView {
   leftOpenAt: number | null;
   reopens: number;
   halfOpenCalls: number;
+  /** tenants over the thresholds when it last opened (what a shared breaker may tell each tenant) */
+  trippedBy: number;
 }
 
 const FAILED = 1;
@@ -87,17 +93,21 @@ class CallWindow {
   calls = 0;
   failures = 0;
   slowCalls = 0;
-  /** failed-or-slow calls per tenant */
-  readonly #failing = new Map<string, number>();
+  /** the calls of each tenant in the window */
+  readonly tallies: TenantTallies;
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    rule: TallyRule,
+  ) {
     this.#times = new Float64Array(capacity);
     this.#flags = new Uint8Array(capacity);
     this.#tenants = new Array<string>(capacity).fill('');
+    this.tallies = new TenantTallies(rule);
   }
 
   get failingTenants(): number {
-    return this.#failing.size;
+    return this.tallies.over;
   }
 
   push(at: number, flags: number, tenantId: string): void {
@@ -110,7 +120,7 @@ class CallWindow {
     this.calls++;
     if (flags & FAILED) this.failures++;
     if (flags & SLOW) this.slowCalls++;
-    if (flags !== 0) this.#failing.set(tenantId, (this.#failing.get(tenantId) ?? 0) + 1);
+    this.tallies.add(tenantId, (flags & FAILED) !== 0, (flags & SLOW) !== 0);
   }
 
   /** Drops calls at or before `cutoff`. */
@@ -124,7 +134,7 @@ class CallWindow {
     this.calls = 0;
     this.failures = 0;
     this.slowCalls = 0;
-    this.#failing.clear();
+    this.tallies.clear();
   }
 
   #dropOldest(): void {
@@ -134,11 +144,7 @@ class CallWindow {
     this.calls--;
     if (flags & FAILED) this.failures--;
     if (flags & SLOW) this.slowCalls--;
-    if (flags !== 0) {
-      const left = (this.#failing.get(tenantId) ?? 1) - 1;
-      if (left <= 0) this.#failing.delete(tenantId);
-      else this.#failing.set(tenantId, left);
-    }
+    this.tallies.remove(tenantId, (flags & FAILED) !== 0, (flags & SLOW) !== 0);
     this.#tenants[i] = '';
     this.#head = (this.#head + 1) % this.capacity;
     this.#size--;
@@ -153,7 +159,8 @@ export class HealthBreaker {
   #reopens = 0;
   #halfOpenAt = 0;
   #leftOpenAt: number | null = null;
-  #half = { calls: 0, failures: 0, slowCalls: 0, tenants: new Set<string>() };
+  #trippedBy = 0;
+  #half: HalfOpenCounts;
   /** last time a call was recorded (for eviction of idle breakers) */
   lastCallAt: number;
 
@@ -162,7 +169,8 @@ export class HealthBreaker {
     private readonly now: () => number,
     settings: ProviderHealthSettings,
   ) {
-    this.#window = new CallWindow(settings.slidingWindowSize);
+    this.#window = new CallWindow(settings.slidingWindowSize, windowRule(settings));
+    this.#half = halfOpenCounts(settings);
     this.lastCallAt = now();
   }
 
@@ -189,7 +197,7 @@ export class HealthBreaker {
       const elapsedAt = this.#openedAt + this.#waitMs;
       this.#leftOpenAt = elapsedAt;
       this.#halfOpenAt = elapsedAt;
-      this.#half = { calls: 0, failures: 0, slowCalls: 0, tenants: new Set() };
+      this.#half = halfOpenCounts(settings);
       out.push(this.#transition('HALF_OPEN', 'wait_elapsed', elapsedAt, 0, `open for ${this.#waitMs} ms; admitting ${settings.permittedCallsHalfOpen} probe call(s)`));
     }
     if (this.#state === 'HALF_OPEN' && settings.maxWaitHalfOpenMs > 0 && at >= this.#halfOpenAt + settings.maxWaitHalfOpenMs) {
@@ -204,7 +212,8 @@ export class HealthBreaker {
    * unless something changes, and the caller reads the clock once per request, not per call.
    */
   record(call: HealthCall, settings: ProviderHealthSettings, out: HealthTransition[] = [], at = this.now()): HealthTransition[] {
-    if (this.#window.capacity !== settings.slidingWindowSize) this.#window = new CallWindow(settings.slidingWindowSize);
+    if (this.#window.capacity !== settings.slidingWindowSize) this.#window = new CallWindow(settings.slidingWindowSize, windowRule(settings));
+    else this.#window.tallies.setRule(tenantShare(settings.minimumCalls, settings.sharedMinTenants), settings.failureRateThreshold, settings.slowCallRateThreshold);
     this.tick(settings, out, at);
     this.lastCallAt = at;
     const flags = (call.failure ? FAILED : 0) | (call.slow ? SLOW : 0);
@@ -221,13 +230,13 @@ export class HealthBreaker {
         half.calls++;
         if (call.failure) half.failures++;
         if (call.slow) half.slowCalls++;
-        if (flags !== 0) half.tenants.add(call.tenantId);
+        half.tallies.add(call.tenantId, call.failure, call.slow);
         if (half.calls >= settings.permittedCallsHalfOpen) {
-          const trip = this.#trip(half, half.tenants.size, settings);
+          const trip = this.#trip(half, half.tallies.over, settings);
           if (trip !== null) {
             out.push(this.#open('probes_failed', at, settings, true, `${this.#describe(trip, settings, half)} while probing`));
           } else {
-            const rates = this.#ratesOf(half, half.tenants.size, settings, true);
+            const rates = this.#ratesOf(half, half.tallies.over, settings, true);
             this.#window.clear();
             this.#reopens = 0;
             out.push(this.#transition('CLOSED', 'probes_passed', at, 0, `${half.calls} probe call(s) passed`, rates));
@@ -242,7 +251,7 @@ export class HealthBreaker {
   }
 
   rates(settings: ProviderHealthSettings): HealthRates {
-    if (this.#state === 'HALF_OPEN') return this.#ratesOf(this.#half, this.#half.tenants.size, settings, true);
+    if (this.#state === 'HALF_OPEN') return this.#ratesOf(this.#half, this.#half.tallies.over, settings, true);
     this.#window.expire(this.now() - settings.slidingWindowMs);
     return this.#ratesOf(this.#window, this.#window.failingTenants, settings, false);
   }
@@ -257,6 +266,7 @@ export class HealthBreaker {
       leftOpenAt: this.leftOpenAt(),
       reopens: this.#reopens,
       halfOpenCalls: this.#half.calls,
+      trippedBy: this.#trippedBy,
     };
   }
 
@@ -269,9 +279,8 @@ export class HealthBreaker {
 
   #trip(counts: { calls: number; failures: number; slowCalls: number }, failingTenants: number, settings: ProviderHealthSettings): HealthCause | null {
     if (this.#state === 'CLOSED' && counts.calls < settings.minimumCalls) return null;
-    // A shared breaker needs failures from several tenants; a tenant's own needs only its own.
-    const minTenants = this.key.tenantId === '' ? settings.sharedMinTenants : 1;
-    if (failingTenants < minTenants) return null;
+    // A shared breaker needs several tenants over the thresholds on their own calls; a tenant's own breaker, its calls.
+    if (this.key.tenantId === '' && failingTenants < settings.sharedMinTenants) return null;
     if (counts.calls === 0) return null;
     if (counts.failures / counts.calls >= settings.failureRateThreshold) return 'failure_rate';
     if (counts.slowCalls / counts.calls >= settings.slowCallRateThreshold) return 'slow_call_rate';
@@ -279,11 +288,12 @@ export class HealthBreaker {
   }
 
   #open(cause: HealthCause, at: number, settings: ProviderHealthSettings, reopen: boolean, reason: string): HealthTransition {
-    const rates = this.#state === 'HALF_OPEN' ? this.#ratesOf(this.#half, this.#half.tenants.size, settings, true) : this.#ratesOf(this.#window, this.#window.failingTenants, settings, false);
+    const rates = this.#state === 'HALF_OPEN' ? this.#ratesOf(this.#half, this.#half.tallies.over, settings, true) : this.#ratesOf(this.#window, this.#window.failingTenants, settings, false);
     this.#reopens = reopen ? this.#reopens + 1 : 0;
     const base = settings.waitDurationOpenMs;
     this.#waitMs = Math.max(base, Math.min(settings.maxWaitDurationMs, Math.round(base * Math.pow(settings.waitMultiplier, this.#reopens))));
     this.#openedAt = at;
+    this.#trippedBy = rates.failingTenants;
     this.#window.clear();
     return this.#transition('OPEN', cause, at, this.#waitMs, `${reason}; open for ${this.#waitMs} ms`, rates);
   }
@@ -306,13 +316,40 @@ export class HealthBreaker {
     };
   }
 
-  #describe(cause: HealthCause, settings: ProviderHealthSettings, counts: { calls: number; failures: number; slowCalls: number } = this.#window): string {
+  #describe(cause: HealthCause, settings: ProviderHealthSettings, counts: { calls: number; failures: number; slowCalls: number; tallies: TenantTallies } = this.#window): string {
     const what = this.key.scope === 'MODEL' ? `${this.key.provider}/${this.key.model}` : this.key.provider;
+    if (this.key.tenantId === '') {
+      const threshold = cause === 'slow_call_rate' ? `slow-call rate threshold (${pct(settings.slowCallRateThreshold)}, slower than ${settings.slowCallDurationMs} ms)` : `failure rate threshold (${pct(settings.failureRateThreshold)})`;
+      return `${what}: ${counts.tallies.over} tenants over the ${threshold} on their own calls`;
+    }
     if (cause === 'slow_call_rate') {
       return `${what}: ${counts.slowCalls} of ${counts.calls} calls slower than ${settings.slowCallDurationMs} ms (threshold ${pct(settings.slowCallRateThreshold)})`;
     }
     return `${what}: ${counts.failures} of ${counts.calls} calls failed with 5xx, timeouts or connection errors (threshold ${pct(settings.failureRateThreshold)})`;
   }
+}
+
+interface HalfOpenCounts {
+  calls: number;
+  failures: number;
+  slowCalls: number;
+  tallies: TenantTallies;
+}
+
+function halfOpenCounts(settings: ProviderHealthSettings): HalfOpenCounts {
+  return { calls: 0, failures: 0, slowCalls: 0, tallies: new TenantTallies(rule(settings, settings.permittedCallsHalfOpen)) };
+}
+
+function windowRule(settings: ProviderHealthSettings): TallyRule {
+  return rule(settings, settings.minimumCalls);
+}
+
+function rule(settings: ProviderHealthSettings, windowMinimum: number): TallyRule {
+  return {
+    minCalls: tenantShare(windowMinimum, settings.sharedMinTenants),
+    failureRateThreshold: settings.failureRateThreshold,
+    slowCallRateThreshold: settings.slowCallRateThreshold,
+  };
 }
 
 function pct(ratio: number): string {

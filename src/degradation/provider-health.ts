@@ -2,7 +2,7 @@
 // fast without letting one tenant's spans degrade everyone:
 //
 // - shared breakers per provider and per (provider, model), fed by every tenant's calls, that open
-//   only when failures come from at least `sharedMinTenants` tenants;
+//   only when at least `sharedMinTenants` tenants are over the thresholds on their own calls;
 // - each tenant's own breakers per provider and per (provider, model), fed by its calls only,
 //   created at its first failed or slow call and dropped once quiet again.
 //

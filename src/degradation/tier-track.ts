@@ -4,8 +4,8 @@
 //   unusable  not permitted, excluded for data residency, or refused by the tenant in this incident
 //   hard      a provider or model breaker covering it is OPEN, its provider key's quota is exhausted
 //             beyond what throttling can wait out, or a promotion probe on it just failed
-//   soft      its model's p95 latency is over the tenant's SLA, or the tenant's spend rate calls for
-//             a cheaper tier (both with a hold time and a lower clearing level: hysteresis)
+//   soft      the p95 latency of the tenant's own calls on it is over its SLA, or the tenant's spend
+//             rate calls for a cheaper tier (both with a hold time and a lower clearing level: hysteresis)
 //   ok        none of these
 // and picks the best `ok` rung; with none, it stays on a `soft` current rung (a slow primary beats a
 // suspension), else the best `soft` one, else suspend (tier 4; HALT when 4 is not permitted).
@@ -102,7 +102,7 @@ export interface EntrySignals {
   breakerLeftOpenAt: number | null;
   /** the latest quota exhaustion of its key (`until` may have passed) */
   capacity: { until: number; kind: RateLimitKind; detail: string } | null;
-  /** the model's latency where known */
+  /** the p95 latency of the tenant's own calls on the rung, where known */
   latency: { p95Ms: number; callsPerMinute: number } | undefined;
 }
 
@@ -562,17 +562,19 @@ export class TierTrack {
   }
 }
 
+/** A shared breaker's trigger names how many tenants were over its thresholds, never the fleet's call figures. */
 function breakerTrigger(breaker: HealthBreakerView, entry: TierEntry): Trigger {
   const { key, rates } = breaker;
   const slow = rates.slowCallRate > rates.failureRate;
-  const whose = key.tenantId === '' ? 'shared' : "the tenant's own";
+  const shared = key.tenantId === '';
+  const whose = shared ? 'shared' : "the tenant's own";
   const what = key.scope === 'MODEL' ? `${key.provider}/${key.model}` : key.provider;
   return {
     kind: key.scope === 'MODEL' ? 'model_breaker' : 'provider_breaker',
     scope: key.scope,
-    metric: slow ? 'slowCallRate' : 'failureRate',
+    metric: shared ? 'failingTenants' : slow ? 'slowCallRate' : 'failureRate',
     threshold: 0,
-    observed: slow ? rates.slowCallRate : rates.failureRate,
+    observed: shared ? breaker.trippedBy : slow ? rates.slowCallRate : rates.failureRate,
     detail: `${whose} ${key.scope === 'MODEL' ? 'model' : 'provider'} breaker of ${what} is OPEN`,
     provider: entry.provider,
     model: entry.model,

@@ -58,7 +58,7 @@ function engineOn(clock: Clock, current: ReturnType<typeof section>, extra: { p9
     policy: () => current,
     now: clock.now,
     newId: () => `${idPrefix}${++ids}`,
-    ...(extra.p95 ? { modelMetrics: (provider: string) => ({ latencyP95Ms: provider === 'openai' ? extra.p95!() : 500, callsPerMinute: 100 }) } : {}),
+    ...(extra.p95 ? { latency: (_tenantId: string, provider: string) => ({ latencyP95Ms: provider === 'openai' ? extra.p95!() : 500, callsPerMinute: 100 }) } : {}),
   });
   const send = (...spans: AgentSpan[]) => engine.observe(spans, 0);
   const at = (init: SpanInit = {}): SpanInit => ({ endMs: clock.ms, ...init });

@@ -135,6 +135,17 @@ describe('a 5xx storm', () => {
     expect(t.bus.latest('solo-bystander').action).toBe('ALLOW');
     expect(t.engine.providerBreakers().every((v) => v.state === 'CLOSED')).toBe(true);
   });
+
+  it("one tenant's storm and one stray failure elsewhere leave the shared breaker closed", () => {
+    const t = setup(policy());
+    t.send(span(t.at({ tenantId: 'stray-bystander' })));
+    t.send(...times(8, () => failed(t.at({ tenantId: 'stray-noisy' }))));
+    t.send(failed(t.at({ tenantId: 'stray-unlucky' })));
+    expect(t.bus.latest('stray-noisy')).toMatchObject({ action: 'DEGRADE', tier: 1 });
+    expect(t.bus.latest('stray-unlucky').action).toBe('ALLOW');
+    expect(t.bus.latest('stray-bystander').action).toBe('ALLOW');
+    expect(t.engine.providerBreakers().every((v) => v.state === 'CLOSED')).toBe(true);
+  });
 });
 
 // The engine publishes only when what an agent acts on changes (its decision signature): these
@@ -316,10 +327,25 @@ describe('recovery', () => {
 });
 
 describe('latency and cost triggers', () => {
+  it("judges each tenant's SLA on its own calls, bounded and forgotten with the tenant", () => {
+    const t = setup(policy({}, { triggers: { latencyP95Ms: 5_000, holdMs: 0 } }), { tenantIdleMs: 60_000 });
+    const calls = (tenantId: string, durationMs: number) => times(10, () => span(t.at({ tenantId, durationMs })));
+    t.send(...calls('own-slow', 30_000), ...calls('own-fast', 300));
+    expect(t.bus.latest('own-slow')).toMatchObject({ action: 'DEGRADE', tier: 1, metric: 'latencyP95Ms', observed: 30_000 });
+    expect(t.bus.latest('own-fast').action).toBe('ALLOW');
+    // a tenant's calls on a model off its ladder are not kept
+    t.send(...times(5, () => span(t.at({ tenantId: 'own-fast', requestModel: 'o3' }))));
+    expect(t.engine.counts()).toEqual({ tenants: 2, latencyEntries: 2 });
+    t.clock.advance(60_000);
+    t.engine.evictIdle();
+    // own-slow is still degraded and kept; own-fast is at rest and goes, with its latencies
+    expect(t.engine.counts()).toEqual({ tenants: 1, latencyEntries: 1 });
+  });
+
   it('degrades when the p95 stays over the SLA, with hysteresis on the way back', async () => {
     let p95 = 6_000;
     const t = setup(policy({ slow: { triggers: { latencyP95Ms: 5_000, holdMs: 10_000, clearFraction: 0.8 } } }), {
-      modelMetrics: (provider, model) => (provider === 'openai' && model === 'gpt-4o' ? { latencyP95Ms: p95, callsPerMinute: 50 } : { latencyP95Ms: 800, callsPerMinute: 50 }),
+      latency: (_tenantId, provider, model) => (provider === 'openai' && model === 'gpt-4o' ? { latencyP95Ms: p95, callsPerMinute: 50 } : { latencyP95Ms: 800, callsPerMinute: 50 }),
     });
     t.send(span(t.at({ tenantId: 'slow' })));
     t.clock.advance(9_999);

@@ -97,12 +97,30 @@ describe('HealthBreaker (Resilience4j semantics)', () => {
     expect(waits).toEqual([60_000, 100_000, 100_000]);
   });
 
-  it('a shared breaker needs failures from several tenants', () => {
+  it('a shared breaker needs several tenants over the thresholds on their own calls', () => {
     const clock = new Clock();
     const shared = new HealthBreaker({ ...own, tenantId: '' }, clock.now, settings);
     for (let i = 0; i < 10; i++) expect(shared.record(bad, settings)).toEqual([]);
     expect(shared.rates(settings)).toMatchObject({ failureRate: 1, failingTenants: 1 });
-    expect(shared.record({ failure: true, slow: false, tenantId: 't2' }, settings)[0]).toMatchObject({ to: 'OPEN' });
+    // one stray failure from another tenant: under its share of the minimum calls (5 / 2 tenants)
+    const t2bad = { failure: true, slow: false, tenantId: 't2' };
+    expect(shared.record(t2bad, settings)).toEqual([]);
+    expect(shared.state()).toBe('CLOSED');
+    // a second tenant failing on its own calls too opens it, and says so in tenants, not calls
+    const [open] = shared.record(t2bad, settings);
+    expect(open).toMatchObject({ to: 'OPEN', rates: { failingTenants: 2 } });
+    expect(open?.reason).toMatch(/^openai: 2 tenants over the failure rate threshold \(50 %\) on their own calls; open for 30000 ms$/);
+    expect(shared.view(settings).trippedBy).toBe(2);
+  });
+
+  it("a tenant's failures under the threshold among its own good calls do not count it", () => {
+    const clock = new Clock();
+    const shared = new HealthBreaker({ ...own, tenantId: '' }, clock.now, settings);
+    for (let i = 0; i < 6; i++) shared.record(bad, settings);
+    for (let i = 0; i < 3; i++) shared.record({ failure: false, slow: false, tenantId: 't2' }, settings);
+    // t2: 1 failure in 4 calls, 25 %: the window is 70 % failed, but only t1 is over
+    expect(shared.record({ failure: true, slow: false, tenantId: 't2' }, settings)).toEqual([]);
+    expect(shared.rates(settings)).toMatchObject({ failingTenants: 1, failureRate: 0.7 });
   });
 });
 

@@ -228,13 +228,13 @@ async function seedAudit(service: Service, now: number): Promise<void> {
     kind: 'breaker_transition',
     eventTime: now - 12 * MINUTE - 500,
     scope: 'MODEL',
-    metric: 'failureRate',
-    observed: 0.6,
+    metric: 'failingTenants',
+    observed: 2,
     oldState: 'CLOSED',
     newState: 'OPEN',
     actor: 'breakwater',
-    reason: 'anthropic/claude-sonnet-4-5 failure rate 60 % over 20 calls',
-    details: { event: 'health_transition', cause: 'failure_rate', provider: 'anthropic', model: 'claude-sonnet-4-5', shared: true },
+    reason: 'anthropic/claude-sonnet-4-5: 2 tenants over the failure rate threshold (50 %) on their own calls; open for 30000 ms',
+    details: { event: 'health_transition', cause: 'failure_rate', provider: 'anthropic', model: 'claude-sonnet-4-5', shared: true, rates: { failingTenants: 2 } },
   });
   await audit.append({
     tenantId: TENANTS.runaway,

@@ -10,6 +10,8 @@ export interface StepSpec {
   inputTokens?: number;
   outputTokens?: number;
   error?: boolean;
+  /** how long the call took: the span starts this long before it ends (now) */
+  durationMs?: number;
   attributes?: Attributes;
 }
 
@@ -28,7 +30,8 @@ export function runSteps(tenant: string, runId: string, steps: StepSpec[]): Uint
           'agent.run.id': runId,
         };
     if (step.error) attributes['error.type'] = 'tool_error';
-    tracer.startSpan(step.tool ? `execute_tool ${step.tool}` : 'chat', { attributes: { ...attributes, ...step.attributes } }).end();
+    const startTime = step.durationMs === undefined ? undefined : Date.now() - step.durationMs;
+    tracer.startSpan(step.tool ? `execute_tool ${step.tool}` : 'chat', { attributes: { ...attributes, ...step.attributes }, ...(startTime === undefined ? {} : { startTime }) }).end();
   }
   return ProtobufTraceSerializer.serializeRequest(finished())!;
 }
