@@ -68,12 +68,19 @@ function handle<T>(start: (sink: { next(v: T): void; error(e: unknown): void; co
   };
 }
 
-/** A subscription over the graphql-sse protocol, with the graphql-sse client. */
-export function subscribeSse<T>(graphqlUrl: string, query: string, variables: Record<string, unknown>, token?: string): SubscriptionHandle<T> {
+/** A subscription over the graphql-sse protocol, with the graphql-sse client (single-connection mode reserves its stream with PUT first). */
+export function subscribeSse<T>(
+  graphqlUrl: string,
+  query: string,
+  variables: Record<string, unknown>,
+  token?: string,
+  options: { singleConnection?: boolean } = {},
+): SubscriptionHandle<T> {
   const client = createSseClient({
     url: `${graphqlUrl}/graphql/stream`,
     headers: token ? { authorization: `Bearer ${token}` } : {},
     retryAttempts: 0,
+    singleConnection: options.singleConnection ?? false,
   });
   return handle<T>((sink) => {
     const dispose = client.subscribe<T>({ query, variables }, {
