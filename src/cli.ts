@@ -1,4 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=64 --no-memory-reducer
+import { readFileSync } from 'node:fs';
+import { closestName } from './app/closest-name.js';
 import { ConfigError, configHelp, loadConfig, type ServiceConfig } from './app/config.js';
 import { createLogger } from './app/log.js';
 import { SecretError } from './api/secrets.js';
@@ -14,17 +16,29 @@ Usage:
   breakwater migrate [flags]   apply ClickHouse migrations and exit
   breakwater demo    [--keep-running]   self-contained demo: four tenants' simulated agents, one runs away and is halted
   breakwater --help            this text
+  breakwater --version         the version
 
 Storage: CLICKHOUSE_URL unset = embedded ClickHouse in --data-dir; set = that server.
 `;
 
+const COMMANDS = ['serve', 'migrate', 'demo', 'help'];
+
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-v' || command === 'version') {
+    process.stdout.write(`breakwater ${packageVersion()}\n`);
+    return 0;
+  }
+  if (command === 'demo') return demo(rest);
   if (command === undefined || command === '--help' || command === '-h' || command === 'help' || rest.includes('--help')) {
     process.stdout.write(`${USAGE}\n${configHelp()}\n`);
     return command === undefined ? 2 : 0;
   }
-  if (command === 'demo') return demo(rest);
+  if (!COMMANDS.includes(command)) {
+    const closest = closestName(command.replace(/^-+/, ''), COMMANDS);
+    process.stderr.write(`breakwater: unknown command ${JSON.stringify(command)}${closest === undefined ? '' : ` (did you mean ${closest}?)`}\n\n${USAGE}`);
+    return 2;
+  }
   let config: ServiceConfig;
   try {
     config = loadConfig(rest, process.env);
@@ -35,15 +49,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
-  switch (command) {
-    case 'serve':
-      return serve(config);
-    case 'migrate':
-      return runMigrate(config);
-    default:
-      process.stderr.write(`breakwater: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
-      return 2;
-  }
+  return command === 'serve' ? serve(config) : runMigrate(config);
+}
+
+function packageVersion(): string {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return version;
 }
 
 async function serve(config: ServiceConfig): Promise<number> {
@@ -87,7 +98,11 @@ async function serve(config: ServiceConfig): Promise<number> {
 }
 
 async function demo(argv: readonly string[]): Promise<number> {
-  const { parseDemoArgs, runDemo } = await import('./demo/demo.js');
+  const { DEMO_USAGE, parseDemoArgs, runDemo } = await import('./demo/demo.js');
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(DEMO_USAGE);
+    return 0;
+  }
   const options = parseDemoArgs(argv);
   if (typeof options === 'string') {
     process.stderr.write(`breakwater: ${options}`);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../src/storage/clickhouse.js';
@@ -28,13 +29,27 @@ describe('breakwater CLI', () => {
   it('refuses an unknown flag and a bad value with exit code 2 and a message', async () => {
     const unknown = await collectOutput(runCli(['serve', '--otlp-prot', '1']));
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown flag --otlp-prot/);
+    expect(unknown.stderr).toMatch(/unknown flag --otlp-prot \(did you mean --otlp-port\?\)/);
     const bad = await collectOutput(runCli(['serve'], { BREAKWATER_OTLP_PORT: 'x' }));
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/BREAKWATER_OTLP_PORT: expected a non-negative integer/);
     const verb = await collectOutput(runCli(['launch']));
     expect(verb.code).toBe(2);
-    expect(verb.stderr).toMatch(/unknown command "launch"/);
+    expect(verb.stderr).toMatch(/unknown command "launch"\n/);
+    const typo = await collectOutput(runCli(['serv']));
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/unknown command "serv" \(did you mean serve\?\)/);
+  });
+
+  it('prints its version, and the demo its own help', async () => {
+    const version = await collectOutput(runCli(['--version']));
+    expect(version.code).toBe(0);
+    const { version: packageVersion } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(version.stdout).toBe(`breakwater ${packageVersion}\n`);
+    const demoHelp = await collectOutput(runCli(['demo', '--help']));
+    expect(demoHelp.code).toBe(0);
+    expect(demoHelp.stdout).toMatch(/^breakwater demo \[--keep-running\]/);
+    expect(demoHelp.stdout).not.toMatch(/breakwater migrate/);
   });
 
   it('migrates idempotently', async () => {

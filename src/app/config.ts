@@ -2,6 +2,8 @@
 // over defaults, validated up front (as the OpenTelemetry Collector validates its Config) so a bad
 // value stops the process with a message naming the flag and the variable.
 
+import { closestName } from './closest-name.js';
+
 export interface ServiceConfig {
   host: string;
   otlpPort: number;
@@ -170,7 +172,10 @@ function parseFlags(argv: readonly string[]): Map<string, string> {
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
     const setting = known.get(name);
-    if (!setting) throw new ConfigError(`unknown flag --${name}; see --help`);
+    if (!setting) {
+      const closest = closestName(name, known.keys());
+      throw new ConfigError(`unknown flag --${name}${closest === undefined ? '' : ` (did you mean --${closest}?)`}; see --help`);
+    }
     let value: string;
     if (eq !== -1) value = arg.slice(eq + 1);
     else if (setting.kind === 'bool' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
