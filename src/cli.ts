@@ -7,6 +7,7 @@ import { SecretError } from './api/secrets.js';
 import { PolicyError } from './policy/policy-error.js';
 import { startService, storeOptions, type Service } from './app/service.js';
 import { openStore } from './storage/clickhouse.js';
+import { StorageError } from './storage/storage-error.js';
 import { applyRetention, migrate } from './storage/migrations.js';
 
 const USAGE = `breakwater: a per-tenant circuit breaker and observability plane for AI agents
@@ -52,6 +53,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   return command === 'serve' ? serve(config) : runMigrate(config);
 }
 
+/** The listener that could not bind, named by its flag, or undefined for another error. */
+function portInUse(err: unknown, config: ServiceConfig): string | undefined {
+  const { code, port, address } = err as { code?: string; port?: number; address?: string };
+  if (code !== 'EADDRINUSE' && code !== 'EACCES') return undefined;
+  const setting = port === config.otlpPort ? '--otlp-port (BREAKWATER_OTLP_PORT)' : port === config.graphqlPort ? '--graphql-port (BREAKWATER_GRAPHQL_PORT)' : '--otlp-port or --graphql-port';
+  const what = code === 'EADDRINUSE' ? 'is already in use (another Breakwater?)' : 'may not be bound by this user';
+  return `${address ?? config.host}:${port} ${what}: stop what holds it, or choose another ${setting}`;
+}
+
 function packageVersion(): string {
   const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   return version;
@@ -64,8 +74,13 @@ async function serve(config: ServiceConfig): Promise<number> {
     service = await startService(config, log);
   } catch (err) {
     // A configuration the operator can fix: say what, without a stack trace.
-    if (err instanceof ConfigError || err instanceof PolicyError || err instanceof SecretError) {
+    if (err instanceof ConfigError || err instanceof PolicyError || err instanceof SecretError || err instanceof StorageError) {
       process.stderr.write(`breakwater: ${err.message}\n`);
+      return 2;
+    }
+    const inUse = portInUse(err, config);
+    if (inUse !== undefined) {
+      process.stderr.write(`breakwater: ${inUse}\n`);
       return 2;
     }
     throw err;
@@ -113,7 +128,7 @@ async function demo(argv: readonly string[]): Promise<number> {
 
 async function runMigrate(config: ServiceConfig): Promise<number> {
   const log = createLogger(config.logLevel);
-  const store = await openStore(storeOptions(config));
+  const store = await openStore(storeOptions(config, log));
   try {
     const result = await migrate(store.client);
     await applyRetention(store.client, config.retentionDays);

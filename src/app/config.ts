@@ -16,6 +16,8 @@ export interface ServiceConfig {
   clickhouseDatabase: string;
   /** how long one ClickHouse request may take before it fails (server mode) */
   clickhouseTimeoutMs: number;
+  /** how long start-up keeps retrying a ClickHouse server it cannot reach */
+  clickhouseStartupWaitMs: number;
   policyFile: string;
   /** the policy file was named explicitly (a missing explicit file is an error) */
   policyFileExplicit: boolean;
@@ -75,6 +77,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'clickhousePassword', flag: 'clickhouse-password', env: 'CLICKHOUSE_PASSWORD', kind: 'string', default: '', help: 'ClickHouse server password (prefer the env var)' },
   { key: 'clickhouseDatabase', flag: 'clickhouse-database', env: 'CLICKHOUSE_DATABASE', kind: 'string', default: 'breakwater', help: 'ClickHouse server database (created if absent; embedded uses its own data dir)' },
   { key: 'clickhouseTimeoutMs', flag: 'clickhouse-timeout-ms', env: 'CLICKHOUSE_TIMEOUT_MS', kind: 'int', default: '30000', min: 1, help: 'ClickHouse server request timeout (ms)' },
+  { key: 'clickhouseStartupWaitMs', flag: 'clickhouse-startup-wait-ms', env: 'CLICKHOUSE_STARTUP_WAIT_MS', kind: 'int', default: '30000', min: 0, help: 'how long start-up retries an unreachable ClickHouse server (ms)' },
   { key: 'policyFile', flag: 'config', env: 'BREAKWATER_CONFIG', kind: 'string', default: './breakwater.yaml', help: 'policy file (YAML), reloaded on change' },
   { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'BREAKWATER_MAX_BODY_BYTES', kind: 'int', default: String(16 * 1024 * 1024), min: 1024, help: 'largest OTLP body accepted, compressed and decompressed' },
   { key: 'retentionDays', flag: 'retention-days', env: 'BREAKWATER_RETENTION_DAYS', kind: 'int', default: '30', min: 1, help: 'days spans are kept (ClickHouse TTL)' },

@@ -45,7 +45,7 @@ export interface Service {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-export function storeOptions(config: ServiceConfig): StoreOptions {
+export function storeOptions(config: ServiceConfig, log?: Logger): StoreOptions {
   return {
     url: config.clickhouseUrl,
     user: config.clickhouseUser,
@@ -53,6 +53,8 @@ export function storeOptions(config: ServiceConfig): StoreOptions {
     database: config.clickhouseDatabase,
     dataDir: config.dataDir,
     timeoutMs: config.clickhouseTimeoutMs,
+    startupWaitMs: config.clickhouseStartupWaitMs,
+    onUnreachable: (retryInMs, err) => log?.warn({ reason: err instanceof Error ? err.message : String(err), retryInMs }, 'ClickHouse is unreachable; retrying'),
   };
 }
 
@@ -91,7 +93,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     );
   }
 
-  const store = await openStore(storeOptions(config));
+  const store = await openStore(storeOptions(config, log));
   log.info({ mode: store.mode, location: store.location }, 'storage opened');
   const stopLoweringStorage = store.mode === 'embedded' ? keepStorageThreadsLow(config.storageNice) : () => {};
   const migrations = await migrate(store.client);
