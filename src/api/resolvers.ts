@@ -15,10 +15,13 @@ import { canAccessTenant, type Principal } from './auth.js';
 import { badInput, forbiddenLoosening, policyRejected, rateLimited } from './errors.js';
 import { costAttribution, HistoryRangeError, runExists, runSteps, tenantTimeseries, type TimeseriesMetric } from './history.js';
 import { DateTimeScalar, JsonInputScalar, JsonScalar } from './scalars.js';
+import type { SubscriptionOwner, SubscriptionRegistry } from './subscription-registry.js';
 
 export interface ApiContext {
   principal: Principal;
   core: Core;
+  /** where this request's subscriptions are counted and revoked */
+  subscriptions: { registry: SubscriptionRegistry; owner: SubscriptionOwner };
 }
 
 /** Lists never return more than this many items: larger pages are an error, not a truncation. */
@@ -372,12 +375,14 @@ export const resolvers = {
   Subscription: {
     decisions: {
       subscribe(_: unknown, { tenantId, runId }: { tenantId: string; runId?: string | null }, ctx: ApiContext) {
-        return mapIterator(ctx.core.bus.subscribe(tenantId, runId ?? undefined), (decision) => ({ decisions: decisionView(decision) }));
+        return ctx.subscriptions.registry.open(ctx.subscriptions.owner, 'decisions', () =>
+          mapIterator(ctx.core.bus.subscribe(tenantId, runId ?? undefined), (decision) => ({ decisions: decisionView(decision) })),
+        );
       },
     },
     breakerEvents: {
       subscribe(_: unknown, { tenantId }: { tenantId: string }, ctx: ApiContext) {
-        return mapIterator(ctx.core.bus.subscribeBreakerEvents(tenantId), (event) => ({
+        return ctx.subscriptions.registry.open(ctx.subscriptions.owner, 'breakerEvents', () => mapIterator(ctx.core.bus.subscribeBreakerEvents(tenantId), (event) => ({
           breakerEvents: {
             tenantId: event.tenantId,
             runId: event.runId || null,
@@ -392,7 +397,7 @@ export const resolvers = {
             time: event.eventTime,
             kind: event.kind,
           },
-        }));
+        })));
       },
     },
   },

@@ -36,6 +36,8 @@ export interface ServiceConfig {
   /** allow listening on a non-loopback address without auth tokens */
   insecure: boolean;
   graphqlIntrospection: boolean;
+  maxSubscriptionsPerConnection: number;
+  maxSubscriptionsPerToken: number;
   /** spans per second each tenant may send (0 = unlimited), with a burst of 5 seconds' worth */
   tenantIngestRate: number;
   unknownTenantIngestRate: number;
@@ -97,6 +99,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
   { key: 'logLevel', flag: 'log-level', env: 'BREAKWATER_LOG_LEVEL', kind: 'level', default: 'info', help: 'debug | info | warn | error | silent' },
   { key: 'graphqlIntrospection', flag: 'graphql-introspection', env: 'BREAKWATER_GRAPHQL_INTROSPECTION', kind: 'bool', default: 'true', help: 'answer schema introspection (GraphiQL needs it)' },
+  { key: 'maxSubscriptionsPerConnection', flag: 'max-subscriptions-per-connection', env: 'BREAKWATER_MAX_SUBSCRIPTIONS_PER_CONNECTION', kind: 'int', default: '100', min: 1, help: 'live subscriptions one WebSocket or graphql-sse stream may hold' },
+  { key: 'maxSubscriptionsPerToken', flag: 'max-subscriptions-per-token', env: 'BREAKWATER_MAX_SUBSCRIPTIONS_PER_TOKEN', kind: 'int', default: '1000', min: 1, help: 'live subscriptions one API token may hold across connections and transports' },
   { key: 'allowAuthRemoval', flag: 'allow-auth-removal', env: 'BREAKWATER_ALLOW_AUTH_REMOVAL', kind: 'bool', default: 'false', help: 'let a reloaded policy file drop every admin token, or all of a tenant\'s tokens or ingest keys' },
   { key: 'insecure', flag: 'insecure', env: 'BREAKWATER_INSECURE', kind: 'bool', default: 'false', help: 'allow a non-loopback host without auth tokens' },
 ];

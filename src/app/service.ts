@@ -242,7 +242,12 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     if (path === '/v1/traces') void receiveTraces(req, res);
     else if (!ops(req, res, path)) notFound(res);
   });
-  const graphql = createGraphqlService(core, { ...DEFAULT_LIMITS, introspection: config.graphqlIntrospection });
+  const graphql = createGraphqlService(core, {
+    ...DEFAULT_LIMITS,
+    introspection: config.graphqlIntrospection,
+    maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
+    maxSubscriptionsPerToken: config.maxSubscriptionsPerToken,
+  });
   const graphqlServer = createServer(serverOptions, (req, res) => {
     const path = pathOf(req);
     if (!graphql.handle(req, res, path) && !ops(req, res, path)) notFound(res);
