@@ -50,3 +50,8 @@ export function rateLimited(what: string, retryAfterSeconds: number): ReturnType
     extensions: { code: 'RATE_LIMITED', retryAfterSeconds },
   });
 }
+
+/** The action would hold more of something than its tenant may (run breakers): nothing was changed. */
+export function limitReached(message: string): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError(message, { extensions: { code: 'LIMIT_EXCEEDED' } });
+}

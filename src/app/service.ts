@@ -170,6 +170,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     log,
     now: Date.now,
     onDecisionLatency: (seconds) => metrics.decisionLatency.observe(seconds),
+    maxRunBreakersPerTenant: config.maxRunsPerTenant,
   });
   const restored = await engine.restore();
   if (restored > 0) log.info({ breakers: restored }, 'breaker states restored');

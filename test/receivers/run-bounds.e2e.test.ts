@@ -1,7 +1,8 @@
 // Issue 23's run-id cardinality attack over real HTTP: tenant A floods distinct run ids; past its
 // own bound the spans of its new runs are refused in partial_success before they are acknowledged,
 // its existing runs keep being accepted, and tenant B's halted run stays HALT with B's spans
-// accepted throughout. The refusal is counted in /metrics and logged, naming the tenant.
+// accepted throughout. The refusal is counted in /metrics and logged, naming the tenant. Run
+// breakers an operator creates are bounded per tenant the same way.
 import { Writable } from 'node:stream';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { pino } from 'pino';
@@ -57,8 +58,8 @@ async function stored(tenant: string): Promise<number> {
 const DECISIONS = `subscription($t: String!, $r: String) { decisions(tenantId: $t, runId: $r) { runId action state } }`;
 const RUN = `query($t: String!, $r: String!) { run(tenantId: $t, runId: $r) { metrics { stepCount } decision { action state } } }`;
 
-describe('a tenant flooding distinct run ids', () => {
-  it('is refused past its own bound in partial_success, and cannot lift another tenant’s HALT', async () => {
+describe('per-tenant bounds against a hostile tenant', () => {
+  it('refuses a tenant flooding distinct run ids past its own bound in partial_success; it cannot lift another tenant’s HALT', async () => {
     // B: a runaway halted (the free tier halts at 30 tool calls a minute) and a steady run.
     const watch = subscribeSse<{ decisions: { runId: string; action: string; state: string } }>(service.graphqlUrl, DECISIONS, { t: 'tenant-b', r: 'runaway' });
     expect(await partialSuccess(await postSpans(service.otlpUrl, runSteps('tenant-b', 'runaway', Array.from({ length: 31 }, () => ({ tool: 'search' })))))).toEqual({ rejected: 0, errorMessage: '' });
@@ -94,5 +95,13 @@ describe('a tenant flooding distinct run ids', () => {
     expect(metrics).toContain(`breakwater_runs_refused_total{reason="tenant_runs"} ${refusedSpans}`);
     const lines = logged.filter((l) => l.reason === 'tenant_runs');
     expect(lines).toEqual([expect.objectContaining({ tenantId: 'tenant-a', runs: 100 - BOUND, msg: expect.stringMatching(/new runs refused/) })]);
+  });
+
+  it('refuses an operator a run breaker past the tenant’s bound over GraphQL, and no other tenant', async () => {
+    const FORCE = 'mutation($t: String!, $r: String) { forceOpenBreaker(tenantId: $t, runId: $r, reason: "incident") { state } }';
+    for (let r = 0; r < BOUND; r++) expect((await gql(service.graphqlUrl, FORCE, { t: 'tenant-c', r: `forced-${r}` })).errors).toBeUndefined();
+    const refused = await gql(service.graphqlUrl, FORCE, { t: 'tenant-c', r: 'one-more' });
+    expect(refused.errors?.[0]).toMatchObject({ message: expect.stringMatching(/tenant "tenant-c" holds 50 run breakers/), extensions: { code: 'LIMIT_EXCEEDED' } });
+    expect((await gql<{ forceOpenBreaker: { state: string } }>(service.graphqlUrl, FORCE, { t: 'tenant-d', r: 'one-more' })).data?.forceOpenBreaker).toEqual({ state: 'FORCED_OPEN' });
   });
 });
