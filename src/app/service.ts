@@ -151,7 +151,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     maxRunsPerTenant: config.maxRunsPerTenant,
     prices: () => policy.current().prices,
     errorRatio: (tenantId) => policy.forTenant(tenantId).errorRatio,
-    holdsDecision: (tenantId, runId) => engine.holdsDecision(tenantId, runId),
+    holdsDecision: (tenantId, runId) => engine.holdsDecision(tenantId, runId) || degradation.holdsDecision(tenantId, runId),
     onEvict: (event) => {
       // Called only from engine.observe (through record), so `engine` is initialised by then.
       if (event.kind === 'run') {

@@ -42,14 +42,16 @@
 // Eviction. Idleness is measured on the store clock at record time (not span time). evictIdle()
 //   drops runs idle >= runIdleMs, tenants idle >= tenantIdleMs (with any runs left), providers and
 //   models idle >= providerIdleMs. Runs have two bounds, and a run holding a decision
-//   (holdsDecision: a breaker not CLOSED) is never evicted for room. A tenant at maxRunsPerTenant
-//   gives up its own least recently used run idle >= runQuietMs (its rolling window is empty);
-//   the store at maxRuns takes the least recently used run of the tenant holding the most runs
-//   when that is another tenant holding more than the new run's tenant, else the new run's tenant
-//   gives up its own as at its bound. A run seen in the current millisecond never gives way. Only the CAP_SCAN least recently used runs of a tenant are
-//   looked at. With nothing to give way the new run is refused (admitRun says why; record drops
-//   its span): the ingest pipeline asks admitRun before it acknowledges the spans, so the flooding
-//   tenant is the one refused. Providers and models have caps too. Reads never refresh idleness. onEvict sees each evicted window (runs with their final details and
+//   (holdsDecision: in the service, a breaker not CLOSED or a degradation decision of its own) is
+//   never evicted for room. A tenant at maxRunsPerTenant gives up its own least recently used run
+//   idle >= runQuietMs (its rolling window is empty). The store at maxRuns takes the least
+//   recently used run of the tenant holding the most runs when that is another tenant holding more
+//   than the new run's tenant; else the new run's tenant gives up its own as at its bound. A run
+//   seen in the current millisecond never gives way, and only a tenant's CAP_SCAN least recently
+//   used runs are looked at. With nothing to give way the new run is refused (admitRun says why;
+//   record drops its span): the ingest pipeline asks admitRun before it acknowledges the spans,
+//   so the flooding tenant is the one refused. Providers and models have caps too. Reads never
+//   refresh idleness. onEvict sees each evicted window (runs with their final details and
 //   metrics) after it left the store.
 // Duplicates. A request delivered again (an exporter retry) never reaches the store twice: the
 //   ingest pipeline recognizes it (app/recent-deliveries.ts). A span sent again inside another
