@@ -118,7 +118,7 @@ export interface WindowStoreOptions {
   maxModels?: number;
   onEvict?: (event: EvictionEvent) => void;
   /**
-   * A run whose state carries a decision (a breaker not CLOSED): never evicted for room, so one
+   * A run whose state carries a decision (a breaker not CLOSED, say): never evicted for room, so one
    * tenant's new runs cannot push another tenant's halted run out. Idle eviction still applies.
    * Default: none do.
    */
