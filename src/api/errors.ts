@@ -64,3 +64,8 @@ export function tokenRevoked(): ReturnType<typeof createGraphQLError> {
     extensions: { code: 'TOKEN_REVOKED' },
   });
 }
+
+/** The action would hold more of something than its tenant may (run breakers): nothing was changed. */
+export function limitReached(message: string): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError(message, { extensions: { code: 'LIMIT_EXCEEDED' } });
+}

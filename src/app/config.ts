@@ -42,6 +42,8 @@ export interface ServiceConfig {
   tenantIngestRate: number;
   unknownTenantIngestRate: number;
   maxUnknownTenants: number;
+  /** runs one tenant's windows may hold; its new runs past it are refused in partial_success */
+  maxRunsPerTenant: number;
   /** nice value for the embedded ClickHouse's threads, so the decision path wins the CPU (0 = leave them) */
   storageNice: number;
   /** time a client has to send its request headers before the connection is closed (408) */
@@ -90,6 +92,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'tenantIngestRate', flag: 'tenant-ingest-rate', env: 'BREAKWATER_TENANT_INGEST_RATE', kind: 'int', default: '50000', min: 0, help: 'spans/s per tenant before 429 (burst 5 s; 0 = unlimited)' },
   { key: 'unknownTenantIngestRate', flag: 'unknown-tenant-ingest-rate', env: 'BREAKWATER_UNKNOWN_TENANT_INGEST_RATE', kind: 'int', default: '500000', min: 0, help: 'spans/s all tenants not named in the policy share without ingest keys (burst 5 s; 0 = unlimited)' },
   { key: 'maxUnknownTenants', flag: 'max-unknown-tenants', env: 'BREAKWATER_MAX_UNKNOWN_TENANTS', kind: 'int', default: '1000', min: 1, help: 'tenants not named in the policy sending at once without ingest keys; more get 429' },
+  { key: 'maxRunsPerTenant', flag: 'max-runs-per-tenant', env: 'BREAKWATER_MAX_RUNS_PER_TENANT', kind: 'int', default: '10000', min: 1, help: "runs one tenant may hold in memory (100000 in all); spans of its new runs past it are refused in partial_success" },
   { key: 'storageNice', flag: 'storage-nice', env: 'BREAKWATER_STORAGE_NICE', kind: 'int', default: '19', min: 0, max: 19, help: 'nice value (0-19) for the embedded ClickHouse threads: decisions first (0 = off)' },
   { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'BREAKWATER_HEADERS_TIMEOUT_MS', kind: 'int', default: '10000', min: 100, help: 'time to send request headers before 408 (slow clients)' },
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'BREAKWATER_REQUEST_TIMEOUT_MS', kind: 'int', default: '60000', min: 100, help: 'time to send a whole request, body included, before 408' },

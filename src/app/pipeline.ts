@@ -13,6 +13,20 @@ export interface SpanObserver {
   observe(spans: readonly AgentSpan[], receivedAt: number): void;
 }
 
+/** Decides, before anything is acknowledged, which spans the decision path has room for. */
+export interface SpanAdmission {
+  admit(spans: readonly AgentSpan[]): SpanAdmissionOutcome;
+}
+
+export interface SpanAdmissionOutcome {
+  /** the spans admitted (the input itself when none is refused) */
+  spans: readonly AgentSpan[];
+  /** spans refused, by reason (the metric label) */
+  refused: ReadonlyMap<string, number>;
+  /** for partial_success; '' when none is refused */
+  errorMessage: string;
+}
+
 export interface PipelineOptions {
   requireTenant: boolean;
   prices: () => Readonly<Record<string, ModelPrice>>;
@@ -20,6 +34,8 @@ export interface PipelineOptions {
   retentionDays: number;
   /** most of the write queue one tenant may hold, as a fraction of it */
   tenantQueueShare: number;
+  /** refuses spans the decision path has no room for (answered in partial_success) */
+  admission?: SpanAdmission;
   /** an observer threw (a bug): the spans are stored all the same */
   onObserverError?: (err: unknown) => void;
 }
@@ -65,7 +81,7 @@ export class IngestPipeline {
       acceptedStart: { nowMs: Date.now(), retentionDays: this.options.retentionDays },
     });
     if (normalized.rejected > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, normalized.rejected);
-    const { spans, rejected, errorMessage } = normalized;
+    const { spans, rejected, errorMessage } = this.#admitted(normalized);
     // A retried delivery is counted once: a committed one is answered as stored again, and one
     // whose first attempt failed is stored without the decision path seeing it twice.
     const digest = spans.length > 0 ? RecentDeliveries.digest(spans) : '';
@@ -94,6 +110,19 @@ export class IngestPipeline {
     else this.#observe(spans, context.receivedAt, digest);
     const committed = this.writer.write(spans, costs);
     return this.#settle(committed, share.taken, digest, spans.length, rejected, errorMessage);
+  }
+
+  /** The normalized spans less those the admission refuses, which join the rejected ones. */
+  #admitted(normalized: { spans: AgentSpan[]; rejected: number; errorMessage: string }): { spans: readonly AgentSpan[]; rejected: number; errorMessage: string } {
+    const outcome = this.options.admission?.admit(normalized.spans);
+    if (outcome === undefined || outcome.refused.size === 0) return normalized;
+    let refused = 0;
+    for (const [reason, n] of outcome.refused) {
+      this.metrics.spansRejected.inc({ reason }, n);
+      refused += n;
+    }
+    const errorMessage = normalized.errorMessage === '' ? outcome.errorMessage : `${normalized.errorMessage}; ${outcome.errorMessage}`;
+    return { spans: outcome.spans, rejected: normalized.rejected + refused, errorMessage };
   }
 
   /**

@@ -24,6 +24,12 @@ export class SelfMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly runsRefused = new Counter({
+    name: 'breakwater_runs_refused_total',
+    help: 'New runs whose spans were refused because their tenant (tenant_runs) or the whole store (runs) held as many runs as it may, none able to give way',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly requests = new Counter({
     name: 'breakwater_otlp_requests_total',
     help: 'OTLP export requests by HTTP status',

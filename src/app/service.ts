@@ -21,6 +21,8 @@ import { AffectedTenantsAudit, auditFileReloads } from '../policy/policy-change-
 import { PolicyStore } from '../policy/policy-store.js';
 import { RuntimePolicy } from '../policy/runtime-policy.js';
 import { WindowStore } from '../windows/window-store.js';
+import { RunAdmission } from './run-admission.js';
+import { RunRefusalLog } from './run-refusal-log.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { openAudit } from './open-audit.js';
 import { IngestPipeline } from './pipeline.js';
@@ -148,9 +150,10 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const windows = new WindowStore({
     runIdleMs: RUN_IDLE_MS,
     maxRuns: MAX_RUNS,
+    maxRunsPerTenant: config.maxRunsPerTenant,
     prices: () => policy.current().prices,
     errorRatio: (tenantId) => policy.forTenant(tenantId).errorRatio,
-    holdsDecision: (tenantId, runId) => engine.holdsDecision(tenantId, runId),
+    holdsDecision: (tenantId, runId) => engine.holdsDecision(tenantId, runId) || degradation.holdsDecision(tenantId, runId),
     onEvict: (event) => {
       // Called only from engine.observe (through record), so `engine` is initialised by then.
       if (event.kind === 'run') {
@@ -169,6 +172,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     log,
     now: Date.now,
     onDecisionLatency: (seconds) => metrics.decisionLatency.observe(seconds),
+    maxRunBreakersPerTenant: config.maxRunsPerTenant,
   });
   const restored = await engine.restore();
   if (restored > 0) log.info({ breakers: restored }, 'breaker states restored');
@@ -211,11 +215,13 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     },
     onQueueDepth: (rows) => metrics.queueDepth.set(rows),
   });
+  const refusalLog = new RunRefusalLog(metrics, log);
   const pipeline = new IngestPipeline(writer, metrics, {
     requireTenant: config.requireTenant,
     prices: () => policy.current().prices,
     retentionDays: config.retentionDays,
     tenantQueueShare: config.tenantQueueSharePercent / 100,
+    admission: new RunAdmission(windows, (tenantId, reason, runs, spans) => refusalLog.refused(tenantId, reason, runs, spans)),
     onObserverError: (err) => log.error({ error: (err as Error).message }, 'the decision path failed on a batch; its spans are stored'),
   });
   pipeline.addObserver(engine);
