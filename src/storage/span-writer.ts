@@ -198,6 +198,7 @@ export class SpanWriter {
       if (batch.requests.length > 1 && isRefusal(error)) await this.#retrySplit(batch.requests, error);
       else for (const request of batch.requests) request.waiter.reject(error);
     } finally {
+      batch.encoder.releaseBlock();
       this.#encoders.push(batch.encoder);
       this.#queued -= batch.rows;
       this.options.onQueueDepth?.(this.#queued);
