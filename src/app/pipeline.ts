@@ -7,6 +7,7 @@ import { callCostUsd } from '../windows/cost.js';
 import type { AgentSpan } from '../contracts/agent-span.js';
 import { normalizeRequest } from '../normalize/normalize.js';
 import type { OtlpTraceRequest } from '../codecs/otlp-model.js';
+import type { AttributeBudget } from '../normalize/attribute-budget.js';
 
 /** Sees every accepted span before it is stored: the decision path (windows, rules, breakers). Must not change the spans. */
 export interface SpanObserver {
@@ -20,6 +21,8 @@ export interface PipelineOptions {
   retentionDays: number;
   /** most of the write queue one tenant may hold, as a fraction of it */
   tenantQueueShare: number;
+  /** attributes one request may have stored (a resource's once per span); spans past it are rejected */
+  attributeBudget?: AttributeBudget;
   /** an observer threw (a bug): the spans are stored all the same */
   onObserverError?: (err: unknown) => void;
 }
@@ -63,8 +66,11 @@ export class IngestPipeline {
       requireTenant: this.options.requireTenant,
       ...(context.keyTenant !== undefined ? { keyTenant: context.keyTenant } : {}),
       acceptedStart: { nowMs: Date.now(), retentionDays: this.options.retentionDays },
+      ...(this.options.attributeBudget !== undefined ? { attributeBudget: this.options.attributeBudget } : {}),
     });
-    if (normalized.rejected > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, normalized.rejected);
+    const invalid = normalized.rejected - normalized.overBudget;
+    if (invalid > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, invalid);
+    if (normalized.overBudget > 0) this.metrics.spansRejected.inc({ reason: 'attribute_budget' }, normalized.overBudget);
     const { spans, rejected, errorMessage } = normalized;
     // A retried delivery is counted once: a committed one is answered as stored again, and one
     // whose first attempt failed is stored without the decision path seeing it twice.

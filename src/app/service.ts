@@ -215,6 +215,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     prices: () => policy.current().prices,
     retentionDays: config.retentionDays,
     tenantQueueShare: config.tenantQueueSharePercent / 100,
+    attributeBudget: { maxAttributes: config.maxRequestAttributes, maxBytes: config.maxRequestAttributeBytes },
     onObserverError: (err) => log.error({ error: (err as Error).message }, 'the decision path failed on a batch; its spans are stored'),
   });
   pipeline.addObserver(engine);
@@ -222,6 +223,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   pipeline.addObserver(degradation);
   const receiveTraces = createTraceReceiver(pipeline, metrics, {
     maxBodyBytes: config.maxBodyBytes,
+    attributeLimits: { perList: config.maxAttributes },
     tenantForKey: (key) => authenticator.tenantForIngestKey(key),
     limiter: new TenantIngestLimiter(config.tenantIngestRate, 5, undefined, undefined, {
       spansPerSecond: config.unknownTenantIngestRate,
