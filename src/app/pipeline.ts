@@ -39,6 +39,8 @@ export type IngestOutcome =
 export class IngestPipeline {
   readonly #observers: SpanObserver[] = [];
   readonly #shares: WriteQueueShares;
+  /** the same shares of the queue's attribute bytes */
+  readonly #byteShares: WriteQueueShares;
   readonly #deliveries = new RecentDeliveries();
 
   constructor(
@@ -47,6 +49,7 @@ export class IngestPipeline {
     private readonly options: PipelineOptions,
   ) {
     this.#shares = new WriteQueueShares(Math.max(1, Math.floor(writer.capacity * options.tenantQueueShare)));
+    this.#byteShares = new WriteQueueShares(Math.max(1, Math.floor(writer.byteCapacity * options.tenantQueueShare)));
   }
 
   addObserver(observer: SpanObserver): void {
@@ -80,7 +83,7 @@ export class IngestPipeline {
       this.metrics.spansRedelivered.inc({ skipped: 'storage' }, spans.length);
       return Promise.resolve({ kind: 'stored', accepted: spans.length, rejected, errorMessage });
     }
-    if (!this.writer.hasRoomFor(spans.length)) {
+    if (!this.writer.hasRoomFor(spans.length, normalized.attributeBytes)) {
       this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
       return Promise.resolve({ kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' });
     }
@@ -88,6 +91,13 @@ export class IngestPipeline {
     if (!share.ok) {
       this.metrics.spansRejected.inc({ reason: 'tenant_queue_share' }, spans.length);
       const message = `tenant ${JSON.stringify(share.tenantId)} has ${share.held} spans waiting for storage, its share of the write queue; retry later`;
+      return Promise.resolve({ kind: 'retry', status: 429, retryAfterSeconds: 1, message });
+    }
+    const byteShare = this.#byteShares.tryTakeAmounts(normalized.attributeBytesByTenant);
+    if (!byteShare.ok) {
+      this.#shares.give(share.taken);
+      this.metrics.spansRejected.inc({ reason: 'tenant_queue_share' }, spans.length);
+      const message = `tenant ${JSON.stringify(byteShare.tenantId)} has ${byteShare.held} bytes of attributes waiting for storage, its share of the write queue; retry later`;
       return Promise.resolve({ kind: 'retry', status: 429, retryAfterSeconds: 1, message });
     }
     const prices = this.options.prices();
@@ -98,8 +108,8 @@ export class IngestPipeline {
     }
     if (earlier === 'observed') this.metrics.spansRedelivered.inc({ skipped: 'observers' }, spans.length);
     else this.#observe(spans, context.receivedAt, digest);
-    const committed = this.writer.write(spans, costs);
-    return this.#settle(committed, share.taken, digest, spans.length, rejected, errorMessage);
+    const committed = this.writer.write(spans, costs, normalized.attributeBytes);
+    return this.#settle(committed, [share.taken, byteShare.taken], digest, spans.length, rejected, errorMessage);
   }
 
   /**
@@ -123,7 +133,7 @@ export class IngestPipeline {
    * resumes, and the spans (encoded already) would otherwise outlive many young-generation GCs
    * while the insert runs, to be promoted and collected the expensive way.
    */
-  async #settle(committed: Promise<void>, shares: Map<string, number>, digest: string, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
+  async #settle(committed: Promise<void>, [shares, byteShares]: [Map<string, number>, Map<string, number>], digest: string, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
     try {
       await committed;
     } catch (err) {
@@ -133,6 +143,7 @@ export class IngestPipeline {
       return { kind: 'retry', status: 503, retryAfterSeconds: 2, message };
     } finally {
       this.#shares.give(shares);
+      this.#byteShares.give(byteShares);
     }
     if (accepted > 0) this.#deliveries.committed(digest);
     this.metrics.spansAccepted.inc(accepted);

@@ -200,6 +200,9 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     batchMaxRows: config.batchMaxSpans,
     batchMaxDelayMs: config.batchMaxDelayMs,
     queueMaxRows: config.queueMaxSpans,
+    // A batch holds at most one request's attribute budget, the queue eight.
+    batchMaxBytes: config.maxRequestAttributeBytes,
+    queueMaxBytes: 8 * config.maxRequestAttributeBytes,
     onFlush: (rows, seconds) => {
       metrics.flushSeconds.observe(seconds);
       metrics.flushSpans.observe(rows);

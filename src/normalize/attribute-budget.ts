@@ -60,10 +60,16 @@ function valueBytes(value: AnyValue): number {
 export class RequestAttributeBudget {
   #entries: number;
   #bytes: number;
+  readonly #maxBytes: number;
 
   constructor(budget: AttributeBudget) {
     this.#entries = budget.maxAttributes;
-    this.#bytes = budget.maxBytes;
+    this.#bytes = this.#maxBytes = budget.maxBytes;
+  }
+
+  /** bytes the admitted spans' attributes take stored */
+  get usedBytes(): number {
+    return this.#maxBytes - this.#bytes;
   }
 
   take(resource: Weight, span: Weight): boolean {

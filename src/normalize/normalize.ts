@@ -47,6 +47,9 @@ export interface NormalizeResult {
   errorMessage: string;
   /** of the rejected, those refused for the request's attribute budget */
   overBudget: number;
+  /** bytes the accepted spans' attributes take stored, in all and by tenant (0 and empty without an attribute budget) */
+  attributeBytes: number;
+  attributeBytesByTenant: Map<string, number>;
 }
 
 export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOptions): NormalizeResult {
@@ -57,6 +60,7 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
   const window = options.acceptedStart === undefined ? undefined : startBounds(options.acceptedStart);
   const budget = options.attributeBudget === undefined ? undefined : new RequestAttributeBudget(options.attributeBudget);
   let overBudget = 0;
+  const bytesByTenant = new Map<string, number>();
   for (const resourceSpans of request.resourceSpans) {
     const resource = readResource(resourceSpans);
     // Weighed once per resource, charged once per span: what storage will hold.
@@ -66,10 +70,18 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
         const agentSpan = normalizeSpan(span, scopeSpans, resourceSpans, resource);
         const problem = validate(agentSpan, options, maxIdLength) ?? (window === undefined ? undefined : outsideWindow(agentSpan, window));
         if (problem) reject(problem);
-        else if (budget !== undefined && !budget.take(resourceWeight!, spanWeight(span))) {
-          reject(overBudgetReason(options.attributeBudget!));
-          overBudget++;
-        } else spans.push(agentSpan);
+        else if (budget === undefined) spans.push(agentSpan);
+        else {
+          const weight = spanWeight(span);
+          if (budget.take(resourceWeight!, weight)) {
+            spans.push(agentSpan);
+            const bytes = resourceWeight!.bytes + weight.bytes;
+            bytesByTenant.set(agentSpan.tenantId, (bytesByTenant.get(agentSpan.tenantId) ?? 0) + bytes);
+          } else {
+            reject(overBudgetReason(options.attributeBudget!));
+            overBudget++;
+          }
+        }
       }
     }
   }
@@ -79,7 +91,7 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
     rejected += count;
     lines.push(`${count} span(s) rejected: ${reason}`);
   }
-  return { spans, rejected, errorMessage: lines.join('; '), overBudget };
+  return { spans, rejected, errorMessage: lines.join('; '), overBudget, attributeBytes: budget?.usedBytes ?? 0, attributeBytesByTenant: bytesByTenant };
 }
 
 // Ids arrive as lowercase hex of their bytes: of the right length, all-zero is exactly these.
