@@ -85,9 +85,6 @@ export const READ_ATTRIBUTES: ReadonlySet<string> = new Set([
   ...RATE_LIMIT_HEADERS.map((name) => `http.response.header.${name}`),
 ]);
 
-/** Longer keys are never read: past the cap the decoders drop them without looking at their text. */
-export const LONGEST_READ_ATTRIBUTE = Math.max(...[...READ_ATTRIBUTES].map((key) => key.length));
-
 /**
  * One attribute list that reached the cap while decoding. `slot` says where a later attribute
  * goes: at the end (the first occurrence of a read key), over its earlier occurrence (last wins,

@@ -28,7 +28,7 @@ import {
   type OtlpStatus,
   type OtlpTraceRequest,
 } from './otlp-model.js';
-import { addDropped, CappedList, LONGEST_READ_ATTRIBUTE, type AttributeLimits } from './attribute-limits.js';
+import { addDropped, CappedList, READ_ATTRIBUTES, type AttributeLimits } from './attribute-limits.js';
 
 /** Nesting of unknown groups (deprecated wire types 3/4) we are willing to skip. */
 const MAX_GROUP_DEPTH = 32;
@@ -93,6 +93,7 @@ export function decodeTraceRequestProtobuf(bytes: Uint8Array, limits?: Attribute
     }
   } finally {
     perList = Infinity;
+    lastCapped = undefined;
   }
   return limits === undefined ? { resourceSpans } : { resourceSpans, droppedAttributes: droppedInRequest };
 }
@@ -102,6 +103,8 @@ let perList = Infinity;
 let droppedInRequest = 0;
 /** the state of lists that reached the cap (rare: only those pay for it) */
 const cappedLists = new WeakMap<KeyValue[], CappedList>();
+/** the list the last dropped attribute belonged to: the next one most likely does too */
+let lastCapped: CappedList | undefined;
 
 /**
  * The resource of each ResourceSpans, reading only the resources and skipping the spans: lets the
@@ -316,19 +319,19 @@ function decodeStatus(r: Reader, end: number, status: OtlpStatus): void {
 
 /**
  * Decodes the KeyValue in [r.pos, end) into `list`; returns 1 when an attribute was dropped. Past
- * the cap only its key is looked at (a key too long to be one Breakwater reads not even that), so
- * a dropped attribute costs a skip, not a decode.
+ * the cap only its key is looked at, so a dropped attribute costs a skip, not a decode.
  */
 function pushAttribute(r: Reader, end: number, list: KeyValue[]): number {
   if (list.length < perList) {
     list.push(decodeKeyValue(r, end, 1));
     return 0;
   }
-  let capped = cappedLists.get(list);
+  let capped = lastCapped?.list === list ? lastCapped : cappedLists.get(list);
   if (capped === undefined) {
     capped = new CappedList(list);
     cappedLists.set(list, capped);
   }
+  lastCapped = capped;
   const at = capped.slot(peekKey(r, end));
   droppedInRequest += at === list.length ? 0 : 1;
   if (at < 0) {
@@ -340,28 +343,40 @@ function pushAttribute(r: Reader, end: number, list: KeyValue[]): number {
   return replaced ? 1 : 0;
 }
 
-/** The key of the KeyValue in [r.pos, end), leaving r.pos where it was; undefined when too long to be read. */
+/**
+ * The key of the KeyValue in [r.pos, end) when it is one Breakwater reads (else undefined),
+ * leaving r.pos where it was. Compared byte for byte with those keys: no string is made for the
+ * keys that are dropped.
+ */
 function peekKey(r: Reader, end: number): string | undefined {
   const start = r.pos;
-  let key: string | undefined = '';
+  let key: string | undefined;
   while (r.pos < end) {
     const tag = readTag(r, end);
     if (tag !== ((1 << 3) | LEN)) {
       skipField(r, end, tag);
       continue;
     }
-    const at = r.pos;
     const stop = readEnd(r, end);
-    if (stop - r.pos > LONGEST_READ_ATTRIBUTE) {
-      key = undefined;
-      r.pos = stop;
-    } else {
-      r.pos = at;
-      key = readString(r, end);
-    }
+    key = readKeyAt(r.buf, r.pos, stop);
+    r.pos = stop;
   }
   r.pos = start;
   return key;
+}
+
+/** The attributes Breakwater reads, by their length in bytes (all ASCII). */
+const READ_KEYS_BY_LENGTH: Array<Array<{ key: string; bytes: Uint8Array }> | undefined> = [];
+for (const key of READ_ATTRIBUTES) (READ_KEYS_BY_LENGTH[key.length] ??= []).push({ key, bytes: Buffer.from(key, 'latin1') });
+
+function readKeyAt(buf: Uint8Array, start: number, stop: number): string | undefined {
+  const candidates = READ_KEYS_BY_LENGTH[stop - start];
+  if (candidates === undefined) return undefined;
+  next: for (const { key, bytes } of candidates) {
+    for (let i = 0; i < bytes.length; i++) if (buf[start + i] !== bytes[i]) continue next;
+    return key;
+  }
+  return undefined;
 }
 
 function decodeKeyValue(r: Reader, end: number, depth: number): KeyValue {
