@@ -23,6 +23,12 @@ export interface ServiceConfig {
   policyFileExplicit: boolean;
   /** limit on an OTLP body, compressed and decompressed */
   maxBodyBytes: number;
+  /** attributes kept per span, resource, scope, event and link (the rest dropped and counted) */
+  maxAttributes: number;
+  /** attribute entries one request may have stored, a resource's once per span */
+  maxRequestAttributes: number;
+  /** bytes of attributes one request may have stored, a resource's once per span */
+  maxRequestAttributeBytes: number;
   retentionDays: number;
   tenantQueueSharePercent: number;
   allowAuthRemoval: boolean;
@@ -84,6 +90,9 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'clickhouseStartupWaitMs', flag: 'clickhouse-startup-wait-ms', env: 'CLICKHOUSE_STARTUP_WAIT_MS', kind: 'int', default: '30000', min: 0, help: 'how long start-up retries an unreachable ClickHouse server (ms)' },
   { key: 'policyFile', flag: 'config', env: 'BREAKWATER_CONFIG', kind: 'string', default: './breakwater.yaml', help: 'policy file (YAML), reloaded on change' },
   { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'BREAKWATER_MAX_BODY_BYTES', kind: 'int', default: String(16 * 1024 * 1024), min: 1024, help: 'largest OTLP body accepted, compressed and decompressed' },
+  { key: 'maxAttributes', flag: 'max-attributes', env: 'BREAKWATER_MAX_ATTRIBUTES', kind: 'int', default: '128', min: 1, help: 'attributes kept per span, resource, scope, event and link; the rest are dropped and counted (those Breakwater reads are kept)' },
+  { key: 'maxRequestAttributes', flag: 'max-request-attributes', env: 'BREAKWATER_MAX_REQUEST_ATTRIBUTES', kind: 'int', default: '1000000', min: 1, help: 'attributes one request may store, a resource\'s counted once per span; spans past it are rejected in partial_success' },
+  { key: 'maxRequestAttributeBytes', flag: 'max-request-attribute-bytes', env: 'BREAKWATER_MAX_REQUEST_ATTRIBUTE_BYTES', kind: 'int', default: String(64 * 1024 * 1024), min: 1024, help: 'bytes of attributes one request may store, counted the same way' },
   { key: 'retentionDays', flag: 'retention-days', env: 'BREAKWATER_RETENTION_DAYS', kind: 'int', default: '30', min: 1, help: 'days spans are kept (ClickHouse TTL)' },
   { key: 'batchMaxSpans', flag: 'batch-max-spans', env: 'BREAKWATER_BATCH_MAX_SPANS', kind: 'int', default: '20000', min: 1, help: 'spans per ClickHouse insert' },
   { key: 'batchMaxDelayMs', flag: 'batch-max-delay-ms', env: 'BREAKWATER_BATCH_MAX_DELAY_MS', kind: 'int', default: '50', min: 0, help: 'longest a span waits for its batch' },

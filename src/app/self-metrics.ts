@@ -30,6 +30,11 @@ export class SelfMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly attributesDropped = new Counter({
+    name: 'breakwater_attributes_dropped_total',
+    help: 'Attributes dropped while decoding for the per-span, resource, scope, event and link limit (--max-attributes), counted in their droppedAttributesCount',
+    registers: [this.registry],
+  });
   readonly requests = new Counter({
     name: 'breakwater_otlp_requests_total',
     help: 'OTLP export requests by HTTP status',

@@ -205,6 +205,9 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     batchMaxRows: config.batchMaxSpans,
     batchMaxDelayMs: config.batchMaxDelayMs,
     queueMaxRows: config.queueMaxSpans,
+    // A batch holds at most one request's attribute budget, the queue eight.
+    batchMaxBytes: config.maxRequestAttributeBytes,
+    queueMaxBytes: 8 * config.maxRequestAttributeBytes,
     onFlush: (rows, seconds) => {
       metrics.flushSeconds.observe(seconds);
       metrics.flushSpans.observe(rows);
@@ -222,6 +225,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     retentionDays: config.retentionDays,
     tenantQueueShare: config.tenantQueueSharePercent / 100,
     admission: new RunAdmission(windows, (tenantId, reason, runs, spans) => refusalLog.refused(tenantId, reason, runs, spans)),
+    attributeBudget: { maxAttributes: config.maxRequestAttributes, maxBytes: config.maxRequestAttributeBytes },
     onObserverError: (err) => log.error({ error: (err as Error).message }, 'the decision path failed on a batch; its spans are stored'),
   });
   pipeline.addObserver(engine);
@@ -229,6 +233,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   pipeline.addObserver(degradation);
   const receiveTraces = createTraceReceiver(pipeline, metrics, {
     maxBodyBytes: config.maxBodyBytes,
+    attributeLimits: { perList: config.maxAttributes },
     tenantForKey: (key) => authenticator.tenantForIngestKey(key),
     limiter: new TenantIngestLimiter(config.tenantIngestRate, 5, undefined, undefined, {
       spansPerSecond: config.unknownTenantIngestRate,
