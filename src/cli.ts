@@ -1,10 +1,13 @@
 #!/usr/bin/env -S node --max-semi-space-size=64 --no-memory-reducer
+import { readFileSync } from 'node:fs';
+import { closestName } from './app/closest-name.js';
 import { ConfigError, configHelp, loadConfig, type ServiceConfig } from './app/config.js';
 import { createLogger } from './app/log.js';
 import { SecretError } from './api/secrets.js';
 import { PolicyError } from './policy/policy-error.js';
 import { startService, storeOptions, type Service } from './app/service.js';
 import { openStore } from './storage/clickhouse.js';
+import { StorageError } from './storage/storage-error.js';
 import { applyRetention, migrate } from './storage/migrations.js';
 
 const USAGE = `breakwater: a per-tenant circuit breaker and observability plane for AI agents
@@ -14,17 +17,29 @@ Usage:
   breakwater migrate [flags]   apply ClickHouse migrations and exit
   breakwater demo    [--keep-running]   self-contained demo: four tenants' simulated agents, one runs away and is halted
   breakwater --help            this text
+  breakwater --version         the version
 
 Storage: CLICKHOUSE_URL unset = embedded ClickHouse in --data-dir; set = that server.
 `;
 
+const COMMANDS = ['serve', 'migrate', 'demo', 'help'];
+
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-v' || command === 'version') {
+    process.stdout.write(`breakwater ${packageVersion()}\n`);
+    return 0;
+  }
+  if (command === 'demo') return demo(rest);
   if (command === undefined || command === '--help' || command === '-h' || command === 'help' || rest.includes('--help')) {
     process.stdout.write(`${USAGE}\n${configHelp()}\n`);
     return command === undefined ? 2 : 0;
   }
-  if (command === 'demo') return demo(rest);
+  if (!COMMANDS.includes(command)) {
+    const closest = closestName(command.replace(/^-+/, ''), COMMANDS);
+    process.stderr.write(`breakwater: unknown command ${JSON.stringify(command)}${closest === undefined ? '' : ` (did you mean ${closest}?)`}\n\n${USAGE}`);
+    return 2;
+  }
   let config: ServiceConfig;
   try {
     config = loadConfig(rest, process.env);
@@ -35,15 +50,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
-  switch (command) {
-    case 'serve':
-      return serve(config);
-    case 'migrate':
-      return runMigrate(config);
-    default:
-      process.stderr.write(`breakwater: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
-      return 2;
-  }
+  return command === 'serve' ? serve(config) : runMigrate(config);
+}
+
+/** The listener that could not bind, named by its flag, or undefined for another error. */
+function portInUse(err: unknown, config: ServiceConfig): string | undefined {
+  const { code, port, address } = err as { code?: string; port?: number; address?: string };
+  if (code !== 'EADDRINUSE' && code !== 'EACCES') return undefined;
+  const setting = port === config.otlpPort ? '--otlp-port (BREAKWATER_OTLP_PORT)' : port === config.graphqlPort ? '--graphql-port (BREAKWATER_GRAPHQL_PORT)' : '--otlp-port or --graphql-port';
+  const what = code === 'EADDRINUSE' ? 'is already in use (another Breakwater?)' : 'may not be bound by this user';
+  return `${address ?? config.host}:${port} ${what}: stop what holds it, or choose another ${setting}`;
+}
+
+function packageVersion(): string {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return version;
 }
 
 async function serve(config: ServiceConfig): Promise<number> {
@@ -53,8 +74,13 @@ async function serve(config: ServiceConfig): Promise<number> {
     service = await startService(config, log);
   } catch (err) {
     // A configuration the operator can fix: say what, without a stack trace.
-    if (err instanceof ConfigError || err instanceof PolicyError || err instanceof SecretError) {
+    if (err instanceof ConfigError || err instanceof PolicyError || err instanceof SecretError || err instanceof StorageError) {
       process.stderr.write(`breakwater: ${err.message}\n`);
+      return 2;
+    }
+    const inUse = portInUse(err, config);
+    if (inUse !== undefined) {
+      process.stderr.write(`breakwater: ${inUse}\n`);
       return 2;
     }
     throw err;
@@ -87,7 +113,11 @@ async function serve(config: ServiceConfig): Promise<number> {
 }
 
 async function demo(argv: readonly string[]): Promise<number> {
-  const { parseDemoArgs, runDemo } = await import('./demo/demo.js');
+  const { DEMO_USAGE, parseDemoArgs, runDemo } = await import('./demo/demo.js');
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(DEMO_USAGE);
+    return 0;
+  }
   const options = parseDemoArgs(argv);
   if (typeof options === 'string') {
     process.stderr.write(`breakwater: ${options}`);
@@ -98,7 +128,7 @@ async function demo(argv: readonly string[]): Promise<number> {
 
 async function runMigrate(config: ServiceConfig): Promise<number> {
   const log = createLogger(config.logLevel);
-  const store = await openStore(storeOptions(config));
+  const store = await openStore(storeOptions(config, log));
   try {
     const result = await migrate(store.client);
     await applyRetention(store.client, config.retentionDays);

@@ -50,3 +50,22 @@ export function rateLimited(what: string, retryAfterSeconds: number): ReturnType
     extensions: { code: 'RATE_LIMITED', retryAfterSeconds },
   });
 }
+
+/** One connection or one token holds as many live subscriptions as it may; the others are untouched. */
+export function tooManySubscriptions(holder: 'connection' | 'token', held: number): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError(`this ${holder} already holds ${held} subscriptions; end one before starting another`, {
+    extensions: { code: 'TOO_MANY_SUBSCRIPTIONS', limit: held },
+  });
+}
+
+/** A subscription whose token was removed from the policy, or now names another role or tenant. */
+export function tokenRevoked(): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError('the token of this subscription was revoked or changed; subscribe again with a valid token', {
+    extensions: { code: 'TOKEN_REVOKED' },
+  });
+}
+
+/** The action would hold more of something than its tenant may (run breakers): nothing was changed. */
+export function limitReached(message: string): ReturnType<typeof createGraphQLError> {
+  return createGraphQLError(message, { extensions: { code: 'LIMIT_EXCEEDED' } });
+}

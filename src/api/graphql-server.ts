@@ -11,10 +11,17 @@ import { createSchema, createYoga, type Plugin, type YogaInitialContext } from '
 import { WebSocketServer } from 'ws';
 import type { Core } from '../app/service.js';
 import { useGraphqlSse } from './graphql-sse.js';
-import { AuthFailureLimiter, bearerToken, type Principal } from './auth.js';
+import { streamTokenOf } from './stream-reservations.js';
+import { AuthFailureLimiter, bearerToken, type Authenticator, type Principal } from './auth.js';
 import { withAuthority } from './authority.js';
 import { tooManyFailures, unauthenticated } from './errors.js';
 import { resolvers, type ApiContext } from './resolvers.js';
+import {
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN,
+  SubscriptionRegistry,
+  type SubscriptionOwner,
+} from './subscription-registry.js';
 
 export const SCHEMA_FILE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schema', 'graphql', 'schema.graphql');
 
@@ -27,6 +34,10 @@ export interface GraphqlLimits {
   /** largest request body accepted */
   maxBodyBytes: number;
   introspection: boolean;
+  /** live subscriptions one WebSocket (or graphql-sse stream) may hold */
+  maxSubscriptionsPerConnection: number;
+  /** live subscriptions one token may hold across connections and transports */
+  maxSubscriptionsPerToken: number;
 }
 
 export const DEFAULT_LIMITS: GraphqlLimits = {
@@ -38,6 +49,8 @@ export const DEFAULT_LIMITS: GraphqlLimits = {
   maxTokens: 2000,
   maxBodyBytes: 64 * 1024,
   introspection: true,
+  maxSubscriptionsPerConnection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+  maxSubscriptionsPerToken: DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN,
 };
 
 export const GRAPHQL_PATH = '/graphql';
@@ -48,12 +61,46 @@ export const GRAPHQL_PATH = '/graphql';
  * platform admin; otherwise a known token is required.
  */
 function principalFor(core: Core, token: string | undefined): Principal {
-  const auth = core.auth();
-  if (!auth.hasApiTokens) return { role: 'platformAdmin', name: 'anonymous' };
-  const principal = auth.principal(token);
+  const principal = currentPrincipal(core, token);
   if (!principal) throw unauthenticated();
   return principal;
 }
+
+function currentPrincipal(core: Core, token: string | undefined): Principal | undefined {
+  const auth = core.auth();
+  if (!auth.hasApiTokens) return { role: 'platformAdmin', name: 'anonymous' };
+  return auth.principal(token);
+}
+
+/** Same role and tenant: a token that only moved in its list keeps its streams. */
+function samePrincipal(a: Principal | undefined, b: Principal): boolean {
+  if (a === undefined || a.role !== b.role) return false;
+  return a.role === 'platformAdmin' || (b.role !== 'platformAdmin' && a.tenantId === b.tenantId);
+}
+
+/**
+ * Whose a subscription is. The check keeps the token in a closure, as the open request or
+ * WebSocket already does, because the authenticator can only look up a presented token.
+ */
+function ownerOf(core: Core, token: string | undefined, principal: Principal, connection: object | string): SubscriptionOwner {
+  const credential = token === undefined ? 'anonymous' : tokenDigest(token).toString('base64');
+  const key = `${credential} ${principal.role} ${principal.role === 'platformAdmin' ? '' : principal.tenantId}`;
+  return {
+    connection,
+    credential,
+    stillValid: () => {
+      // One lookup per credential and authenticator: every subscription is checked at each reload.
+      const auth = core.auth();
+      let known = verdicts.get(auth);
+      if (known === undefined) verdicts.set(auth, (known = new Map()));
+      let valid = known.get(key);
+      if (valid === undefined) known.set(key, (valid = samePrincipal(currentPrincipal(core, token), principal)));
+      return valid;
+    },
+  };
+}
+
+const verdicts = new WeakMap<Authenticator, Map<string, boolean>>();
 
 interface ServerContext {
   req: IncomingMessage;
@@ -72,6 +119,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
   const typeDefs = readFileSync(SCHEMA_FILE, 'utf8');
   const schema = createSchema<ApiContext & ServerContext>({ typeDefs, resolvers: withAuthority(resolvers, typeDefs) });
   const limiter = new AuthFailureLimiter();
+  const registry = new SubscriptionRegistry({ perConnection: limits.maxSubscriptionsPerConnection, perToken: limits.maxSubscriptionsPerToken });
   const armor = EnvelopArmorPlugin<YogaInitialContext>({
     maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true },
     costLimit: { maxCost: limits.maxCost },
@@ -115,10 +163,28 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
     // Batched operations are allowed, but each is checked like a single one.
     batching: { limit: 10 },
     plugins,
-    context: ({ request, req }) => ({ principal: authenticate(request, req), core }),
+    context: ({ request, req }) => {
+      const principal = authenticate(request, req);
+      const token = bearerToken(request.headers.get('authorization'));
+      // graphql-sse's single-connection mode names its stream on every operation
+      const stream = streamTokenOf(request);
+      const connection = stream === null ? (req?.socket ?? request) : `stream:${stream}`;
+      return { principal, core, subscriptions: { registry, owner: ownerOf(core, token, principal, connection) } };
+    },
   });
 
   let wss: WebSocketServer | undefined;
+  /** each open WebSocket's owner: its principal was fixed at connection time */
+  const sockets = new Map<{ close(code: number, reason: string): void }, SubscriptionOwner>();
+  // Runs after the service's own listener has rebuilt the authenticator from the reloaded file.
+  const stopWatchingPolicy = core.policy.onChange(() => {
+    registry.revalidate();
+    for (const [socket, owner] of sockets) {
+      if (owner.stillValid()) continue;
+      sockets.delete(socket);
+      socket.close(4403, 'Forbidden: the token was revoked or changed');
+    }
+  });
 
   return {
     handle(req, res, path) {
@@ -144,7 +210,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
 
     attachWebSocket(server) {
       wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: limits.maxBodyBytes });
-      useServer<Record<string, unknown>, { principal?: Principal }>(
+      useServer<Record<string, unknown>, { principal?: Principal; owner?: SubscriptionOwner }>(
         {
           onConnect: (ctx) => {
             const address = ctx.extra.request.socket.remoteAddress ?? 'unknown';
@@ -152,13 +218,19 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
             const token = bearerToken(fromParams ?? ctx.extra.request.headers.authorization);
             if (limiter.blocked(address, token)) return false;
             try {
-              ctx.extra.principal = principalFor(core, token);
+              const principal = principalFor(core, token);
+              ctx.extra.principal = principal;
+              ctx.extra.owner = ownerOf(core, token, principal, ctx.extra.socket);
+              sockets.set(ctx.extra.socket, ctx.extra.owner);
               limiter.succeed(address, token);
               return true;
             } catch {
               limiter.fail(address);
               return false;
             }
+          },
+          onClose: (ctx) => {
+            sockets.delete(ctx.extra.socket);
           },
           execute: (args: ExecutionArgs) => (args.rootValue as EnvelopedRoot).execute(args),
           subscribe: (args: ExecutionArgs) => (args.rootValue as EnvelopedRoot).subscribe(args),
@@ -170,7 +242,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
               operationName: payload.operationName,
               document,
               variableValues: payload.variables,
-              contextValue: { principal: ctx.extra.principal!, core } satisfies ApiContext,
+              contextValue: { principal: ctx.extra.principal!, core, subscriptions: { registry, owner: ctx.extra.owner! } } satisfies ApiContext,
               rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
             };
             const errors = enveloped.validate(args.schema, args.document);
@@ -183,6 +255,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
     },
 
     async close() {
+      stopWatchingPolicy();
       sse.reservations.close();
       if (!wss) return;
       for (const client of wss.clients) client.terminate();

@@ -5,10 +5,11 @@
 // subscription refused with FORBIDDEN by its resolver) was taken for execution arguments and
 // answered with a 400 "Unable to detect operation AST". Here such results carry `data: null`, as
 // the GraphQL spec allows for a failed execution, and reach the client as GraphQL errors.
+import type { ServerResponse } from 'node:http';
 import { getOperationAST, type DocumentNode, type ExecutionResult, type GraphQLError } from 'graphql';
 import { createHandler } from 'graphql-sse/lib/use/fetch';
 import type { Plugin, YogaInitialContext } from 'graphql-yoga';
-import { freeReservedStream, StreamReservations } from './stream-reservations.js';
+import { freeReservedStream, StreamReservations, streamTokenOf } from './stream-reservations.js';
 
 /** by name: graphql ships as ESM and CJS, and an error of the other copy fails instanceof */
 function isGraphqlError(err: unknown): err is GraphQLError {
@@ -33,6 +34,24 @@ function withData<T>(result: T): T | ExecutionResult {
 }
 
 /**
+ * A promise while `res` holds more than its socket takes. graphql-sse reads a subscription as
+ * fast as it produces and queues every message for the stream without limit; waiting here leaves
+ * the backlog in the subscriber's bounded queue, where newer decisions supersede older ones.
+ */
+function drained(res: ServerResponse | undefined): Promise<void> | undefined {
+  if (res === undefined || res.destroyed || !res.writableNeedDrain) return undefined;
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/**
  * `caller` names the request's valid API credential (undefined when it has none): stream
  * reservations are made, opened and counted by it.
  */
@@ -43,6 +62,13 @@ export function useGraphqlSse(
   const serverContexts = new WeakMap<Request, Record<string, unknown>>();
   let handler: ((request: Request) => Promise<Response>) | undefined;
   let fetchApi: { Request: typeof Request } | undefined;
+  // single-connection mode: the GET that opened each stream, which carries its operations' messages
+  const openStreams = new Map<string, ServerResponse>();
+  const responseFor = (request: Request): ServerResponse | undefined => {
+    const stream = streamTokenOf(request);
+    if (stream !== null) return openStreams.get(stream);
+    return (serverContexts.get(request) as { res?: ServerResponse } | undefined)?.res;
+  };
   const reservations = new StreamReservations({
     caller: (request) => caller(request, serverContexts.get(request)),
     free: async (streamToken) => {
@@ -56,6 +82,7 @@ export function useGraphqlSse(
       handler = createHandler(
         {
           authenticate: (req) => reservations.authenticate(req.raw),
+          onNext: (_ctx, req) => drained(responseFor(req.raw)),
           async onSubscribe(req, params) {
             const enveloped = yoga.getEnveloped({ ...serverContexts.get(req.raw), request: req.raw, params });
             let document: DocumentNode;
@@ -90,7 +117,16 @@ export function useGraphqlSse(
     onRequest({ request, endResponse, serverContext }) {
       if (!handler || request.url.split('?')[0]?.endsWith(endpoint) !== true) return;
       serverContexts.set(request, serverContext as Record<string, unknown>);
-      return handler(request).then(endResponse, () => endResponse(unexpected()));
+      const stream = streamTokenOf(request);
+      const res = (serverContext as { res?: ServerResponse }).res;
+      return handler(request).then((response) => {
+        // only the GET that graphql-sse let open the stream carries it (a second one gets a 409)
+        if (stream !== null && request.method === 'GET' && response.status === 200 && res !== undefined) {
+          openStreams.set(stream, res);
+          res.once('close', () => openStreams.get(stream) === res && openStreams.delete(stream));
+        }
+        return endResponse(response);
+      }, () => endResponse(unexpected()));
     },
   };
 }

@@ -8,17 +8,21 @@ import { tenantDegradationPolicy } from '../degradation/degradation-schema.js';
 import { policyProvenance } from '../policy/policy-provenance.js';
 import type { Tightening } from '../policy/tighten-only.js';
 import type { BreakerSettings, EffectivePolicy, TenantOverrides } from '../policy/policy-types.js';
+import { BreakerLimitError } from '../breakers/breaker-engine.js';
 import { tenantOperationRefusal } from '../breakers/tenant-operations.js';
 import type { Core } from '../app/service.js';
 import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
 import { canAccessTenant, type Principal } from './auth.js';
-import { badInput, forbiddenLoosening, policyRejected, rateLimited } from './errors.js';
+import { badInput, forbiddenLoosening, limitReached, policyRejected, rateLimited } from './errors.js';
 import { costAttribution, HistoryRangeError, runExists, runSteps, tenantTimeseries, type TimeseriesMetric } from './history.js';
 import { DateTimeScalar, JsonInputScalar, JsonScalar } from './scalars.js';
+import type { SubscriptionOwner, SubscriptionRegistry } from './subscription-registry.js';
 
 export interface ApiContext {
   principal: Principal;
   core: Core;
+  /** where this request's subscriptions are counted and revoked */
+  subscriptions: { registry: SubscriptionRegistry; owner: SubscriptionOwner };
 }
 
 /** Lists never return more than this many items: larger pages are an error, not a truncation. */
@@ -143,6 +147,16 @@ function checkTenantOperation(ctx: ApiContext, tenantId: string, runId: string |
   if (!isTenantAdmin(ctx)) return;
   const refusal = tenantOperationRefusal(ctx.core.engine.breaker(tenantId, runId), tenantId);
   if (refusal !== undefined) throw forbiddenLoosening(`${operation} refused: ${refusal}`, 'tenant admins may not lift what the platform or the policy opened');
+}
+
+/** An operator action refused for its tenant's run-breaker bound is the caller's to see, not an internal error. */
+async function withinLimit<T>(action: Promise<T>): Promise<T> {
+  try {
+    return await action;
+  } catch (err) {
+    if (err instanceof BreakerLimitError) throw limitReached(err.message);
+    throw err;
+  }
 }
 
 function reasonText(reason: string): string {
@@ -324,18 +338,18 @@ export const resolvers = {
         throw badInput('durationMs must be between 1 and 2147483647');
       }
       checkTenantOperation(ctx, args.tenantId, args.runId ?? undefined, 'forceOpenBreaker');
-      const view = await ctx.core.engine.forceOpen(args.tenantId, args.runId ?? undefined, reasonText(args.reason), ctx.principal.name, args.durationMs ?? undefined);
+      const view = await withinLimit(ctx.core.engine.forceOpen(args.tenantId, args.runId ?? undefined, reasonText(args.reason), ctx.principal.name, args.durationMs ?? undefined));
       return { ...view, decision: decisionView(view.decision) };
     },
 
     async resetBreaker(_: unknown, args: { tenantId: string; runId?: string | null }, ctx: ApiContext) {
       checkTenantOperation(ctx, args.tenantId, args.runId ?? undefined, 'resetBreaker');
-      const view = await ctx.core.engine.reset(args.tenantId, args.runId ?? undefined, ctx.principal.name);
+      const view = await withinLimit(ctx.core.engine.reset(args.tenantId, args.runId ?? undefined, ctx.principal.name));
       return { ...view, decision: decisionView(view.decision) };
     },
 
     async disableBreaker(_: unknown, args: { tenantId: string; runId?: string | null; reason: string }, ctx: ApiContext) {
-      const view = await ctx.core.engine.disable(args.tenantId, args.runId ?? undefined, reasonText(args.reason), ctx.principal.name);
+      const view = await withinLimit(ctx.core.engine.disable(args.tenantId, args.runId ?? undefined, reasonText(args.reason), ctx.principal.name));
       return { ...view, decision: decisionView(view.decision) };
     },
 
@@ -372,12 +386,14 @@ export const resolvers = {
   Subscription: {
     decisions: {
       subscribe(_: unknown, { tenantId, runId }: { tenantId: string; runId?: string | null }, ctx: ApiContext) {
-        return mapIterator(ctx.core.bus.subscribe(tenantId, runId ?? undefined), (decision) => ({ decisions: decisionView(decision) }));
+        return ctx.subscriptions.registry.open(ctx.subscriptions.owner, 'decisions', () =>
+          mapIterator(ctx.core.bus.subscribe(tenantId, runId ?? undefined), (decision) => ({ decisions: decisionView(decision) })),
+        );
       },
     },
     breakerEvents: {
       subscribe(_: unknown, { tenantId }: { tenantId: string }, ctx: ApiContext) {
-        return mapIterator(ctx.core.bus.subscribeBreakerEvents(tenantId), (event) => ({
+        return ctx.subscriptions.registry.open(ctx.subscriptions.owner, 'breakerEvents', () => mapIterator(ctx.core.bus.subscribeBreakerEvents(tenantId), (event) => ({
           breakerEvents: {
             tenantId: event.tenantId,
             runId: event.runId || null,
@@ -392,7 +408,7 @@ export const resolvers = {
             time: event.eventTime,
             kind: event.kind,
           },
-        }));
+        })));
       },
     },
   },

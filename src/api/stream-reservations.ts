@@ -27,6 +27,11 @@ interface Reservation {
 
 const TOKEN_HEADER = 'x-graphql-event-stream-token';
 
+/** The single-connection stream a request names (in its header or its URL), or null. */
+export function streamTokenOf(request: Request): string | null {
+  return request.headers.get(TOKEN_HEADER) ?? new URL(request.url, 'http://localhost/').searchParams.get('token');
+}
+
 /** Opening a reserved stream with an aborted request makes graphql-sse dispose of it, reservation and all. */
 export async function freeReservedStream(
   handler: (request: Request) => Promise<Response>,
@@ -66,7 +71,7 @@ export class StreamReservations {
    * distinct-connection request (authorised per operation like /graphql), or the refusal to answer.
    */
   authenticate(request: Request): string | undefined | Refusal {
-    const named = request.headers.get(TOKEN_HEADER) ?? new URL(request.url, 'http://localhost/').searchParams.get('token');
+    const named = streamTokenOf(request);
     if (named === null && request.method !== 'PUT') return undefined;
     if (named !== null && this.#freeing.has(named)) return named;
     const caller = this.options.caller(request);

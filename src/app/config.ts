@@ -2,6 +2,8 @@
 // over defaults, validated up front (as the OpenTelemetry Collector validates its Config) so a bad
 // value stops the process with a message naming the flag and the variable.
 
+import { closestName } from './closest-name.js';
+
 export interface ServiceConfig {
   host: string;
   otlpPort: number;
@@ -14,11 +16,19 @@ export interface ServiceConfig {
   clickhouseDatabase: string;
   /** how long one ClickHouse request may take before it fails (server mode) */
   clickhouseTimeoutMs: number;
+  /** how long start-up keeps retrying a ClickHouse server it cannot reach */
+  clickhouseStartupWaitMs: number;
   policyFile: string;
   /** the policy file was named explicitly (a missing explicit file is an error) */
   policyFileExplicit: boolean;
   /** limit on an OTLP body, compressed and decompressed */
   maxBodyBytes: number;
+  /** attributes kept per span, resource, scope, event and link (the rest dropped and counted) */
+  maxAttributes: number;
+  /** attribute entries one request may have stored, a resource's once per span */
+  maxRequestAttributes: number;
+  /** bytes of attributes one request may have stored, a resource's once per span */
+  maxRequestAttributeBytes: number;
   retentionDays: number;
   tenantQueueSharePercent: number;
   allowAuthRemoval: boolean;
@@ -32,10 +42,14 @@ export interface ServiceConfig {
   /** allow listening on a non-loopback address without auth tokens */
   insecure: boolean;
   graphqlIntrospection: boolean;
+  maxSubscriptionsPerConnection: number;
+  maxSubscriptionsPerToken: number;
   /** spans per second each tenant may send (0 = unlimited), with a burst of 5 seconds' worth */
   tenantIngestRate: number;
   unknownTenantIngestRate: number;
   maxUnknownTenants: number;
+  /** runs one tenant's windows may hold; its new runs past it are refused in partial_success */
+  maxRunsPerTenant: number;
   /** nice value for the embedded ClickHouse's threads, so the decision path wins the CPU (0 = leave them) */
   storageNice: number;
   /** time a client has to send its request headers before the connection is closed (408) */
@@ -73,8 +87,12 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'clickhousePassword', flag: 'clickhouse-password', env: 'CLICKHOUSE_PASSWORD', kind: 'string', default: '', help: 'ClickHouse server password (prefer the env var)' },
   { key: 'clickhouseDatabase', flag: 'clickhouse-database', env: 'CLICKHOUSE_DATABASE', kind: 'string', default: 'breakwater', help: 'ClickHouse server database (created if absent; embedded uses its own data dir)' },
   { key: 'clickhouseTimeoutMs', flag: 'clickhouse-timeout-ms', env: 'CLICKHOUSE_TIMEOUT_MS', kind: 'int', default: '30000', min: 1, help: 'ClickHouse server request timeout (ms)' },
+  { key: 'clickhouseStartupWaitMs', flag: 'clickhouse-startup-wait-ms', env: 'CLICKHOUSE_STARTUP_WAIT_MS', kind: 'int', default: '30000', min: 0, help: 'how long start-up retries an unreachable ClickHouse server (ms)' },
   { key: 'policyFile', flag: 'config', env: 'BREAKWATER_CONFIG', kind: 'string', default: './breakwater.yaml', help: 'policy file (YAML), reloaded on change' },
   { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'BREAKWATER_MAX_BODY_BYTES', kind: 'int', default: String(16 * 1024 * 1024), min: 1024, help: 'largest OTLP body accepted, compressed and decompressed' },
+  { key: 'maxAttributes', flag: 'max-attributes', env: 'BREAKWATER_MAX_ATTRIBUTES', kind: 'int', default: '128', min: 1, help: 'attributes kept per span, resource, scope, event and link; the rest are dropped and counted (those Breakwater reads are kept)' },
+  { key: 'maxRequestAttributes', flag: 'max-request-attributes', env: 'BREAKWATER_MAX_REQUEST_ATTRIBUTES', kind: 'int', default: '1000000', min: 1, help: 'attributes one request may store, a resource\'s counted once per span; spans past it are rejected in partial_success' },
+  { key: 'maxRequestAttributeBytes', flag: 'max-request-attribute-bytes', env: 'BREAKWATER_MAX_REQUEST_ATTRIBUTE_BYTES', kind: 'int', default: String(64 * 1024 * 1024), min: 1024, help: 'bytes of attributes one request may store, counted the same way' },
   { key: 'retentionDays', flag: 'retention-days', env: 'BREAKWATER_RETENTION_DAYS', kind: 'int', default: '30', min: 1, help: 'days spans are kept (ClickHouse TTL)' },
   { key: 'batchMaxSpans', flag: 'batch-max-spans', env: 'BREAKWATER_BATCH_MAX_SPANS', kind: 'int', default: '20000', min: 1, help: 'spans per ClickHouse insert' },
   { key: 'batchMaxDelayMs', flag: 'batch-max-delay-ms', env: 'BREAKWATER_BATCH_MAX_DELAY_MS', kind: 'int', default: '50', min: 0, help: 'longest a span waits for its batch' },
@@ -83,6 +101,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'tenantIngestRate', flag: 'tenant-ingest-rate', env: 'BREAKWATER_TENANT_INGEST_RATE', kind: 'int', default: '50000', min: 0, help: 'spans/s per tenant before 429 (burst 5 s; 0 = unlimited)' },
   { key: 'unknownTenantIngestRate', flag: 'unknown-tenant-ingest-rate', env: 'BREAKWATER_UNKNOWN_TENANT_INGEST_RATE', kind: 'int', default: '500000', min: 0, help: 'spans/s all tenants not named in the policy share without ingest keys (burst 5 s; 0 = unlimited)' },
   { key: 'maxUnknownTenants', flag: 'max-unknown-tenants', env: 'BREAKWATER_MAX_UNKNOWN_TENANTS', kind: 'int', default: '1000', min: 1, help: 'tenants not named in the policy sending at once without ingest keys; more get 429' },
+  { key: 'maxRunsPerTenant', flag: 'max-runs-per-tenant', env: 'BREAKWATER_MAX_RUNS_PER_TENANT', kind: 'int', default: '10000', min: 1, help: "runs one tenant may hold in memory (100000 in all); spans of its new runs past it are refused in partial_success" },
   { key: 'storageNice', flag: 'storage-nice', env: 'BREAKWATER_STORAGE_NICE', kind: 'int', default: '19', min: 0, max: 19, help: 'nice value (0-19) for the embedded ClickHouse threads: decisions first (0 = off)' },
   { key: 'headersTimeoutMs', flag: 'headers-timeout-ms', env: 'BREAKWATER_HEADERS_TIMEOUT_MS', kind: 'int', default: '10000', min: 100, help: 'time to send request headers before 408 (slow clients)' },
   { key: 'requestTimeoutMs', flag: 'request-timeout-ms', env: 'BREAKWATER_REQUEST_TIMEOUT_MS', kind: 'int', default: '60000', min: 100, help: 'time to send a whole request, body included, before 408' },
@@ -92,6 +111,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'requireTenant', flag: 'require-tenant', env: 'BREAKWATER_REQUIRE_TENANT', kind: 'bool', default: 'true', help: 'reject spans without tenant.id' },
   { key: 'logLevel', flag: 'log-level', env: 'BREAKWATER_LOG_LEVEL', kind: 'level', default: 'info', help: 'debug | info | warn | error | silent' },
   { key: 'graphqlIntrospection', flag: 'graphql-introspection', env: 'BREAKWATER_GRAPHQL_INTROSPECTION', kind: 'bool', default: 'true', help: 'answer schema introspection (GraphiQL needs it)' },
+  { key: 'maxSubscriptionsPerConnection', flag: 'max-subscriptions-per-connection', env: 'BREAKWATER_MAX_SUBSCRIPTIONS_PER_CONNECTION', kind: 'int', default: '100', min: 1, help: 'live subscriptions one WebSocket or graphql-sse stream may hold' },
+  { key: 'maxSubscriptionsPerToken', flag: 'max-subscriptions-per-token', env: 'BREAKWATER_MAX_SUBSCRIPTIONS_PER_TOKEN', kind: 'int', default: '1000', min: 1, help: 'live subscriptions one API token may hold across connections and transports' },
   { key: 'allowAuthRemoval', flag: 'allow-auth-removal', env: 'BREAKWATER_ALLOW_AUTH_REMOVAL', kind: 'bool', default: 'false', help: 'let a reloaded policy file drop every admin token, or all of a tenant\'s tokens or ingest keys' },
   { key: 'insecure', flag: 'insecure', env: 'BREAKWATER_INSECURE', kind: 'bool', default: 'false', help: 'allow a non-loopback host without auth tokens' },
 ];
@@ -170,7 +191,10 @@ function parseFlags(argv: readonly string[]): Map<string, string> {
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
     const setting = known.get(name);
-    if (!setting) throw new ConfigError(`unknown flag --${name}; see --help`);
+    if (!setting) {
+      const closest = closestName(name, known.keys());
+      throw new ConfigError(`unknown flag --${name}${closest === undefined ? '' : ` (did you mean --${closest}?)`}; see --help`);
+    }
     let value: string;
     if (eq !== -1) value = arg.slice(eq + 1);
     else if (setting.kind === 'bool' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';

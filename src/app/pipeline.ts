@@ -7,10 +7,25 @@ import { callCostUsd } from '../windows/cost.js';
 import type { AgentSpan } from '../contracts/agent-span.js';
 import { normalizeRequest } from '../normalize/normalize.js';
 import type { OtlpTraceRequest } from '../codecs/otlp-model.js';
+import type { AttributeBudget } from '../normalize/attribute-budget.js';
 
 /** Sees every accepted span before it is stored: the decision path (windows, rules, breakers). Must not change the spans. */
 export interface SpanObserver {
   observe(spans: readonly AgentSpan[], receivedAt: number): void;
+}
+
+/** Decides, before anything is acknowledged, which spans the decision path has room for. */
+export interface SpanAdmission {
+  admit(spans: readonly AgentSpan[]): SpanAdmissionOutcome;
+}
+
+export interface SpanAdmissionOutcome {
+  /** the spans admitted (the input itself when none is refused) */
+  spans: readonly AgentSpan[];
+  /** spans refused, by reason (the metric label) */
+  refused: ReadonlyMap<string, number>;
+  /** for partial_success; '' when none is refused */
+  errorMessage: string;
 }
 
 export interface PipelineOptions {
@@ -20,6 +35,10 @@ export interface PipelineOptions {
   retentionDays: number;
   /** most of the write queue one tenant may hold, as a fraction of it */
   tenantQueueShare: number;
+  /** refuses spans the decision path has no room for (answered in partial_success) */
+  admission?: SpanAdmission;
+  /** attributes one request may have stored (a resource's once per span); spans past it are rejected */
+  attributeBudget?: AttributeBudget;
   /** an observer threw (a bug): the spans are stored all the same */
   onObserverError?: (err: unknown) => void;
 }
@@ -36,6 +55,8 @@ export type IngestOutcome =
 export class IngestPipeline {
   readonly #observers: SpanObserver[] = [];
   readonly #shares: WriteQueueShares;
+  /** the same shares of the queue's attribute bytes */
+  readonly #byteShares: WriteQueueShares;
   readonly #deliveries = new RecentDeliveries();
 
   constructor(
@@ -44,6 +65,7 @@ export class IngestPipeline {
     private readonly options: PipelineOptions,
   ) {
     this.#shares = new WriteQueueShares(Math.max(1, Math.floor(writer.capacity * options.tenantQueueShare)));
+    this.#byteShares = new WriteQueueShares(Math.max(1, Math.floor(writer.byteCapacity * options.tenantQueueShare)));
   }
 
   addObserver(observer: SpanObserver): void {
@@ -63,9 +85,12 @@ export class IngestPipeline {
       requireTenant: this.options.requireTenant,
       ...(context.keyTenant !== undefined ? { keyTenant: context.keyTenant } : {}),
       acceptedStart: { nowMs: Date.now(), retentionDays: this.options.retentionDays },
+      ...(this.options.attributeBudget !== undefined ? { attributeBudget: this.options.attributeBudget } : {}),
     });
-    if (normalized.rejected > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, normalized.rejected);
-    const { spans, rejected, errorMessage } = normalized;
+    const invalid = normalized.rejected - normalized.overBudget;
+    if (invalid > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, invalid);
+    if (normalized.overBudget > 0) this.metrics.spansRejected.inc({ reason: 'attribute_budget' }, normalized.overBudget);
+    const { spans, rejected, errorMessage } = this.#admitted(normalized);
     // A retried delivery is counted once: a committed one is answered as stored again, and one
     // whose first attempt failed is stored without the decision path seeing it twice.
     const digest = spans.length > 0 ? RecentDeliveries.digest(spans) : '';
@@ -74,7 +99,7 @@ export class IngestPipeline {
       this.metrics.spansRedelivered.inc({ skipped: 'storage' }, spans.length);
       return Promise.resolve({ kind: 'stored', accepted: spans.length, rejected, errorMessage });
     }
-    if (!this.writer.hasRoomFor(spans.length)) {
+    if (!this.writer.hasRoomFor(spans.length, normalized.attributeBytes)) {
       this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
       return Promise.resolve({ kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' });
     }
@@ -82,6 +107,13 @@ export class IngestPipeline {
     if (!share.ok) {
       this.metrics.spansRejected.inc({ reason: 'tenant_queue_share' }, spans.length);
       const message = `tenant ${JSON.stringify(share.tenantId)} has ${share.held} spans waiting for storage, its share of the write queue; retry later`;
+      return Promise.resolve({ kind: 'retry', status: 429, retryAfterSeconds: 1, message });
+    }
+    const byteShare = this.#byteShares.tryTakeAmounts(normalized.attributeBytesByTenant);
+    if (!byteShare.ok) {
+      this.#shares.give(share.taken);
+      this.metrics.spansRejected.inc({ reason: 'tenant_queue_share' }, spans.length);
+      const message = `tenant ${JSON.stringify(byteShare.tenantId)} has ${byteShare.held} bytes of attributes waiting for storage, its share of the write queue; retry later`;
       return Promise.resolve({ kind: 'retry', status: 429, retryAfterSeconds: 1, message });
     }
     const prices = this.options.prices();
@@ -92,8 +124,21 @@ export class IngestPipeline {
     }
     if (earlier === 'observed') this.metrics.spansRedelivered.inc({ skipped: 'observers' }, spans.length);
     else this.#observe(spans, context.receivedAt, digest);
-    const committed = this.writer.write(spans, costs);
-    return this.#settle(committed, share.taken, digest, spans.length, rejected, errorMessage);
+    const committed = this.writer.write(spans, costs, normalized.attributeBytes);
+    return this.#settle(committed, [share.taken, byteShare.taken], digest, spans.length, rejected, errorMessage);
+  }
+
+  /** The normalized spans less those the admission refuses, which join the rejected ones. */
+  #admitted(normalized: { spans: AgentSpan[]; rejected: number; errorMessage: string }): { spans: readonly AgentSpan[]; rejected: number; errorMessage: string } {
+    const outcome = this.options.admission?.admit(normalized.spans);
+    if (outcome === undefined || outcome.refused.size === 0) return normalized;
+    let refused = 0;
+    for (const [reason, n] of outcome.refused) {
+      this.metrics.spansRejected.inc({ reason }, n);
+      refused += n;
+    }
+    const errorMessage = normalized.errorMessage === '' ? outcome.errorMessage : `${normalized.errorMessage}; ${outcome.errorMessage}`;
+    return { spans: outcome.spans, rejected: normalized.rejected + refused, errorMessage };
   }
 
   /**
@@ -117,7 +162,7 @@ export class IngestPipeline {
    * resumes, and the spans (encoded already) would otherwise outlive many young-generation GCs
    * while the insert runs, to be promoted and collected the expensive way.
    */
-  async #settle(committed: Promise<void>, shares: Map<string, number>, digest: string, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
+  async #settle(committed: Promise<void>, [shares, byteShares]: [Map<string, number>, Map<string, number>], digest: string, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
     try {
       await committed;
     } catch (err) {
@@ -127,6 +172,7 @@ export class IngestPipeline {
       return { kind: 'retry', status: 503, retryAfterSeconds: 2, message };
     } finally {
       this.#shares.give(shares);
+      this.#byteShares.give(byteShares);
     }
     if (accepted > 0) this.#deliveries.committed(digest);
     this.metrics.spansAccepted.inc(accepted);

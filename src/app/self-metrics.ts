@@ -24,6 +24,17 @@ export class SelfMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly runsRefused = new Counter({
+    name: 'breakwater_runs_refused_total',
+    help: 'New runs whose spans were refused because their tenant (tenant_runs) or the whole store (runs) held as many runs as it may, none able to give way',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly attributesDropped = new Counter({
+    name: 'breakwater_attributes_dropped_total',
+    help: 'Attributes dropped while decoding for the per-span, resource, scope, event and link limit (--max-attributes), counted in their droppedAttributesCount',
+    registers: [this.registry],
+  });
   readonly requests = new Counter({
     name: 'breakwater_otlp_requests_total',
     help: 'OTLP export requests by HTTP status',

@@ -21,6 +21,8 @@ import { AffectedTenantsAudit, auditFileReloads } from '../policy/policy-change-
 import { PolicyStore } from '../policy/policy-store.js';
 import { RuntimePolicy } from '../policy/runtime-policy.js';
 import { WindowStore } from '../windows/window-store.js';
+import { RunAdmission } from './run-admission.js';
+import { RunRefusalLog } from './run-refusal-log.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { openAudit } from './open-audit.js';
 import { IngestPipeline } from './pipeline.js';
@@ -45,7 +47,7 @@ export interface Service {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-export function storeOptions(config: ServiceConfig): StoreOptions {
+export function storeOptions(config: ServiceConfig, log?: Logger): StoreOptions {
   return {
     url: config.clickhouseUrl,
     user: config.clickhouseUser,
@@ -53,6 +55,8 @@ export function storeOptions(config: ServiceConfig): StoreOptions {
     database: config.clickhouseDatabase,
     dataDir: config.dataDir,
     timeoutMs: config.clickhouseTimeoutMs,
+    startupWaitMs: config.clickhouseStartupWaitMs,
+    onUnreachable: (retryInMs, err) => log?.warn({ reason: err instanceof Error ? err.message : String(err), retryInMs }, 'ClickHouse is unreachable; retrying'),
   };
 }
 
@@ -91,7 +95,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     );
   }
 
-  const store = await openStore(storeOptions(config));
+  const store = await openStore(storeOptions(config, log));
   log.info({ mode: store.mode, location: store.location }, 'storage opened');
   const stopLoweringStorage = store.mode === 'embedded' ? keepStorageThreadsLow(config.storageNice) : () => {};
   const migrations = await migrate(store.client);
@@ -146,9 +150,10 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const windows = new WindowStore({
     runIdleMs: RUN_IDLE_MS,
     maxRuns: MAX_RUNS,
+    maxRunsPerTenant: config.maxRunsPerTenant,
     prices: () => policy.current().prices,
     errorRatio: (tenantId) => policy.forTenant(tenantId).errorRatio,
-    holdsDecision: (tenantId, runId) => engine.holdsDecision(tenantId, runId),
+    holdsDecision: (tenantId, runId) => engine.holdsDecision(tenantId, runId) || degradation.holdsDecision(tenantId, runId),
     onEvict: (event) => {
       // Called only from engine.observe (through record), so `engine` is initialised by then.
       if (event.kind === 'run') {
@@ -167,6 +172,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     log,
     now: Date.now,
     onDecisionLatency: (seconds) => metrics.decisionLatency.observe(seconds),
+    maxRunBreakersPerTenant: config.maxRunsPerTenant,
   });
   const restored = await engine.restore();
   if (restored > 0) log.info({ breakers: restored }, 'breaker states restored');
@@ -199,6 +205,9 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     batchMaxRows: config.batchMaxSpans,
     batchMaxDelayMs: config.batchMaxDelayMs,
     queueMaxRows: config.queueMaxSpans,
+    // A batch holds at most one request's attribute budget, the queue eight.
+    batchMaxBytes: config.maxRequestAttributeBytes,
+    queueMaxBytes: 8 * config.maxRequestAttributeBytes,
     onFlush: (rows, seconds) => {
       metrics.flushSeconds.observe(seconds);
       metrics.flushSpans.observe(rows);
@@ -209,11 +218,14 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     },
     onQueueDepth: (rows) => metrics.queueDepth.set(rows),
   });
+  const refusalLog = new RunRefusalLog(metrics, log);
   const pipeline = new IngestPipeline(writer, metrics, {
     requireTenant: config.requireTenant,
     prices: () => policy.current().prices,
     retentionDays: config.retentionDays,
     tenantQueueShare: config.tenantQueueSharePercent / 100,
+    admission: new RunAdmission(windows, (tenantId, reason, runs, spans) => refusalLog.refused(tenantId, reason, runs, spans)),
+    attributeBudget: { maxAttributes: config.maxRequestAttributes, maxBytes: config.maxRequestAttributeBytes },
     onObserverError: (err) => log.error({ error: (err as Error).message }, 'the decision path failed on a batch; its spans are stored'),
   });
   pipeline.addObserver(engine);
@@ -221,6 +233,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   pipeline.addObserver(degradation);
   const receiveTraces = createTraceReceiver(pipeline, metrics, {
     maxBodyBytes: config.maxBodyBytes,
+    attributeLimits: { perList: config.maxAttributes },
     tenantForKey: (key) => authenticator.tenantForIngestKey(key),
     limiter: new TenantIngestLimiter(config.tenantIngestRate, 5, undefined, undefined, {
       spansPerSecond: config.unknownTenantIngestRate,
@@ -240,7 +253,12 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     if (path === '/v1/traces') void receiveTraces(req, res);
     else if (!ops(req, res, path)) notFound(res);
   });
-  const graphql = createGraphqlService(core, { ...DEFAULT_LIMITS, introspection: config.graphqlIntrospection });
+  const graphql = createGraphqlService(core, {
+    ...DEFAULT_LIMITS,
+    introspection: config.graphqlIntrospection,
+    maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
+    maxSubscriptionsPerToken: config.maxSubscriptionsPerToken,
+  });
   const graphqlServer = createServer(serverOptions, (req, res) => {
     const path = pathOf(req);
     if (!graphql.handle(req, res, path) && !ops(req, res, path)) notFound(res);

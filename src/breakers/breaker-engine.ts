@@ -27,6 +27,16 @@ export interface BreakerEngineOptions {
   onDecisionLatency?: (seconds: number) => void;
   /** trips of one tenant within an hour that escalate to a human */
   escalateAfterTrips?: number;
+  /**
+   * Run breakers an operator may create for one tenant (breakers the rules create are bounded by
+   * the runs the windows hold). Default 10 000
+   */
+  maxRunBreakersPerTenant?: number;
+}
+
+/** An operator action would create a run breaker past its tenant's bound: nothing was changed. */
+export class BreakerLimitError extends Error {
+  override name = 'BreakerLimitError';
 }
 
 export interface BreakerView {
@@ -52,6 +62,8 @@ export class BreakerEngine implements SpanObserver {
   /** recent trip times per tenant, for escalation */
   readonly #trips = new Map<string, number[]>();
   readonly #escalated = new Set<string>();
+  /** run breakers held per tenant: what maxRunBreakersPerTenant bounds */
+  readonly #runBreakers = new Map<string, number>();
   #ticker: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: BreakerEngineOptions) {}
@@ -94,12 +106,12 @@ export class BreakerEngine implements SpanObserver {
     if (!breaker) {
       if (quiet) return;
       breaker = new CircuitBreaker(key, this.o.now);
-      this.#breakers.set(id, breaker);
+      this.#hold(id, breaker);
     }
     const transitions = breaker.evaluate(evaluation, policy.breaker, steps);
     this.#publish(breaker, transitions);
     // A closed breaker with nothing to warn about holds no information: drop it (its ALLOW was published).
-    if (quiet && breaker.state === 'CLOSED') this.#breakers.delete(id);
+    if (quiet && breaker.state === 'CLOSED') this.#drop(id);
   }
 
   #publish(breaker: CircuitBreaker, transitions: BreakerTransition[]): Decision {
@@ -215,8 +227,31 @@ export class BreakerEngine implements SpanObserver {
     const key = breakerKey(tenantId, runId);
     const id = breakerKeyId(key);
     let breaker = this.#breakers.get(id);
-    if (!breaker) this.#breakers.set(id, (breaker = new CircuitBreaker(key, this.o.now)));
+    if (breaker) return breaker;
+    const limit = this.o.maxRunBreakersPerTenant ?? 10_000;
+    if (key.scope === 'RUN' && (this.#runBreakers.get(tenantId) ?? 0) >= limit) {
+      throw new BreakerLimitError(`tenant ${JSON.stringify(tenantId)} holds ${limit} run breakers, as many as it may; reset or wait for some to close first`);
+    }
+    this.#hold(id, (breaker = new CircuitBreaker(key, this.o.now)));
     return breaker;
+  }
+
+  #hold(id: string, breaker: CircuitBreaker): void {
+    if (this.#breakers.has(id)) return;
+    this.#breakers.set(id, breaker);
+    const { tenantId, scope } = breaker.key;
+    if (scope === 'RUN') this.#runBreakers.set(tenantId, (this.#runBreakers.get(tenantId) ?? 0) + 1);
+  }
+
+  #drop(id: string): void {
+    const breaker = this.#breakers.get(id);
+    if (breaker === undefined) return;
+    this.#breakers.delete(id);
+    const { tenantId, scope } = breaker.key;
+    if (scope !== 'RUN') return;
+    const left = (this.#runBreakers.get(tenantId) ?? 0) - 1;
+    if (left > 0) this.#runBreakers.set(tenantId, left);
+    else this.#runBreakers.delete(tenantId);
   }
 
   /** Restores breakers that were not CLOSED when the last process stopped; OPEN stays OPEN. */
@@ -225,7 +260,8 @@ export class BreakerEngine implements SpanObserver {
     for (const { key, snapshot } of restored) {
       if (key.scope !== 'TENANT' && key.scope !== 'RUN') continue;
       const breaker = CircuitBreaker.restore(key, snapshot, this.o.now);
-      this.#breakers.set(breakerKeyId(key), breaker);
+      this.#drop(breakerKeyId(key));
+      this.#hold(breakerKeyId(key), breaker);
       this.o.bus.publish(breaker.decision());
     }
     // Trips of the last hour and open escalations carry on: a restart does not reset escalation.
@@ -259,7 +295,7 @@ export class BreakerEngine implements SpanObserver {
 
   /** Forgets a run the windows evicted: its breaker and latest decision go with it. */
   forgetRun(tenantId: string, runId: string): void {
-    this.#breakers.delete(breakerKeyId({ tenantId, scope: 'RUN', runId }));
+    this.#drop(breakerKeyId({ tenantId, scope: 'RUN', runId }));
     this.o.bus.forgetRun(tenantId, runId);
   }
 

@@ -14,10 +14,15 @@ import {
   type OtlpSpan,
   type OtlpTraceRequest,
 } from './otlp-model.js';
+import { addDropped, CappedList, type AttributeLimits } from './attribute-limits.js';
 
 type Json = Record<string, unknown>;
 
-export function decodeTraceRequestJson(body: string): OtlpTraceRequest {
+/**
+ * With `limits`, each attribute list keeps at most `limits.perList` attributes (and the ones
+ * Breakwater reads); the request's `droppedAttributes` says how many went.
+ */
+export function decodeTraceRequestJson(body: string, limits?: AttributeLimits): OtlpTraceRequest {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -25,7 +30,27 @@ export function decodeTraceRequestJson(body: string): OtlpTraceRequest {
     throw new OtlpDecodeError(`invalid JSON: ${(err as Error).message}`);
   }
   const root = object(parsed, '$');
-  return { resourceSpans: list(field(root, 'resourceSpans', 'resource_spans'), '$.resourceSpans', resourceSpans) };
+  perList = limits?.perList ?? Infinity;
+  droppedInRequest = 0;
+  try {
+    const decoded = list(field(root, 'resourceSpans', 'resource_spans'), '$.resourceSpans', resourceSpans);
+    return limits === undefined ? { resourceSpans: decoded } : { resourceSpans: decoded, droppedAttributes: droppedInRequest };
+  } finally {
+    perList = Infinity;
+  }
+}
+
+// The cap of the decode in progress (decoding is synchronous), what it dropped in all, and what
+// the last attribute list dropped (added to the droppedAttributesCount read right after it).
+let perList = Infinity;
+let droppedInRequest = 0;
+let droppedFromLast = 0;
+
+function droppedCount(value: unknown, path: string): number {
+  const count = uint32(value, path);
+  const dropped = droppedFromLast;
+  droppedFromLast = 0;
+  return dropped === 0 ? count : addDropped(count, dropped);
 }
 
 function resourceSpans(value: unknown, path: string): OtlpResourceSpans {
@@ -34,7 +59,7 @@ function resourceSpans(value: unknown, path: string): OtlpResourceSpans {
   return {
     resource: {
       attributes: attributes(resource?.attributes, `${path}.resource.attributes`),
-      droppedAttributesCount: uint32(field(resource ?? {}, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.resource.droppedAttributesCount`),
+      droppedAttributesCount: droppedCount(field(resource ?? {}, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.resource.droppedAttributesCount`),
     },
     scopeSpans: list(field(o, 'scopeSpans', 'scope_spans'), `${path}.scopeSpans`, scopeSpans),
     schemaUrl: string(field(o, 'schemaUrl', 'schema_url'), `${path}.schemaUrl`),
@@ -49,7 +74,7 @@ function scopeSpans(value: unknown, path: string): OtlpScopeSpans {
       name: string(scope.name, `${path}.scope.name`),
       version: string(scope.version, `${path}.scope.version`),
       attributes: attributes(scope.attributes, `${path}.scope.attributes`),
-      droppedAttributesCount: uint32(field(scope, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.scope.droppedAttributesCount`),
+      droppedAttributesCount: droppedCount(field(scope, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.scope.droppedAttributesCount`),
     },
     spans: list(o.spans, `${path}.spans`, span),
     schemaUrl: string(field(o, 'schemaUrl', 'schema_url'), `${path}.schemaUrl`),
@@ -70,7 +95,7 @@ function span(value: unknown, path: string): OtlpSpan {
     startTimeUnixNano: uint64(field(o, 'startTimeUnixNano', 'start_time_unix_nano'), `${path}.startTimeUnixNano`),
     endTimeUnixNano: uint64(field(o, 'endTimeUnixNano', 'end_time_unix_nano'), `${path}.endTimeUnixNano`),
     attributes: attributes(o.attributes, `${path}.attributes`),
-    droppedAttributesCount: uint32(field(o, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.droppedAttributesCount`),
+    droppedAttributesCount: droppedCount(field(o, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.droppedAttributesCount`),
     events: list(o.events, `${path}.events`, event),
     droppedEventsCount: uint32(field(o, 'droppedEventsCount', 'dropped_events_count'), `${path}.droppedEventsCount`),
     links: list(o.links, `${path}.links`, link),
@@ -88,7 +113,7 @@ function event(value: unknown, path: string): OtlpEvent {
     timeUnixNano: uint64(field(o, 'timeUnixNano', 'time_unix_nano'), `${path}.timeUnixNano`),
     name: string(o.name, `${path}.name`),
     attributes: attributes(o.attributes, `${path}.attributes`),
-    droppedAttributesCount: uint32(field(o, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.droppedAttributesCount`),
+    droppedAttributesCount: droppedCount(field(o, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.droppedAttributesCount`),
   };
 }
 
@@ -99,13 +124,27 @@ function link(value: unknown, path: string): OtlpLink {
     spanId: hexId(field(o, 'spanId', 'span_id'), `${path}.spanId`),
     traceState: string(field(o, 'traceState', 'trace_state'), `${path}.traceState`),
     attributes: attributes(o.attributes, `${path}.attributes`),
-    droppedAttributesCount: uint32(field(o, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.droppedAttributesCount`),
+    droppedAttributesCount: droppedCount(field(o, 'droppedAttributesCount', 'dropped_attributes_count'), `${path}.droppedAttributesCount`),
     flags: uint32(o.flags, `${path}.flags`),
   };
 }
 
 function attributes(value: unknown, path: string): KeyValue[] {
-  return list(value, path, (kv, p) => keyValue(kv, p, 0));
+  droppedFromLast = 0;
+  if (!Array.isArray(value) || value.length <= perList) return list(value, path, (kv, p) => keyValue(kv, p, 0));
+  const out: KeyValue[] = [];
+  for (let i = 0; i < perList; i++) out.push(keyValue(value[i], `${path}[${i}]`, 0));
+  // Past the cap only the key is looked at: a dropped attribute's value is never decoded.
+  const capped = new CappedList(out);
+  for (let i = perList; i < value.length; i++) {
+    const item: unknown = value[i];
+    const key = typeof item === 'object' && item !== null ? (item as Json).key : undefined;
+    const at = capped.slot(typeof key === 'string' ? key : undefined);
+    if (at !== out.length) droppedFromLast++;
+    if (at >= 0) capped.put(at, keyValue(item, `${path}[${i}]`, 0));
+  }
+  droppedInRequest += droppedFromLast;
+  return out;
 }
 
 function keyValue(value: unknown, path: string, depth: number): KeyValue {

@@ -28,6 +28,7 @@ import {
   type OtlpStatus,
   type OtlpTraceRequest,
 } from './otlp-model.js';
+import { addDropped, CappedList, READ_ATTRIBUTES, type AttributeLimits } from './attribute-limits.js';
 
 /** Nesting of unknown groups (deprecated wire types 3/4) we are willing to skip. */
 const MAX_GROUP_DEPTH = 32;
@@ -74,27 +75,47 @@ class Reader {
   }
 }
 
-export function decodeTraceRequestProtobuf(bytes: Uint8Array): OtlpTraceRequest {
+/**
+ * With `limits`, each attribute list keeps at most `limits.perList` attributes (and the ones
+ * Breakwater reads); the request's `droppedAttributes` says how many went.
+ */
+export function decodeTraceRequestProtobuf(bytes: Uint8Array, limits?: AttributeLimits): OtlpTraceRequest {
   const r = new Reader(bytes);
   const end = bytes.length;
   const resourceSpans: OtlpResourceSpans[] = [];
-  while (r.pos < end) {
-    const tag = readTag(r, end);
-    if (tag === ((1 << 3) | LEN)) resourceSpans.push(decodeResourceSpans(r, readEnd(r, end)));
-    else skipField(r, end, tag);
+  perList = limits?.perList ?? Infinity;
+  droppedInRequest = 0;
+  try {
+    while (r.pos < end) {
+      const tag = readTag(r, end);
+      if (tag === ((1 << 3) | LEN)) resourceSpans.push(decodeResourceSpans(r, readEnd(r, end)));
+      else skipField(r, end, tag);
+    }
+  } finally {
+    perList = Infinity;
+    lastCapped = undefined;
   }
-  return { resourceSpans };
+  return limits === undefined ? { resourceSpans } : { resourceSpans, droppedAttributes: droppedInRequest };
 }
+
+// The cap of the decode in progress (decoding is synchronous), and what it dropped.
+let perList = Infinity;
+let droppedInRequest = 0;
+/** the state of lists that reached the cap (rare: only those pay for it) */
+const cappedLists = new WeakMap<KeyValue[], CappedList>();
+/** the list the last dropped attribute belonged to: the next one most likely does too */
+let lastCapped: CappedList | undefined;
 
 /**
  * The resource of each ResourceSpans, reading only the resources and skipping the spans: lets the
  * receiver refuse a tenant that is over its rate without decoding its spans. Undefined when the
  * bytes are not well formed (the full decode then says why).
  */
-export function peekResources(bytes: Uint8Array): OtlpResource[] | undefined {
+export function peekResources(bytes: Uint8Array, limits?: AttributeLimits): OtlpResource[] | undefined {
   const r = new Reader(bytes);
   const end = bytes.length;
   const resources: OtlpResource[] = [];
+  perList = limits?.perList ?? Infinity;
   try {
     while (r.pos < end) {
       const tag = readTag(r, end);
@@ -113,6 +134,8 @@ export function peekResources(bytes: Uint8Array): OtlpResource[] | undefined {
     }
   } catch {
     return undefined;
+  } finally {
+    perList = Infinity;
   }
   return resources;
 }
@@ -141,14 +164,16 @@ function decodeResourceSpans(r: Reader, end: number): OtlpResourceSpans {
 }
 
 function decodeResource(r: Reader, end: number, resource: OtlpResource): void {
+  let dropped = 0;
   while (r.pos < end) {
     const tag = readTag(r, end);
     switch (tag) {
-      case (1 << 3) | LEN: resource.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (1 << 3) | LEN: dropped += pushAttribute(r, readEnd(r, end), resource.attributes); break;
       case (2 << 3) | VARINT: resource.droppedAttributesCount = readUint32(r, end); break;
       default: skipField(r, end, tag);
     }
   }
+  if (dropped > 0) resource.droppedAttributesCount = addDropped(resource.droppedAttributesCount, dropped);
 }
 
 function decodeScopeSpans(r: Reader, end: number): OtlpScopeSpans {
@@ -170,16 +195,18 @@ function decodeScopeSpans(r: Reader, end: number): OtlpScopeSpans {
 }
 
 function decodeScope(r: Reader, end: number, scope: OtlpScope): void {
+  let dropped = 0;
   while (r.pos < end) {
     const tag = readTag(r, end);
     switch (tag) {
       case (1 << 3) | LEN: scope.name = readString(r, end); break;
       case (2 << 3) | LEN: scope.version = readString(r, end); break;
-      case (3 << 3) | LEN: scope.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (3 << 3) | LEN: dropped += pushAttribute(r, readEnd(r, end), scope.attributes); break;
       case (4 << 3) | VARINT: scope.droppedAttributesCount = readUint32(r, end); break;
       default: skipField(r, end, tag);
     }
   }
+  if (dropped > 0) scope.droppedAttributesCount = addDropped(scope.droppedAttributesCount, dropped);
 }
 
 // Most spans have no events and no links: they share these (frozen: nothing may add to them) until
@@ -206,6 +233,7 @@ function decodeSpan(r: Reader, end: number): OtlpSpan {
     droppedLinksCount: 0,
     status: { code: 0, message: '' },
   };
+  let dropped = 0;
   while (r.pos < end) {
     const tag = readTag(r, end);
     switch (tag) {
@@ -217,7 +245,7 @@ function decodeSpan(r: Reader, end: number): OtlpSpan {
       case (6 << 3) | VARINT: span.kind = readInt32(r, end); break;
       case (7 << 3) | I64: span.startTimeUnixNano = readFixed64(r, end); break;
       case (8 << 3) | I64: span.endTimeUnixNano = readFixed64(r, end); break;
-      case (9 << 3) | LEN: span.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (9 << 3) | LEN: dropped += pushAttribute(r, readEnd(r, end), span.attributes); break;
       case (10 << 3) | VARINT: span.droppedAttributesCount = readUint32(r, end); break;
       case (11 << 3) | LEN: (span.events === NO_EVENTS ? (span.events = []) : span.events).push(decodeEvent(r, readEnd(r, end))); break;
       case (12 << 3) | VARINT: span.droppedEventsCount = readUint32(r, end); break;
@@ -228,21 +256,24 @@ function decodeSpan(r: Reader, end: number): OtlpSpan {
       default: skipField(r, end, tag);
     }
   }
+  if (dropped > 0) span.droppedAttributesCount = addDropped(span.droppedAttributesCount, dropped);
   return span;
 }
 
 function decodeEvent(r: Reader, end: number): OtlpEvent {
   const event: OtlpEvent = { timeUnixNano: 0n, name: '', attributes: [], droppedAttributesCount: 0 };
+  let dropped = 0;
   while (r.pos < end) {
     const tag = readTag(r, end);
     switch (tag) {
       case (1 << 3) | I64: event.timeUnixNano = readFixed64(r, end); break;
       case (2 << 3) | LEN: event.name = readString(r, end); break;
-      case (3 << 3) | LEN: event.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (3 << 3) | LEN: dropped += pushAttribute(r, readEnd(r, end), event.attributes); break;
       case (4 << 3) | VARINT: event.droppedAttributesCount = readUint32(r, end); break;
       default: skipField(r, end, tag);
     }
   }
+  if (dropped > 0) event.droppedAttributesCount = addDropped(event.droppedAttributesCount, dropped);
   return event;
 }
 
@@ -255,18 +286,20 @@ function decodeLink(r: Reader, end: number): OtlpLink {
     droppedAttributesCount: 0,
     flags: 0,
   };
+  let dropped = 0;
   while (r.pos < end) {
     const tag = readTag(r, end);
     switch (tag) {
       case (1 << 3) | LEN: link.traceId = readHex(r, end); break;
       case (2 << 3) | LEN: link.spanId = readHex(r, end); break;
       case (3 << 3) | LEN: link.traceState = readString(r, end); break;
-      case (4 << 3) | LEN: link.attributes.push(decodeKeyValue(r, readEnd(r, end), 1)); break;
+      case (4 << 3) | LEN: dropped += pushAttribute(r, readEnd(r, end), link.attributes); break;
       case (5 << 3) | VARINT: link.droppedAttributesCount = readUint32(r, end); break;
       case (6 << 3) | I32: link.flags = readFixed32(r, end); break;
       default: skipField(r, end, tag);
     }
   }
+  if (dropped > 0) link.droppedAttributesCount = addDropped(link.droppedAttributesCount, dropped);
   return link;
 }
 
@@ -283,6 +316,68 @@ function decodeStatus(r: Reader, end: number, status: OtlpStatus): void {
 
 // ---------------------------------------------------------------------------------------------
 // Attributes. `depth` is the AnyValue level the KeyValue's value will sit at.
+
+/**
+ * Decodes the KeyValue in [r.pos, end) into `list`; returns 1 when an attribute was dropped. Past
+ * the cap only its key is looked at, so a dropped attribute costs a skip, not a decode.
+ */
+function pushAttribute(r: Reader, end: number, list: KeyValue[]): number {
+  if (list.length < perList) {
+    list.push(decodeKeyValue(r, end, 1));
+    return 0;
+  }
+  let capped = lastCapped?.list === list ? lastCapped : cappedLists.get(list);
+  if (capped === undefined) {
+    capped = new CappedList(list);
+    cappedLists.set(list, capped);
+  }
+  lastCapped = capped;
+  const at = capped.slot(peekKey(r, end));
+  droppedInRequest += at === list.length ? 0 : 1;
+  if (at < 0) {
+    r.pos = end;
+    return 1;
+  }
+  const replaced = at < list.length;
+  capped.put(at, decodeKeyValue(r, end, 1));
+  return replaced ? 1 : 0;
+}
+
+/**
+ * The key of the KeyValue in [r.pos, end) when it is one Breakwater reads (else undefined),
+ * leaving r.pos where it was. Compared byte for byte with those keys: no string is made for the
+ * keys that are dropped.
+ */
+function peekKey(r: Reader, end: number): string | undefined {
+  const start = r.pos;
+  let key: string | undefined;
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    if (tag !== ((1 << 3) | LEN)) {
+      skipField(r, end, tag);
+      continue;
+    }
+    const stop = readEnd(r, end);
+    key = readKeyAt(r.buf, r.pos, stop);
+    r.pos = stop;
+  }
+  r.pos = start;
+  return key;
+}
+
+/** The attributes Breakwater reads, by their length in bytes (all ASCII). */
+const READ_KEYS_BY_LENGTH: Array<Array<{ key: string; bytes: Uint8Array }> | undefined> = [];
+for (const key of READ_ATTRIBUTES) (READ_KEYS_BY_LENGTH[key.length] ??= []).push({ key, bytes: Buffer.from(key, 'latin1') });
+
+function readKeyAt(buf: Uint8Array, start: number, stop: number): string | undefined {
+  const candidates = READ_KEYS_BY_LENGTH[stop - start];
+  if (candidates === undefined) return undefined;
+  next: for (const { key, bytes } of candidates) {
+    for (let i = 0; i < bytes.length; i++) if (buf[start + i] !== bytes[i]) continue next;
+    return key;
+  }
+  return undefined;
+}
 
 function decodeKeyValue(r: Reader, end: number, depth: number): KeyValue {
   const kv: KeyValue = { key: '', value: null };

@@ -92,6 +92,8 @@ export interface OtlpResourceSpans {
 
 export interface OtlpTraceRequest {
   resourceSpans: OtlpResourceSpans[];
+  /** attributes the decoder dropped for the attribute limits (set when it was given limits) */
+  droppedAttributes?: number;
 }
 
 /** AnyValue nesting deeper than this is hostile, not telemetry: both decoders refuse it. */

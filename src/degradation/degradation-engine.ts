@@ -341,6 +341,12 @@ export class DegradationEngine implements SpanObserver {
     return { tenants: this.#tenants.size, latencyEntries };
   }
 
+  /** The run has a decision of its own published (not a plain ALLOW): the windows must not evict it for room. */
+  holdsDecision(tenantId: string, runId: string): boolean {
+    const published = this.#tenants.get(tenantId)?.runs.get(runId)?.published;
+    return published !== undefined && published !== null && published !== PLAIN;
+  }
+
   /** Forgets a run (call it when the windows evict the run). */
   forgetRun(tenantId: string, runId: string): void {
     this.#tenants.get(tenantId)?.runs.delete(runId);

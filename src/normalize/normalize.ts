@@ -1,5 +1,6 @@
 import type { AgentSpan } from '../contracts/agent-span.js';
 import type { AnyValue, KeyValue, OtlpResource, OtlpResourceSpans, OtlpScopeSpans, OtlpSpan, OtlpTraceRequest } from '../codecs/otlp-model.js';
+import { listWeight, overBudgetReason, RequestAttributeBudget, spanWeight, type AttributeBudget } from './attribute-budget.js';
 
 // Reads the GenAI semantic conventions, and the older and neighbouring spellings seen in the wild
 // (OpenLLMetry's gen_ai.system / prompt_tokens, OpenInference's span kinds and token counts), into
@@ -23,6 +24,8 @@ export interface NormalizeOptions {
   maxIdLength?: number;
   /** spans must start inside it: storage keeps them (and one insert never touches too many partitions) */
   acceptedStart?: AcceptedStartWindow;
+  /** attributes one request may have stored; spans past it are rejected */
+  attributeBudget?: AttributeBudget;
 }
 
 /** Span start times storage accepts: within the retention window, and not too far ahead of the clock. */
@@ -42,6 +45,11 @@ export interface NormalizeResult {
   rejected: number;
   /** one line per distinct rejection reason, with its count */
   errorMessage: string;
+  /** of the rejected, those refused for the request's attribute budget */
+  overBudget: number;
+  /** bytes the accepted spans' attributes take stored, in all and by tenant (0 and empty without an attribute budget) */
+  attributeBytes: number;
+  attributeBytesByTenant: Map<string, number>;
 }
 
 export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOptions): NormalizeResult {
@@ -50,14 +58,30 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
   const reject = (reason: string) => rejections.set(reason, (rejections.get(reason) ?? 0) + 1);
   const maxIdLength = options.maxIdLength ?? 256;
   const window = options.acceptedStart === undefined ? undefined : startBounds(options.acceptedStart);
+  const budget = options.attributeBudget === undefined ? undefined : new RequestAttributeBudget(options.attributeBudget);
+  let overBudget = 0;
+  const bytesByTenant = new Map<string, number>();
   for (const resourceSpans of request.resourceSpans) {
     const resource = readResource(resourceSpans);
+    // Weighed once per resource, charged once per span: what storage will hold.
+    const resourceWeight = budget === undefined ? undefined : listWeight(resourceSpans.resource.attributes);
     for (const scopeSpans of resourceSpans.scopeSpans) {
       for (const span of scopeSpans.spans) {
         const agentSpan = normalizeSpan(span, scopeSpans, resourceSpans, resource);
         const problem = validate(agentSpan, options, maxIdLength) ?? (window === undefined ? undefined : outsideWindow(agentSpan, window));
         if (problem) reject(problem);
-        else spans.push(agentSpan);
+        else if (budget === undefined) spans.push(agentSpan);
+        else {
+          const weight = spanWeight(span);
+          if (budget.take(resourceWeight!, weight)) {
+            spans.push(agentSpan);
+            const bytes = resourceWeight!.bytes + weight.bytes;
+            bytesByTenant.set(agentSpan.tenantId, (bytesByTenant.get(agentSpan.tenantId) ?? 0) + bytes);
+          } else {
+            reject(overBudgetReason(options.attributeBudget!));
+            overBudget++;
+          }
+        }
       }
     }
   }
@@ -67,7 +91,7 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
     rejected += count;
     lines.push(`${count} span(s) rejected: ${reason}`);
   }
-  return { spans, rejected, errorMessage: lines.join('; ') };
+  return { spans, rejected, errorMessage: lines.join('; '), overBudget, attributeBytes: budget?.usedBytes ?? 0, attributeBytesByTenant: bytesByTenant };
 }
 
 // Ids arrive as lowercase hex of their bytes: of the right length, all-zero is exactly these.

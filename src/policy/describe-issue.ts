@@ -3,6 +3,7 @@
 // keys becomes one problem per key, so each points at its own line.
 
 import type { z } from 'zod';
+import { closestName } from '../app/closest-name.js';
 
 export interface KeyedProblem {
   /** the key path inside the validated value */
@@ -67,30 +68,6 @@ function unknownKeyMessage(key: string, known: readonly string[]): string {
   const closest = closestName(key, known);
   if (closest !== undefined) return `unknown key (did you mean ${closest}?)`;
   return `unknown key; expected one of: ${known.join(', ')}`;
-}
-
-/** The known name within a typo's reach (two edits, or the same letters in another case), if any. */
-function closestName(name: string, known: readonly string[]): string | undefined {
-  let best: { name: string; distance: number } | undefined;
-  for (const candidate of known) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
-    if (distance <= 2 && (best === undefined || distance < best.distance)) best = { name: candidate, distance };
-  }
-  return best?.name;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3; // further than any suggestion, and keeps this cheap
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
 }
 
 // zod keeps a schema's structure in `_zod.def`; only the fields read here are described.

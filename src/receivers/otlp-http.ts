@@ -7,6 +7,7 @@ import { decodeTraceRequestJson } from '../codecs/decode-json.js';
 import { decodeTraceRequestProtobuf, peekResources } from '../codecs/decode-protobuf.js';
 import { resourceTenant } from '../normalize/normalize.js';
 import { OtlpDecodeError, type OtlpTraceRequest } from '../codecs/otlp-model.js';
+import type { AttributeLimits } from '../codecs/attribute-limits.js';
 import { errorStatus, exportResponse, type EncodedBody, type OtlpEncoding } from '../codecs/otlp-responses.js';
 import type { IngestOutcome, IngestPipeline } from '../app/pipeline.js';
 import type { IngestRefusalReason, TenantIngestLimiter } from './tenant-rate-limit.js';
@@ -25,6 +26,8 @@ export interface ReceiverOptions {
   limiter?: TenantIngestLimiter;
   /** refuses an address that keeps presenting bad ingest keys */
   authFailures?: AuthFailureLimiter;
+  /** attribute counts kept per span, resource, scope, event and link; the rest dropped while decoding */
+  attributeLimits?: AttributeLimits;
   /** failures that are Breakwater's fault (answered 500 without details) */
   onInternalError?: (error: unknown) => void;
 }
@@ -95,8 +98,9 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
   async function receive(req: IncomingMessage, encoding: OtlpEncoding, keyTenant: string | undefined, receivedAt: number): Promise<IngestOutcome> {
     const body = await readBody(req, options.maxBodyBytes);
     const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
-    if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(options.limiter, peekResources(decoded)?.map(resourceTenant) ?? []);
-    const request = decode(decoded, encoding);
+    if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(options.limiter, peekResources(decoded, options.attributeLimits)?.map(resourceTenant) ?? []);
+    const request = decode(decoded, encoding, options.attributeLimits);
+    if (request.droppedAttributes) metrics.attributesDropped.inc(request.droppedAttributes);
     const spans = countSpans(request);
     metrics.spansReceived.inc({ encoding }, spans);
     const refusal = options.limiter?.admit(spansByTenant(request, keyTenant));
@@ -194,11 +198,11 @@ async function decompress(body: Buffer, contentEncoding: string | undefined, lim
   throw new ReceiverError(415, `unsupported content encoding ${JSON.stringify(coding)}; use gzip or none`);
 }
 
-function decode(body: Buffer, encoding: OtlpEncoding): OtlpTraceRequest {
+function decode(body: Buffer, encoding: OtlpEncoding, limits: AttributeLimits | undefined): OtlpTraceRequest {
   try {
-    if (encoding === 'protobuf') return decodeTraceRequestProtobuf(body);
+    if (encoding === 'protobuf') return decodeTraceRequestProtobuf(body, limits);
     const text = new TextDecoder('utf-8', { fatal: true }).decode(body);
-    return decodeTraceRequestJson(text);
+    return decodeTraceRequestJson(text, limits);
   } catch (err) {
     if (err instanceof OtlpDecodeError) throw new ReceiverError(400, `undecodable OTLP ${encoding} body: ${err.message}`);
     if (err instanceof TypeError) throw new ReceiverError(400, `undecodable OTLP ${encoding} body: invalid UTF-8`);

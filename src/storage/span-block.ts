@@ -96,16 +96,45 @@ export function spanBlockColumnList(): string {
 // Growable byte output. One set of column buffers is reused for every block (encoding is
 // synchronous), so a block costs one allocation: the Buffer it is returned in.
 
+/** Past this a reused buffer is an outlier's: emptying it gives its memory back at once. */
+const RETAINED_MAX_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The capacity (in units of `unitBytes`) a reused buffer keeps once emptied, after a block that
+ * used `used` of it: its initial one after an outlier, else room for `used` when it holds over
+ * four times that, so one large block does not pin its memory for every small one after it.
+ */
+export function retainedCapacity(capacity: number, used: number, initial: number, unitBytes: number): number {
+  if (capacity <= initial) return capacity;
+  if (capacity * unitBytes > RETAINED_MAX_BYTES) return initial;
+  let fit = initial;
+  while (fit < used) fit *= 2;
+  return capacity > 4 * fit ? fit : capacity;
+}
+
 class Bytes {
   buf: Buffer;
   pos = 0;
 
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  constructor(readonly initial: number) {
+    this.buf = Buffer.allocUnsafe(initial);
   }
 
   reset(): void {
+    this.shrink();
     this.pos = 0;
+  }
+
+  /** Gives back what retainedCapacity says is too much; what was written is gone if it did. */
+  shrink(): void {
+    const keep = retainedCapacity(this.buf.length, this.pos, this.initial, 1);
+    if (keep === this.buf.length) return;
+    this.buf = Buffer.allocUnsafe(keep);
+    this.pos = 0;
+  }
+
+  capacityBytes(): number {
+    return this.buf.length;
   }
 
   size(): number {
@@ -190,13 +219,21 @@ class Bytes {
   }
 }
 
+const WORDS_INITIAL = 1024;
+
 /** Growable typed array of 32-bit words. */
 class Words {
-  words = new Uint32Array(1024);
+  words = new Uint32Array(WORDS_INITIAL);
   length = 0;
 
   reset(): void {
+    const keep = retainedCapacity(this.words.length, this.length, WORDS_INITIAL, 4);
+    if (keep !== this.words.length) this.words = new Uint32Array(keep);
     this.length = 0;
+  }
+
+  capacityBytes(): number {
+    return this.words.byteLength;
   }
 
   size(): number {
@@ -254,6 +291,8 @@ interface Part {
   reset(): void;
   size(): number;
   truncate(size: number): void;
+  /** bytes of buffers it holds on to between blocks */
+  capacityBytes(): number;
 }
 
 interface Column extends Part {
@@ -265,6 +304,9 @@ class StringColumn implements Column {
   readonly data = new Bytes(1 << 16);
   reset(): void {
     this.data.reset();
+  }
+  capacityBytes(): number {
+    return this.data.capacityBytes();
   }
   size(): number {
     return this.data.pos;
@@ -283,7 +325,7 @@ class StringColumn implements Column {
 /** LowCardinality(String): a per-block dictionary ('' at 0, as ClickHouse writes it) and indexes. */
 class LowCardinalityColumn implements Column {
   #dictionary = new Map<string, number>();
-  #keys: string[] = [];
+  #keys: string[] = [''];
   #indexes = new Words();
   #last = '';
   #lastIndex = 0;
@@ -293,10 +335,13 @@ class LowCardinalityColumn implements Column {
   }
 
   reset(): void {
-    this.#dictionary.clear();
+    // New containers, not emptied ones: a block with a million distinct keys must not leave their
+    // backing stores behind for every block after it.
+    if (this.#keys.length > 1) {
+      this.#dictionary = new Map([['', 0]]);
+      this.#keys = [''];
+    }
     this.#dictionary.set('', 0);
-    this.#keys.length = 0;
-    this.#keys.push('');
     this.#indexes.reset();
     this.#last = '';
     this.#lastIndex = 0;
@@ -304,6 +349,11 @@ class LowCardinalityColumn implements Column {
 
   get rows(): number {
     return this.#indexes.length;
+  }
+
+  /** the indexes' buffer (the dictionary is emptied with every block) */
+  capacityBytes(): number {
+    return this.#indexes.capacityBytes();
   }
 
   size(): number {
@@ -393,6 +443,9 @@ class WordColumn implements Column {
   reset(): void {
     this.words.reset();
   }
+  capacityBytes(): number {
+    return this.words.capacityBytes();
+  }
   size(): number {
     return this.words.length;
   }
@@ -419,7 +472,15 @@ class Int64Column implements Column {
   #words = new Uint32Array(this.#values.buffer);
   #length = 0;
   reset(): void {
+    const keep = retainedCapacity(this.#values.length, this.#length, 1024, 8);
+    if (keep !== this.#values.length) {
+      this.#values = new BigInt64Array(keep);
+      this.#words = new Uint32Array(this.#values.buffer);
+    }
     this.#length = 0;
+  }
+  capacityBytes(): number {
+    return this.#values.byteLength;
   }
   size(): number {
     return this.#length;
@@ -461,7 +522,12 @@ class Float64Column implements Column {
   #values = new Float64Array(1024);
   #length = 0;
   reset(): void {
+    const keep = retainedCapacity(this.#values.length, this.#length, 1024, 8);
+    if (keep !== this.#values.length) this.#values = new Float64Array(keep);
     this.#length = 0;
+  }
+  capacityBytes(): number {
+    return this.#values.byteLength;
   }
   size(): number {
     return this.#length;
@@ -489,6 +555,9 @@ class Offsets implements Part {
   reset(): void {
     this.words.reset();
     this.#end = 0;
+  }
+  capacityBytes(): number {
+    return this.words.capacityBytes();
   }
   size(): number {
     return this.words.length;
@@ -521,10 +590,14 @@ class AttributeMaps {
   readonly #last: Part & { attributes?: readonly KeyValue[]; keys?: Uint32Array; bytes?: Buffer; typeKeys?: Uint32Array; types?: Uint32Array } = {
     reset() {
       this.attributes = undefined;
+      this.keys = this.bytes = this.typeKeys = this.types = undefined;
     },
     size: () => 0,
     truncate() {
       this.attributes = undefined;
+    },
+    capacityBytes() {
+      return (this.bytes?.length ?? 0) + (this.keys?.byteLength ?? 0) + (this.typeKeys?.byteLength ?? 0) + (this.types?.byteLength ?? 0);
     },
   };
 
@@ -647,6 +720,10 @@ class AttributeShapes implements Part {
   }
 
   truncate(): void {}
+
+  capacityBytes(): number {
+    return 0;
+  }
 
   find(attributes: readonly KeyValue[]): AttributeShape | undefined {
     const n = attributes.length;
@@ -787,17 +864,29 @@ export class SpanBlockEncoder {
 
   /** The block of every row added, in a Buffer of its own; empties the encoder for the next batch. */
   finish(): Buffer {
-    return this.#finishInto(new Bytes(this.#lastBlockBytes + (this.#lastBlockBytes >> 3)));
+    return this.#finishInto(new Bytes(Math.min(RETAINED_MAX_BYTES, this.#lastBlockBytes + (this.#lastBlockBytes >> 3))));
   }
 
   /**
    * Like finish, but the block is written into a buffer this encoder keeps and reuses: it is valid
-   * until this encoder's next finishReused. A multi-megabyte Buffer per insert is external memory
-   * to V8, whose growth schedules GCs of its own.
+   * until this encoder's next finishReused or releaseBlock. A multi-megabyte Buffer per insert is
+   * external memory to V8, whose growth schedules GCs of its own.
    */
   finishReused(): Buffer {
     this.#output.reset();
     return this.#finishInto(this.#output);
+  }
+
+  /** The block finishReused returned is no longer needed: an outlier's buffer is given back now. */
+  releaseBlock(): void {
+    this.#output.shrink();
+  }
+
+  /** Bytes of buffers this encoder holds on to between blocks (columns and the reused output). */
+  get retainedBytes(): number {
+    let bytes = this.#output.capacityBytes();
+    for (const part of this.#parts) bytes += part.capacityBytes();
+    return bytes;
   }
 
   #finishInto(out: Bytes): Buffer {

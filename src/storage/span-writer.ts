@@ -12,6 +12,14 @@ export interface SpanWriterOptions {
   /** rows admitted but not yet committed; past it `tryWrite` refuses */
   queueMaxRows: number;
   /**
+   * Attribute bytes (as write() is told them) admitted but not yet committed, past which write
+   * refuses unless the queue is empty: rows alone do not bound memory when a resource's attributes
+   * are stored on each of its rows. Default unlimited.
+   */
+  queueMaxBytes?: number;
+  /** attribute bytes per insert, at most (a single request's are never split); default unlimited */
+  batchMaxBytes?: number;
+  /**
    * A batch this big goes as soon as an insert slot is free instead of waiting out
    * batchMaxDelayMs: under load, batches grow while the previous insert runs. Default 1000.
    */
@@ -46,6 +54,8 @@ interface Batch {
   encoder: SpanBlockEncoder;
   rows: number;
   requests: Request[];
+  /** the attribute bytes its requests were admitted with */
+  bytes: number;
   /** performance.now() when its first rows arrived */
   openedAt: number;
 }
@@ -73,6 +83,7 @@ export class SpanWriter {
   /** batches closed to new rows (full, or drained) waiting for an insert slot, oldest first */
   readonly #sealed: Batch[] = [];
   #queued = 0;
+  #queuedBytes = 0;
   readonly #inFlight = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -98,30 +109,39 @@ export class SpanWriter {
     return this.options.queueMaxRows;
   }
 
-  hasRoomFor(rows: number): boolean {
-    return this.#queued + rows <= this.options.queueMaxRows;
+  /** attribute bytes the queue holds before write refuses */
+  get byteCapacity(): number {
+    return this.options.queueMaxBytes ?? Infinity;
+  }
+
+  hasRoomFor(rows: number, bytes = 0): boolean {
+    if (this.#queued + rows > this.options.queueMaxRows) return false;
+    return this.#queuedBytes === 0 || this.#queuedBytes + bytes <= (this.options.queueMaxBytes ?? Infinity);
   }
 
   /**
    * Admits spans (costUsd[i] is span i's cost), encoding them now, and resolves once they are
    * committed: the caller must not change the spans until then (a refused batch is re-encoded
-   * from them). Rejects with QueueFullError when there is no room (nothing was admitted) and
-   * WriterClosedError after close().
+   * from them). `bytes` is what their attributes take stored. Rejects with QueueFullError when
+   * there is no room (nothing was admitted) and WriterClosedError after close().
    */
-  write(spans: readonly AgentSpan[], costUsd: ArrayLike<number>): Promise<void> {
+  write(spans: readonly AgentSpan[], costUsd: ArrayLike<number>, bytes = 0): Promise<void> {
     const rows = spans.length;
     if (this.#closed) return Promise.reject(new WriterClosedError('writer is closed'));
     if (rows === 0) return Promise.resolve();
-    if (!this.hasRoomFor(rows)) {
-      return Promise.reject(new QueueFullError(`write queue full (${this.#queued} of ${this.options.queueMaxRows} spans)`));
+    if (!this.hasRoomFor(rows, bytes)) {
+      return Promise.reject(new QueueFullError(`write queue full (${this.#queued} of ${this.options.queueMaxRows} spans, ${this.#queuedBytes} attribute bytes)`));
     }
     return new Promise<void>((resolve, reject) => {
       // A request's spans never straddle two inserts; a batch that would overflow goes first.
-      if (this.#pending.rows > 0 && this.#pending.rows + rows > this.options.batchMaxRows) this.#seal();
+      const pending = this.#pending;
+      if (pending.rows > 0 && (pending.rows + rows > this.options.batchMaxRows || pending.bytes + bytes > (this.options.batchMaxBytes ?? Infinity))) this.#seal();
       const batch = this.#pending;
       batch.encoder.add(spans, costUsd); // throws (admitting nothing) only on malformed spans
       if (batch.rows === 0) batch.openedAt = performance.now();
       batch.rows += rows;
+      batch.bytes += bytes;
+      this.#queuedBytes += bytes;
       batch.requests.push({ spans, costUsd, waiter: { resolve, reject } });
       this.#queued += rows;
       this.options.onQueueDepth?.(this.#queued);
@@ -135,7 +155,7 @@ export class SpanWriter {
   }
 
   #emptyBatch(): Batch {
-    return { encoder: this.#encoders.pop() ?? new SpanBlockEncoder(), rows: 0, requests: [], openedAt: 0 };
+    return { encoder: this.#encoders.pop() ?? new SpanBlockEncoder(), rows: 0, requests: [], bytes: 0, openedAt: 0 };
   }
 
   #schedule(): void {
@@ -169,6 +189,7 @@ export class SpanWriter {
     const due =
       this.#closed ||
       batch.rows >= this.#minRows ||
+      batch.bytes >= (this.options.batchMaxBytes ?? Infinity) ||
       performance.now() - batch.openedAt >= this.options.batchMaxDelayMs;
     if (!due) return undefined;
     this.#pending = this.#emptyBatch();
@@ -198,8 +219,10 @@ export class SpanWriter {
       if (batch.requests.length > 1 && isRefusal(error)) await this.#retrySplit(batch.requests, error);
       else for (const request of batch.requests) request.waiter.reject(error);
     } finally {
+      batch.encoder.releaseBlock();
       this.#encoders.push(batch.encoder);
       this.#queued -= batch.rows;
+      this.#queuedBytes -= batch.bytes;
       this.options.onQueueDepth?.(this.#queued);
     }
   }

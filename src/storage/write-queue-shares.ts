@@ -15,6 +15,11 @@ export class WriteQueueShares {
   tryTake(spans: readonly AgentSpan[]): ShareOutcome {
     const taken = new Map<string, number>();
     for (const span of spans) taken.set(span.tenantId, (taken.get(span.tenantId) ?? 0) + 1);
+    return this.tryTakeAmounts(taken);
+  }
+
+  /** The same for amounts per tenant in this instance's unit (spans, or bytes). */
+  tryTakeAmounts(taken: Map<string, number>): ShareOutcome {
     for (const [tenantId, n] of taken) {
       const held = this.#held.get(tenantId) ?? 0;
       if (held + n > this.maxPerTenant) return { ok: false, tenantId, held };

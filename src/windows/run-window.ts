@@ -79,10 +79,22 @@ export function metricRecord(
   };
 }
 
+/** A run's place in its tenant's own least-recently-used order (the run's own links are the store-wide order). */
+export class TenantRunLink implements LruNode<TenantRunLink> {
+  lruPrev: TenantRunLink | null = null;
+  lruNext: TenantRunLink | null = null;
+  lastSeenMs: number;
+
+  constructor(readonly run: RunWindow) {
+    this.lastSeenMs = run.lastSeenMs;
+  }
+}
+
 export class RunWindow implements LruNode<RunWindow> {
   lruPrev: RunWindow | null = null;
   lruNext: RunWindow | null = null;
   lastSeenMs: number;
+  readonly tenantLink: TenantRunLink;
   readonly firstSeenMs: number;
   readonly tenantId: string;
   readonly runId: string;
@@ -108,6 +120,7 @@ export class RunWindow implements LruNode<RunWindow> {
     this.runId = runId;
     this.firstSeenMs = nowMs;
     this.lastSeenMs = nowMs;
+    this.tenantLink = new TenantRunLink(this);
   }
 
   /** Starts from stored totals (a restart): cumulative figures carry on, rates start empty. */

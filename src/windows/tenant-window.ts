@@ -7,9 +7,9 @@
 
 import type { ErrorRatioSettings } from '../policy/policy-types.js';
 import { CallRing } from './call-ring.js';
-import type { LruNode } from './lru-list.js';
+import { LruList, type LruNode } from './lru-list.js';
 import type { RunMetric } from './metric-names.js';
-import { metricRecord, type RunWindow } from './run-window.js';
+import { metricRecord, type RunWindow, type TenantRunLink } from './run-window.js';
 import type { SpanFacts } from './span-facts.js';
 import { carriesUsage, UsageRing } from './usage-ring.js';
 
@@ -20,6 +20,8 @@ export class TenantWindow implements LruNode<TenantWindow> {
   readonly tenantId: string;
   /** the tenant's runs still held by the store, by run id */
   readonly runs = new Map<string, RunWindow>();
+  /** the same runs, least recently used first: where the tenant's own bound takes room from */
+  readonly runOrder = new LruList<TenantRunLink>();
 
   private readonly usage = new UsageRing(false);
   private calls: CallRing | null = null;
@@ -61,6 +63,7 @@ export class TenantWindow implements LruNode<TenantWindow> {
   /** A run left the store: its cumulative figures leave the tenant's (its recent rates stay). */
   forgetRun(run: RunWindow): void {
     this.runs.delete(run.runId);
+    this.runOrder.remove(run.tenantLink);
     this.stepCount -= run.stepCount;
     this.costUsd -= run.costUsd;
     if (this.runs.size === 0) {

@@ -41,8 +41,16 @@
 //   keyed by (provider, responseModel else requestModel).
 // Eviction. Idleness is measured on the store clock at record time (not span time). evictIdle()
 //   drops runs idle >= runIdleMs, tenants idle >= tenantIdleMs (with any runs left), providers and
-//   models idle >= providerIdleMs. Creating a run beyond maxRuns evicts the least recently used
-//   run that holds no decision (holdsDecision); providers and models have caps too. Reads never
+//   models idle >= providerIdleMs. Runs have two bounds, and a run holding a decision
+//   (holdsDecision: in the service, a breaker not CLOSED or a degradation decision of its own) is
+//   never evicted for room. A tenant at maxRunsPerTenant gives up its own least recently used run
+//   idle >= runQuietMs (its rolling window is empty). The store at maxRuns takes the least
+//   recently used run of the tenant holding the most runs when that is another tenant holding more
+//   than the new run's tenant; else the new run's tenant gives up its own as at its bound. A run
+//   seen in the current millisecond never gives way, and only a tenant's CAP_SCAN least recently
+//   used runs are looked at. With nothing to give way the new run is refused (admitRun says why;
+//   record drops its span): the ingest pipeline asks admitRun before it acknowledges the spans,
+//   so the flooding tenant is the one refused. Providers and models have caps too. Reads never
 //   refresh idleness. onEvict sees each evicted window (runs with their final details and
 //   metrics) after it left the store.
 // Duplicates. A request delivered again (an exporter retry) never reaches the store twice: the
@@ -59,12 +67,16 @@ import type { ErrorRatioSettings, ModelPrice } from '../policy/policy-types.js';
 import { LruList } from './lru-list.js';
 import type { ProviderMetric, RunMetric } from './metric-names.js';
 import { ProviderWindow } from './provider-window.js';
+import { RunCountRanking } from './run-count-ranking.js';
 import { RunWindow, type RunDetails, type RunTotals } from './run-window.js';
 import { blankFacts, spanFacts, spanModel } from './span-facts.js';
 import { TenantWindow } from './tenant-window.js';
 import { secondOf, WINDOW_SECONDS } from './window-time.js';
 
 export type EvictReason = 'idle' | 'cap';
+
+/** Why a new run got no window: its tenant is at its bound, or the store at its cap, and no run could give way. */
+export type RunRefusal = 'tenant_runs' | 'runs';
 
 export type EvictionEvent =
   | {
@@ -94,22 +106,26 @@ export interface WindowStoreOptions {
   tenantIdleMs?: number;
   /** default 1 h */
   providerIdleMs?: number;
-  /** hard cap on runs held; the least recently used run goes first. Default 100 000 */
+  /** hard cap on runs held across all tenants (see Eviction). Default 100 000 */
   maxRuns?: number;
+  /** runs one tenant may hold. Default 10 000 */
+  maxRunsPerTenant?: number;
+  /** idleness after which a tenant's run may give way to the same tenant's new run. Default 60 s */
+  runQuietMs?: number;
   /** default 256 */
   maxProviders?: number;
   /** (provider, model) windows; default 1024 */
   maxModels?: number;
   onEvict?: (event: EvictionEvent) => void;
   /**
-   * A run whose state carries a decision (a breaker not CLOSED): the maxRuns cap evicts other runs
-   * first, so one tenant's new runs cannot push another tenant's halted run out. Idle eviction
-   * still applies. Default: none do.
+   * A run whose state carries a decision (a breaker not CLOSED, say): never evicted for room, so one
+   * tenant's new runs cannot push another tenant's halted run out. Idle eviction still applies.
+   * Default: none do.
    */
   holdsDecision?: (tenantId: string, runId: string) => boolean;
 }
 
-/** Runs looked at, oldest first, for one the cap may evict before it evicts a run holding a decision. */
+/** Runs of a tenant looked at, least recently used first, for one that may give way to a new run. */
 const CAP_SCAN = 256;
 
 export const DEFAULT_ERROR_RATIO: Readonly<ErrorRatioSettings> = Object.freeze({ minCalls: 10, lastN: 50 });
@@ -138,6 +154,8 @@ export class WindowStore {
   private readonly tenantIdleMs: number;
   private readonly providerIdleMs: number;
   private readonly maxRuns: number;
+  private readonly maxRunsPerTenant: number;
+  private readonly runQuietMs: number;
   private readonly maxProviders: number;
   private readonly maxModels: number;
   private readonly onEvict: ((event: EvictionEvent) => void) | undefined;
@@ -146,6 +164,7 @@ export class WindowStore {
   private readonly tenantsById = new Map<string, TenantWindow>();
   private readonly tenantLru = new LruList<TenantWindow>();
   private readonly runLru = new LruList<RunWindow>();
+  private readonly runRanking = new RunCountRanking<TenantWindow>();
   private readonly providersByName = new Map<string, ProviderWindow>();
   private readonly providerLru = new LruList<ProviderWindow>();
   private readonly modelsByProvider = new Map<string, Map<string, ProviderWindow>>();
@@ -162,6 +181,8 @@ export class WindowStore {
     this.tenantIdleMs = options.tenantIdleMs ?? 60 * MINUTE;
     this.providerIdleMs = options.providerIdleMs ?? 60 * MINUTE;
     this.maxRuns = Math.max(1, options.maxRuns ?? 100_000);
+    this.maxRunsPerTenant = Math.max(1, options.maxRunsPerTenant ?? 10_000);
+    this.runQuietMs = options.runQuietMs ?? MINUTE;
     this.maxProviders = Math.max(1, options.maxProviders ?? 256);
     this.maxModels = Math.max(1, options.maxModels ?? 1024);
     this.onEvict = options.onEvict;
@@ -191,6 +212,7 @@ export class WindowStore {
       const tenant = this.tenantFor(t.tenantId, nowMs);
       if (tenant.runs.has(t.runId)) continue;
       const run = this.runFor(tenant, t.runId, nowMs);
+      if (typeof run === 'string') continue;
       run.resume(t);
       tenant.addResumedRun(run);
       resumed++;
@@ -198,15 +220,42 @@ export class WindowStore {
     return resumed;
   }
 
+  /**
+   * Gives the run a window now if it has none and the bounds allow it (see Eviction); returns why
+   * not otherwise. The ingest pipeline asks this for every run of a request before acknowledging it.
+   */
+  admitRun(tenantId: string, runId: string): RunRefusal | undefined {
+    const nowMs = this.now();
+    const run = this.runFor(this.tenantFor(tenantId, nowMs), runId, nowMs);
+    return typeof run === 'string' ? run : undefined;
+  }
+
+  /**
+   * Marks a run with a window as used now, so admitting a request's new runs cannot take room
+   * from its runs already held (a run seen this millisecond never gives way). False if it has none.
+   */
+  touchRun(tenantId: string, runId: string): boolean {
+    const tenant = this.tenantsById.get(tenantId);
+    const run = tenant?.runs.get(runId);
+    if (tenant === undefined || run === undefined) return false;
+    const nowMs = this.now();
+    this.tenantLru.touch(tenant, nowMs);
+    this.runLru.touch(run, nowMs);
+    tenant.runOrder.touch(run.tenantLink, nowMs);
+    return true;
+  }
+
+  /** Records a span; one of a new run the bounds refuse (admitRun) is dropped. */
   record(span: AgentSpan, nowMs = this.now()): void {
+    const tenant = this.tenantFor(span.tenantId, nowMs);
+    const run = this.runFor(tenant, span.runId, nowMs);
+    if (typeof run === 'string') return;
     const f = spanFacts(span, nowMs, this.prices(), this.#facts);
     if (f.endSec > this.newestSecond) this.newestSecond = f.endSec;
     const w = this.windowSecondAt(nowMs);
     f.inWindow = f.endSec > w - WINDOW_SECONDS;
 
     const settings = this.errorRatio(span.tenantId);
-    const tenant = this.tenantFor(span.tenantId, nowMs);
-    const run = this.runFor(tenant, span.runId, nowMs);
     run.record(f, span.spanId, span.parentSpanId, w, settings.lastN);
     tenant.record(f, run, w, settings.lastN);
 
@@ -319,28 +368,45 @@ export class WindowStore {
     return tenant;
   }
 
-  private runFor(tenant: TenantWindow, runId: string, nowMs: number): RunWindow {
+  private runFor(tenant: TenantWindow, runId: string, nowMs: number): RunWindow | RunRefusal {
     let run = tenant.runs.get(runId);
     if (run === undefined) {
-      while (this.runLru.size >= this.maxRuns) {
-        const victim = this.capVictim();
-        if (victim === null) break;
-        this.evictRun(victim, 'cap');
-      }
+      const refusal = this.makeRoom(tenant, nowMs);
+      if (refusal !== undefined) return refusal;
       run = new RunWindow(tenant.tenantId, runId, nowMs);
       tenant.runs.set(runId, run);
+      this.runRanking.moved(tenant, tenant.runs.size - 1, tenant.runs.size);
     }
     this.runLru.touch(run, nowMs);
+    tenant.runOrder.touch(run.tenantLink, nowMs);
     return run;
   }
 
-  /** The least recently used run not holding a decision, among the oldest CAP_SCAN; else the oldest. */
-  private capVictim(): RunWindow | null {
-    let node = this.runLru.oldest();
-    for (let i = 0; node !== null && i < CAP_SCAN; i++, node = node.lruNext) {
-      if (!this.holdsDecision(node.tenantId, node.runId)) return node;
+  /** Makes room for one more run of `tenant` within both bounds, or says why it cannot. */
+  private makeRoom(tenant: TenantWindow, nowMs: number): RunRefusal | undefined {
+    if (tenant.runs.size >= this.maxRunsPerTenant) {
+      const own = this.victimOf(tenant, nowMs - this.runQuietMs);
+      if (own === null) return 'tenant_runs';
+      this.evictRun(own, 'cap');
     }
-    return this.runLru.oldest();
+    while (this.runLru.size >= this.maxRuns) {
+      const largest = this.runRanking.largest();
+      // Another tenant holding more runs gives way first; a tenant as large as any gives up its own.
+      const fromLargest = largest !== undefined && largest !== tenant && largest.runs.size > tenant.runs.size ? this.victimOf(largest, nowMs - 1) : null;
+      const victim = fromLargest ?? this.victimOf(tenant, nowMs - this.runQuietMs);
+      if (victim === null) return 'runs';
+      this.evictRun(victim, 'cap');
+    }
+    return undefined;
+  }
+
+  /** The tenant's least recently used run last seen at or before `seenBy` and holding no decision, among its CAP_SCAN oldest. */
+  private victimOf(tenant: TenantWindow, seenBy: number): RunWindow | null {
+    let link = tenant.runOrder.oldest();
+    for (let i = 0; link !== null && i < CAP_SCAN && link.lastSeenMs <= seenBy; i++, link = link.lruNext) {
+      if (!this.holdsDecision(tenant.tenantId, link.run.runId)) return link.run;
+    }
+    return null;
   }
 
   private providerFor(provider: string, nowMs: number): ProviderWindow {
@@ -382,7 +448,10 @@ export class WindowStore {
   private evictRun(run: RunWindow, reason: EvictReason): void {
     this.runLru.remove(run);
     const tenant = this.tenantsById.get(run.tenantId);
-    tenant?.forgetRun(run);
+    if (tenant !== undefined) {
+      tenant.forgetRun(run);
+      this.runRanking.moved(tenant, tenant.runs.size + 1, tenant.runs.size);
+    }
     this.onEvict?.({
       kind: 'run',
       reason,

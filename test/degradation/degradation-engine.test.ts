@@ -455,6 +455,8 @@ describe('tasks', () => {
     expect(t.bus.latest('tasky', 'coder').action).toBe('ALLOW');
     expect(t.bus.latest('tasky').action).toBe('ALLOW');
     expect(t.engine.status('tasky').tracks.map((tr) => `${tr.task || 'default'}:${tr.state}`).sort()).toEqual(['code_generation:PRIMARY', 'default:DEGRADED', 'embeddings:SUSPENDED']);
+    // the runs with a decision of their own are the ones the windows must keep (never evicted for room)
+    expect(['writer', 'embedder', 'coder'].map((runId) => t.engine.holdsDecision('tasky', runId))).toEqual([true, true, false]);
   });
 });
 

@@ -68,36 +68,47 @@ function handle<T>(start: (sink: { next(v: T): void; error(e: unknown): void; co
   };
 }
 
-/** A subscription over the graphql-sse protocol, with the graphql-sse client (single-connection mode reserves its stream with PUT first). */
-export function subscribeSse<T>(
+/** A graphql-sse client: each subscription its own stream, or all on one with `singleConnection`. */
+export function connectSse(
   graphqlUrl: string,
-  query: string,
-  variables: Record<string, unknown>,
   token?: string,
   options: { singleConnection?: boolean } = {},
-): SubscriptionHandle<T> {
+): { subscribe<T>(query: string, variables?: Record<string, unknown>): SubscriptionHandle<T>; dispose(): void } {
   const client = createSseClient({
     url: `${graphqlUrl}/graphql/stream`,
     headers: token ? { authorization: `Bearer ${token}` } : {},
     retryAttempts: 0,
     singleConnection: options.singleConnection ?? false,
   });
-  return handle<T>((sink) => {
-    const dispose = client.subscribe<T>({ query, variables }, {
-      // A refused or invalid subscription arrives as one result of errors, then the stream ends.
-      next: (v) => (v.errors ? sink.error(v.errors) : sink.next(v.data as T)),
-      error: (e) => sink.error(e),
-      complete: () => sink.complete(),
-    });
-    return () => {
-      dispose();
-      client.dispose();
-    };
-  });
+  return {
+    subscribe: <T>(query: string, variables: Record<string, unknown> = {}) =>
+      handle<T>((sink) =>
+        client.subscribe<T>({ query, variables }, {
+          // A refused or invalid subscription arrives as one result of errors, then the stream ends.
+          next: (v) => (v.errors ? sink.error(v.errors) : sink.next(v.data as T)),
+          error: (e) => sink.error(e),
+          complete: () => sink.complete(),
+        }),
+      ),
+    dispose: () => client.dispose(),
+  };
 }
 
-/** A subscription over graphql-ws, with the graphql-ws client. */
-export function subscribeWs<T>(graphqlUrl: string, query: string, variables: Record<string, unknown>, token?: string): SubscriptionHandle<T> {
+/** A subscription over the graphql-sse protocol, with the graphql-sse client. */
+export function subscribeSse<T>(graphqlUrl: string, query: string, variables: Record<string, unknown>, token?: string, options: { singleConnection?: boolean } = {}): SubscriptionHandle<T> {
+  const connection = connectSse(graphqlUrl, token, options);
+  const subscription = connection.subscribe<T>(query, variables);
+  return {
+    ...subscription,
+    close: () => {
+      subscription.close();
+      connection.dispose();
+    },
+  };
+}
+
+/** One graphql-ws connection (the graphql-ws client) that can hold several subscriptions. */
+export function connectWs(graphqlUrl: string, token?: string): { subscribe<T>(query: string, variables?: Record<string, unknown>): SubscriptionHandle<T>; dispose(): void } {
   const client = createWsClient({
     url: `${graphqlUrl.replace(/^http/, 'ws')}/graphql`,
     webSocketImpl: WebSocket,
@@ -106,15 +117,61 @@ export function subscribeWs<T>(graphqlUrl: string, query: string, variables: Rec
     lazy: false,
     onNonLazyError: () => {},
   });
+  return {
+    subscribe: <T>(query: string, variables: Record<string, unknown> = {}) =>
+      handle<T>((sink) =>
+        client.subscribe<T>({ query, variables }, {
+          next: (v) => (v.errors ? sink.error(v.errors) : sink.next(v.data as T)),
+          error: (e) => sink.error(e),
+          complete: () => sink.complete(),
+        }),
+      ),
+    dispose: () => void client.dispose(),
+  };
+}
+
+/** A subscription over graphql-ws, with the graphql-ws client, on a connection of its own. */
+export function subscribeWs<T>(graphqlUrl: string, query: string, variables: Record<string, unknown>, token?: string): SubscriptionHandle<T> {
+  const connection = connectWs(graphqlUrl, token);
+  const subscription = connection.subscribe<T>(query, variables);
+  return {
+    ...subscription,
+    close: () => {
+      subscription.close();
+      connection.dispose();
+    },
+  };
+}
+
+/** A subscription over GraphQL Yoga's own SSE on /graphql (a POST answered with text/event-stream). */
+export function subscribeYogaSse<T>(graphqlUrl: string, query: string, variables: Record<string, unknown>, token?: string): SubscriptionHandle<T> {
+  const abort = new AbortController();
   return handle<T>((sink) => {
-    const dispose = client.subscribe<T>({ query, variables }, {
-      next: (v) => (v.errors ? sink.error(v.errors) : sink.next(v.data as T)),
-      error: (e) => sink.error(e),
-      complete: () => sink.complete(),
-    });
-    return () => {
-      dispose();
-      void client.dispose();
+    const read = async () => {
+      const res = await fetch(`${graphqlUrl}/graphql`, {
+        method: 'POST',
+        signal: abort.signal,
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify({ query, variables }),
+      });
+      const decoder = new TextDecoder();
+      let buffered = '';
+      const reader = res.body!.getReader();
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+        buffered += decoder.decode(chunk.value, { stream: true });
+        for (let end = buffered.indexOf('\n\n'); end >= 0; end = buffered.indexOf('\n\n')) {
+          const event = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const data = /^data: (.+)$/m.exec(event)?.[1];
+          if (!/^event: next$/m.test(event) || data === undefined) continue;
+          const result = JSON.parse(data) as { data?: T; errors?: unknown[] };
+          if (result.errors) sink.error(result.errors);
+          else sink.next(result.data as T);
+        }
+      }
+      sink.complete();
     };
+    read().catch((e: unknown) => abort.signal.aborted || sink.error(e));
+    return () => abort.abort();
   });
 }

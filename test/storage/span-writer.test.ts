@@ -6,6 +6,9 @@ import type { AgentSpan } from '../../src/contracts/agent-span.js';
 import type { BlockInserter } from '../../src/storage/span-insert.js';
 import { QueueFullError, SpanWriter, WriterClosedError, type SpanWriterOptions } from '../../src/storage/span-writer.js';
 import { blankAgentSpan } from '../helpers/agent-span.js';
+import { IngestPipeline, type IngestOutcome } from '../../src/app/pipeline.js';
+import { SelfMetrics } from '../../src/app/self-metrics.js';
+import { attrs, filler, modelRequest, modelSpan } from '../helpers/otlp-model.js';
 
 interface PendingInsert {
   rows: number;
@@ -239,5 +242,50 @@ describe('SpanWriter', () => {
     const { writer: w, inserter } = writer();
     await w.write([], new Float64Array(0));
     expect(inserter.inserts).toHaveLength(0);
+  });
+});
+
+describe('SpanWriter, bounded in attribute bytes', () => {
+  it('closes a batch at batchMaxBytes and refuses past queueMaxBytes, though never into an empty queue', async () => {
+    const { writer: w, inserter } = writer({ batchMaxBytes: 60, queueMaxBytes: 100, batchMinRows: 1, maxInFlight: 2 });
+    const first = track(w.write(spans(2), new Float64Array(2), 50));
+    const second = track(w.write(spans(2), new Float64Array(2), 50));
+    await tick();
+    expect(inserter.inserts.map((i) => i.rows)).toEqual([2, 2]); // 50 + 50 is over one batch's 60
+    expect(w.hasRoomFor(1, 1)).toBe(false);
+    await expect(w.write(spans(1), new Float64Array(1), 1)).rejects.toBeInstanceOf(QueueFullError);
+    inserter.commit(0);
+    inserter.commit(1);
+    await tick();
+    expect([first.settled(), second.settled()]).toEqual(['resolved', 'resolved']);
+    expect(w.hasRoomFor(1, 500)).toBe(true); // one request larger than the queue still goes alone
+  });
+});
+
+describe("a tenant's share of the write queue's attribute bytes", () => {
+  it('refuses that tenant with 429 while another tenant is admitted', async () => {
+    const { writer: w, inserter } = writer({ queueMaxBytes: 40_000, batchMinRows: 1 });
+    const pipeline = new IngestPipeline(w, new SelfMetrics(), {
+      requireTenant: true,
+      prices: () => ({}),
+      retentionDays: 30,
+      tenantQueueShare: 0.25,
+      attributeBudget: { maxAttributes: 1_000, maxBytes: 10_000 },
+    });
+    const resource = (tenant: string) => [...attrs({ 'tenant.id': tenant }), ...filler(4, 'r', 'v'.repeat(1_200))];
+    const ingest = (tenant: string, spanCount: number) =>
+      pipeline.ingest(modelRequest(resource(tenant), Array.from({ length: spanCount }, () => modelSpan([]))), { receivedAt: 0 });
+    const outcomes: IngestOutcome[] = [];
+    // two spans of about 4,900 bytes each: almost all of the tenant's 10,000
+    const held = ingest('hostile', 2).then((o) => outcomes.push(o));
+    const refused = await Promise.race([ingest('hostile', 2), tick().then(() => 'admitted, waiting for storage')]);
+    expect(refused).toMatchObject({ kind: 'retry', status: 429, message: expect.stringMatching(/tenant "hostile" has \d+ bytes of attributes waiting for storage/) });
+    const other = ingest('bystander', 1).then((o) => outcomes.push(o));
+    for (let round = 0; round < 5; round++) {
+      await tick();
+      for (const insert of inserter.running) inserter.commit(inserter.inserts.indexOf(insert));
+    }
+    await Promise.all([held, other]);
+    expect(outcomes.map((o) => o.kind)).toEqual(['stored', 'stored']);
   });
 });

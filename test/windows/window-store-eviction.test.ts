@@ -76,6 +76,9 @@ describe('WindowStore eviction', () => {
     expect(store.activeRuns('t1').sort()).toEqual(['a', 'c']);
     expect(store.activeRuns('t2')).toEqual(['d']);
     expect(evicted.map((e) => (e.kind === 'run' ? `${e.reason}:${e.runId}` : e.kind))).toEqual(['cap:b']);
+    // t1 holds the most runs now, so it gives up its own, once one has been quiet for a minute.
+    expect(store.admitRun('t1', 'e')).toBe('runs');
+    clock.advance(60_000);
     store.record(span({ runId: 'e' }));
     expect(evicted.map((e) => (e.kind === 'run' ? e.runId : e.kind))).toEqual(['b', 'c']);
   });

@@ -86,7 +86,7 @@ describe('WindowStore tenant metrics', () => {
   });
 
   it('drops an evicted run from stepCount, costUsd and the maxima, but keeps its recent rates', () => {
-    const { store } = makeStore({ maxRuns: 2 });
+    const { store } = makeStore({ maxRuns: 2, runQuietMs: 0 });
     store.record(span({ runId: 'a', durationMs: 9_000, requestModel: 'gpt-4o', inputTokens: 1_000_000, depth: 4 }));
     store.record(span({ runId: 'b', durationMs: 1_000 }));
     store.record(span({ runId: 'c', durationMs: 2_000, operation: 'execute_tool' })); // evicts a (cap)
