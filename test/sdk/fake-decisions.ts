@@ -95,6 +95,11 @@ export class FakeDecisionServer {
     let body = '';
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => {
+      // The SDK's query for its run thresholds: a policy without any, so nothing is decided locally.
+      if (/^\s*query\b/.test((JSON.parse(body) as { query: string }).query)) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { tenant: { policy: { run: {}, warnFraction: 0.8, breaker: { cooldownMs: 60_000 } } } } }));
+        return;
+      }
       this.requests++;
       if (this.refuseWith !== undefined) {
         res.writeHead(this.refuseWith, { 'content-type': 'application/json' }).end('{"errors":[{"message":"refused"}]}');
