@@ -13,6 +13,7 @@
 //   the crossing (an operator's reset then is followed by the server's own trip on it);
 // - a local HALT the server does not confirm within LOCAL_CONFIRM_MS of accepting the crossing
 //   span lapses: the server's silence wins too (a threshold loosened since the SDK fetched it).
+// - past the policy's cooldown a local HALT lapses, as the server's breaker turns HALF_OPEN then.
 
 import type { AgentSpan } from '../contracts/agent-span.js';
 import type { BreakerState, Decision } from '../contracts/decision.js';
