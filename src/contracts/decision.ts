@@ -29,6 +29,8 @@ export interface Decision {
   sequence: number;
   /** ISO-8601 */
   issuedAt: string;
+  /** 'local': made by the SDK from its run's own spans (src/sdk/local-judge.ts); absent: Breakwater's */
+  source?: 'local';
 }
 
 export function actionSeverity(action: Action): number {

@@ -6,13 +6,16 @@ import { context, ProxyTracerProvider, SpanKind, trace, type Attributes, type Sp
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { NodeSDK, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
-import { BasicTracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { allowDecision, type Action, type Decision } from '../contracts/decision.js';
 import { ATTR } from './attributes.js';
-import { DecisionCache, mostSevereEntry, retryAt } from './decision-cache.js';
+import { DecisionCache, mostSevereEntry, retryAt, type CachedDecision } from './decision-cache.js';
 import { DecisionClient, type BackoffOptions } from './decision-client.js';
 import { BreakwaterHaltError, BreakwaterUnavailableError } from './errors.js';
+import { LocalDecisionProcessor } from './local-decision-processor.js';
+import { applicableDecisions, LocalJudge } from './local-judge.js';
 import { consoleLogger, type SdkLogger } from './logger.js';
+import { fetchLocalPolicy } from './policy-client.js';
 import { activeScope, ensureContextManager, RUN_SCOPE_KEY, type RunScope } from './run-scope.js';
 import { BreakwaterSpanProcessor } from './span-processor.js';
 import { StepExportProcessor, type ExportStats } from './step-export-processor.js';
@@ -42,7 +45,7 @@ export interface BreakwaterOptions {
   /** called once per warning decision (per run and sequence) */
   onWarn?: (decision: Decision) => void;
   logger?: SdkLogger;
-  /** how long start()/attach() wait for the subscription's first answer; default 3 s (then carry on) */
+  /** how long start()/attach() wait for the subscription's first answer and the run thresholds of local decisions; default 3 s (then carry on) */
   connectTimeoutMs?: number;
   /** longest a THROTTLE (or DEGRADE with a retry-after) makes checkpoint() wait; default 60 s */
   maxThrottleWaitMs?: number;
@@ -50,6 +53,16 @@ export interface BreakwaterOptions {
   backoff?: BackoffOptions;
   /** gen_ai.agent.name of runs that do not name their agent; default serviceName or 'agent' */
   agentName?: string;
+  /**
+   * true (default): checkpoint() also halts a run at once when the spans this instance exported
+   * for it cross a run threshold of the tenant's policy that the SDK can judge exactly from them
+   * (stepCount, subAgentDepth, durationSeconds), by the server's own rules, without waiting for
+   * Breakwater's decision; such a decision has `source: 'local'`. The thresholds are read from
+   * Breakwater (with apiToken) at start and every 30 s; without them nothing is decided locally.
+   * Breakwater's decision for the run wins where it differs (docs/sdk.md, "Local decisions").
+   * Needs this instance to export (otlpUrl). false: only Breakwater's decisions apply.
+   */
+  localDecisions?: boolean;
 }
 
 export interface ExportOptions {
@@ -153,6 +166,8 @@ export interface BreakwaterStatus {
   lastError?: string;
   /** run decisions held in the local cache */
   cachedRuns: number;
+  /** true when the SDK holds the tenant's run thresholds and decides crossings of them locally */
+  localDecisions: boolean;
   /** what became of the spans sent toward Breakwater (absent when this instance exports nothing) */
   exports?: ExportStats;
 }
@@ -161,11 +176,15 @@ interface Internals {
   options: BreakwaterOptions;
   spanProcessor: SpanProcessor;
   exporting: StepExportProcessor | undefined;
+  local: LocalDecisionProcessor | undefined;
   tracer: () => Tracer;
   shutdown: () => Promise<void>;
   owner: object;
   agentName: string;
 }
+
+/** How often the run thresholds for local decisions are read again. */
+const POLICY_REFRESH_MS = 30_000;
 
 /** The one process-wide NodeSDK instance, when an instance started with global: true. */
 let globalInstance: Breakwater | undefined;
@@ -186,6 +205,9 @@ export class Breakwater {
   readonly #maxWaitMs: number;
   readonly #logger: SdkLogger;
   readonly #cache = new DecisionCache();
+  readonly #judge: LocalJudge | undefined;
+  #policyTimer: NodeJS.Timeout | undefined;
+  #policyError: string | undefined;
   readonly #client: DecisionClient;
   readonly #listeners = new Set<(decision: Decision) => void>();
   readonly #warned = new Set<string>();
@@ -214,6 +236,8 @@ export class Breakwater {
     this.#graceMs = Math.max(0, o.graceMs ?? 10_000);
     this.#maxWaitMs = Math.max(0, o.maxThrottleWaitMs ?? 60_000);
     this.#logger = o.logger ?? consoleLogger;
+    this.#judge = internals.local?.judge;
+    if (internals.local) internals.local.onDecision = (decision) => this.#tell(decision);
     this.#client = new DecisionClient({
       endpoint: `${baseUrl(o.graphqlUrl, /\/graphql(\/stream)?$/)}/graphql/stream`,
       tenantId: o.tenantId,
@@ -246,8 +270,9 @@ export class Breakwater {
       [ATTR.tenantId]: options.tenantId,
     });
     const logger = options.logger ?? consoleLogger;
-    const exporting = exportingProcessor(options, logger);
-    const spanProcessor = new BreakwaterSpanProcessor({ owner, next: exporting, forward: 'all' });
+    const exporting = exportingProcessor(options, logger, (spans) => local?.accepted(spans));
+    const local = localDecisionProcessor(options, exporting, logger);
+    const spanProcessor = new BreakwaterSpanProcessor({ owner, next: local ?? exporting, forward: 'all' });
     let tracer: () => Tracer;
     let shutdown: () => Promise<void>;
     if (global) {
@@ -279,7 +304,7 @@ export class Breakwater {
       tracer = () => cached;
       shutdown = () => provider.shutdown();
     }
-    const bw = new Breakwater({ options, spanProcessor, exporting, tracer, shutdown, owner, agentName: options.agentName ?? serviceName });
+    const bw = new Breakwater({ options, spanProcessor, exporting, local, tracer, shutdown, owner, agentName: options.agentName ?? serviceName });
     if (global) globalInstance = bw;
     await bw.#connect();
     return bw;
@@ -293,8 +318,11 @@ export class Breakwater {
   static async attach(options: AttachOptions): Promise<Breakwater> {
     ensureContextManager();
     const owner = {};
-    const exporting = options.otlpUrl === undefined ? undefined : exportingProcessor({ ...options, otlpUrl: options.otlpUrl }, options.logger ?? consoleLogger);
-    const spanProcessor = new BreakwaterSpanProcessor({ owner, ...(exporting ? { next: exporting } : {}), forward: 'runs' });
+    const logger = options.logger ?? consoleLogger;
+    const exporting = options.otlpUrl === undefined ? undefined : exportingProcessor({ ...options, otlpUrl: options.otlpUrl }, logger, (spans) => local?.accepted(spans));
+    const local = exporting === undefined ? undefined : localDecisionProcessor(options, exporting, logger);
+    const next = local ?? exporting;
+    const spanProcessor = new BreakwaterSpanProcessor({ owner, ...(next ? { next } : {}), forward: 'runs' });
     let detach = () => {};
     if (options.register ?? true) {
       const added = addSpanProcessor(options.tracerProvider ?? trace.getTracerProvider(), spanProcessor);
@@ -306,7 +334,7 @@ export class Breakwater {
       detach();
       await spanProcessor.shutdown();
     };
-    const bw = new Breakwater({ options, spanProcessor, exporting, tracer, shutdown, owner, agentName: options.agentName ?? 'agent' });
+    const bw = new Breakwater({ options, spanProcessor, exporting, local, tracer, shutdown, owner, agentName: options.agentName ?? 'agent' });
     await bw.#connect();
     return bw;
   }
@@ -314,12 +342,44 @@ export class Breakwater {
   async #connect(): Promise<void> {
     this.#armStaleTimer();
     this.#client.start();
-    const connected = await this.#client.waitConnected(Math.max(0, this.#o.connectTimeoutMs ?? 3_000));
+    const timeoutMs = Math.max(0, this.#o.connectTimeoutMs ?? 3_000);
+    const [connected] = await Promise.all([this.#client.waitConnected(timeoutMs), this.#startPolicyRefresh(timeoutMs)]);
     if (!connected && this.#closedAt === undefined) {
       this.#logger.warn(`not connected to Breakwater yet; carrying on (failMode ${this.#failMode}) and retrying in the background`, {
         tenantId: this.tenantId,
         reason: this.#client.lastError,
       });
+    }
+  }
+
+  /** Reads the run thresholds now (waiting up to `timeoutMs`) and every POLICY_REFRESH_MS after. */
+  async #startPolicyRefresh(timeoutMs: number): Promise<void> {
+    if (this.#judge === undefined) return;
+    this.#policyTimer = setInterval(() => void this.#refreshPolicy(), POLICY_REFRESH_MS);
+    this.#policyTimer.unref();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#refreshPolicy(), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+  }
+
+  /** The thresholds as Breakwater holds them; when they cannot be read, none (no local decisions). */
+  async #refreshPolicy(): Promise<void> {
+    const judge = this.#judge;
+    if (judge === undefined || this.#closedAt !== undefined) return;
+    try {
+      const policy = await fetchLocalPolicy({
+        endpoint: `${baseUrl(this.#o.graphqlUrl, /\/graphql(\/stream)?$/)}/graphql`,
+        tenantId: this.tenantId,
+        ...(this.#o.apiToken ? { token: this.#o.apiToken } : {}),
+      });
+      judge.setPolicy(policy);
+      if (this.#policyError !== undefined) this.#logger.info('local decisions resumed: the run thresholds were read again', { tenantId: this.tenantId });
+      this.#policyError = undefined;
+    } catch (err) {
+      judge.setPolicy(undefined);
+      const reason = err instanceof Error ? err.message : String(err);
+      if (reason !== this.#policyError) this.#logger.warn('no local decisions: the run thresholds could not be read; Breakwater still decides', { tenantId: this.tenantId, reason });
+      this.#policyError = reason;
     }
   }
 
@@ -431,8 +491,7 @@ export class Breakwater {
       this.#logStale(downFor);
       if (this.#failMode === 'closed') return this.#haltUnavailable(runId, downFor, now);
     }
-    // While down, nothing can lift a decision: let those whose retry-after ran out lapse.
-    const entries = this.#cache.applicable(runId, stale ? now : undefined);
+    const entries = this.#applicable(runId, now, stale);
     const winner = mostSevereEntry(entries);
     if (winner === undefined) {
       return { action: 'ALLOW', decision: this.#allow(runId, now), model: options.model, degraded: false, waitedMs: 0, stale };
@@ -461,7 +520,11 @@ export class Breakwater {
     const id = runId ?? this.#scope()?.runId;
     const now = Date.now();
     const stale = this.#downFor(now) > this.#graceMs;
-    return mostSevereEntry(this.#cache.applicable(id, stale ? now : undefined))?.decision ?? this.#allow(id, now);
+    return mostSevereEntry(this.#applicable(id, now, stale))?.decision ?? this.#allow(id, now);
+  }
+
+  #applicable(runId: string | undefined, now: number, stale: boolean): CachedDecision[] {
+    return applicableDecisions(this.#cache, this.#judge, runId, now, { connected: this.#downSince === undefined, stale });
   }
 
   /** Calls `listener` with every decision received for the tenant; returns the unsubscribe. */
@@ -476,6 +539,7 @@ export class Breakwater {
       failMode: this.#failMode,
       reconnects: this.#client.reconnects,
       cachedRuns: this.#cache.runCount,
+      localDecisions: this.#judge?.policy !== undefined,
       ...(this.#client.lastError ? { lastError: this.#client.lastError } : {}),
       ...(this.#exporting ? { exports: this.#exporting.stats() } : {}),
     };
@@ -497,6 +561,7 @@ export class Breakwater {
       this.#stop.abort();
       clearTimeout(this.#staleTimer);
       clearTimeout(this.#pruneTimer);
+      clearInterval(this.#policyTimer);
       this.#client.close();
       try {
         await this.#shutdownTelemetry();
@@ -508,6 +573,12 @@ export class Breakwater {
 
   #onDecision(decision: Decision): void {
     this.#cache.apply(decision, Date.now());
+    this.#judge?.serverDecision(decision);
+    this.#tell(decision);
+  }
+
+  /** Tells the onDecision listeners of a decision, the server's or a local one. */
+  #tell(decision: Decision): void {
     for (const listener of this.#listeners) {
       try {
         listener(decision);
@@ -525,6 +596,8 @@ export class Breakwater {
     this.#pruneTimer = setTimeout(() => this.#cache.prune(generation), 1_000);
     this.#pruneTimer.unref();
     if (this.#staleLogged) this.#logger.info('decisions are current again', { tenantId: this.tenantId });
+    // A reconnection may follow a restart with another policy: read the thresholds again.
+    if (this.#client.reconnects > 0) void this.#refreshPolicy();
     this.#downSince = undefined;
     this.#connectedSince = Date.now();
     this.#staleLogged = false;
@@ -608,7 +681,7 @@ export class Breakwater {
   }
 }
 
-function exportingProcessor(options: ExportOptions, logger: SdkLogger): StepExportProcessor {
+function exportingProcessor(options: ExportOptions, logger: SdkLogger, onAccepted: (spans: readonly ReadableSpan[]) => void): StepExportProcessor {
   const maxConcurrentExports = options.maxConcurrentExports ?? 4;
   const exporter = new OTLPTraceExporter({
     url: `${baseUrl(options.otlpUrl, /\/v1\/traces$/)}/v1/traces`,
@@ -621,8 +694,15 @@ function exportingProcessor(options: ExportOptions, logger: SdkLogger): StepExpo
     exporter,
     logger,
     maxConcurrentExports,
+    onAccepted,
     ...(options.scheduledDelayMillis !== undefined ? { scheduledDelayMillis: options.scheduledDelayMillis } : {}),
   });
+}
+
+/** The local judge in front of the exporting processor, unless the options turn it off. */
+function localDecisionProcessor(options: BreakwaterOptions, exporting: StepExportProcessor, logger: SdkLogger): LocalDecisionProcessor | undefined {
+  if (options.localDecisions === false) return undefined;
+  return new LocalDecisionProcessor({ judge: new LocalJudge({ tenantId: options.tenantId }), next: exporting, logger });
 }
 
 /** The URL without a known trailing path and slashes. */

@@ -20,6 +20,8 @@ export interface StepExportOptions {
   maxExportBatchSize?: number;
   /** when an unanswered export counts as failed and frees its slot; default 11 s, past the OTLP exporter's 10 s */
   exportTimeoutMillis?: number;
+  /** called with the spans of every export the endpoint accepted (the local judge's confirmation clock) */
+  onAccepted?: (spans: readonly ReadableSpan[]) => void;
 }
 
 /** What became of the spans handed to the processor. */
@@ -46,6 +48,7 @@ export class StepExportProcessor implements SpanProcessor {
   readonly #maxQueue: number;
   readonly #maxBatch: number;
   readonly #timeoutMs: number;
+  readonly #onAccepted: ((spans: readonly ReadableSpan[]) => void) | undefined;
   #queue: ReadableSpan[] = [];
   readonly #inFlight = new Set<Promise<void>>();
   /** the queued spans leave as soon as a slot is free (a run's span is among them, or the delay ran out) */
@@ -69,6 +72,7 @@ export class StepExportProcessor implements SpanProcessor {
     this.#maxQueue = positive(options.maxQueueSize ?? 8_192, 'maxQueueSize');
     this.#maxBatch = Math.min(this.#maxQueue, positive(options.maxExportBatchSize ?? 512, 'maxExportBatchSize'));
     this.#timeoutMs = positive(options.exportTimeoutMillis ?? 11_000, 'exportTimeoutMillis');
+    this.#onAccepted = options.onAccepted;
   }
 
   stats(): ExportStats {
@@ -160,6 +164,7 @@ export class StepExportProcessor implements SpanProcessor {
         settled = true;
         clearTimeout(timer);
         this.#record(batch.length, result);
+        if (result.code === ExportResultCode.SUCCESS) this.#onAccepted?.(batch);
         resolve();
       };
       // The exporter's own timeout normally answers first; this one frees the slot if it never does.

@@ -38,6 +38,8 @@ export class FakeDecisionServer {
   requests = 0;
   /** what a new subscriber gets first, per tenant (besides a tenant-wide ALLOW) */
   readonly snapshot = new Map<string, Decision[]>();
+  /** the run policy the SDK's policy query gets per tenant ('refuse': an error); default none of its thresholds */
+  readonly policies = new Map<string, { run: Record<string, number>; warnFraction: number; breaker: { cooldownMs: number } } | 'refuse'>();
   /** answer new subscriptions with this status instead (e.g. 401) */
   refuseWith: number | undefined;
   #server: Server;
@@ -95,6 +97,14 @@ export class FakeDecisionServer {
     let body = '';
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => {
+      // The SDK's query for its run thresholds (by default none, so nothing is decided locally).
+      const query = JSON.parse(body) as { query: string; variables: { tenantId: string } };
+      if (/^\s*query\b/.test(query.query)) {
+        const policy = this.policies.get(query.variables.tenantId) ?? { run: {}, warnFraction: 0.8, breaker: { cooldownMs: 60_000 } };
+        if (policy === 'refuse') res.writeHead(403, { 'content-type': 'application/json' }).end('{"errors":[{"message":"refused"}]}');
+        else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ data: { tenant: { policy } } }));
+        return;
+      }
       this.requests++;
       if (this.refuseWith !== undefined) {
         res.writeHead(this.refuseWith, { 'content-type': 'application/json' }).end('{"errors":[{"message":"refused"}]}');
