@@ -6,6 +6,7 @@ import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/app/service.js';
 import { MAX_RESERVATIONS_PER_CALLER } from '../../src/api/stream-reservations.js';
+import type { KeyValue } from '../../src/codecs/otlp-model.js';
 import { ExportTraceServiceResponseType, referenceEncode } from '../../src/codecs/otlp-proto-schema.js';
 import { queryRows } from '../../src/storage/clickhouse.js';
 import { connectWs, gql, subscribeSse, subscribeWs, type SubscriptionHandle } from '../helpers/graphql.js';
@@ -208,8 +209,8 @@ function fromAddress(localAddress: string, url: string, init: { method?: string;
 
 async function partialSuccess(res: Response): Promise<{ rejectedSpans?: number; errorMessage?: string }> {
   const decoded = ExportTraceServiceResponseType.decode(new Uint8Array(await res.arrayBuffer())) as unknown as { partialSuccess?: { rejectedSpans?: { toString(): string }; errorMessage?: string } };
-  const rejected = decoded.partialSuccess?.rejectedSpans;
-  return { ...decoded.partialSuccess, ...(rejected !== undefined ? { rejectedSpans: Number(rejected.toString()) } : {}) };
+  const { rejectedSpans, errorMessage } = decoded.partialSuccess ?? {};
+  return { ...(rejectedSpans !== undefined ? { rejectedSpans: Number(rejectedSpans.toString()) } : {}), ...(errorMessage !== undefined ? { errorMessage } : {}) };
 }
 
 /** A graphql-sse stream of the tenant's decisions over a raw socket that never reads what it is sent. */
@@ -454,7 +455,7 @@ describe('hostile tenants with tokens and ingest keys', () => {
   }, 60_000);
 
   it('16 MB bodies of 950,000 attributes on one span: the victim’s ingest and HALT are not held up', async () => {
-    const wide = modelSpan(Array.from({ length: 950_000 }, (_, i) => ({ key: `a${i}`, value: 1n })).concat(attrs({ 'gen_ai.operation.name': 'execute_tool', 'agent.run.id': 'wide' })));
+    const wide = modelSpan([...Array.from({ length: 950_000 }, (_, i): KeyValue => ({ key: `a${i}`, value: 1n })), ...attrs({ 'gen_ai.operation.name': 'execute_tool', 'agent.run.id': 'wide' })]);
     const body = referenceEncode(modelRequest(attrs({ 'tenant.id': ATTACKER }), [wide]));
     expect(body.byteLength).toBeGreaterThan(12 * 2 ** 20);
     const statuses: number[] = [];
