@@ -34,12 +34,14 @@ export interface RecordedChange {
  * in the audit log with the actor, and laid over the file's policy again after every file reload
  * and at start. Platform changes are applied in order; each tenant admin's tightenings form one
  * layer laid over the result, keeping the stricter value key by key, and are replayed folded into
- * one change per tenant. Changes are applied one at a time, in order.
+ * one change per tenant. Changes are applied one at a time: each tenant's in order, tenants in turn.
  */
 export class RuntimePolicy {
   #changes: RecordedChange[] = [];
   #seq = 0;
-  #queue: Promise<unknown> = Promise.resolve();
+  /** changes waiting to be applied, one lane per tenant (and one for the platform's), taken in turn */
+  readonly #lanes = new Map<string, (() => Promise<void>)[]>();
+  #applying = false;
   #file: PolicyDocument;
   // the file with the platform's changes, before tenant admins' tightenings
   #platform: PolicyDocument;
@@ -93,9 +95,30 @@ export class RuntimePolicy {
     // counted when asked, not when applied: a burst of concurrent requests is one burst
     const retryAfterSeconds = 'tenantId' in change ? this.#rateLimit.take(change.tenantId) : undefined;
     if (retryAfterSeconds !== undefined) return Promise.resolve({ ok: false, retryAfterSeconds });
-    const run = this.#queue.then(() => this.#apply(change, actor));
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return new Promise((resolve, reject) => {
+      const lane = 'tenantId' in change ? change.tenantId : PLATFORM_AUDIT_TENANT;
+      const waiting = this.#lanes.get(lane) ?? [];
+      waiting.push(() => this.#apply(change, actor).then(resolve, reject));
+      this.#lanes.set(lane, waiting);
+      void this.#applyWaiting();
+    });
+  }
+
+  /** Applies the waiting changes one at a time, a tenant's in order, one tenant's after another's: a tenant's burst delays another's change by one change, not by the burst. */
+  async #applyWaiting(): Promise<void> {
+    if (this.#applying) return;
+    this.#applying = true;
+    try {
+      while (this.#lanes.size > 0) {
+        for (const [lane, waiting] of this.#lanes) {
+          const next = waiting.shift()!;
+          if (waiting.length === 0) this.#lanes.delete(lane);
+          await next();
+        }
+      }
+    } finally {
+      this.#applying = false;
+    }
   }
 
   async #apply(change: PolicyChange, actor: string): Promise<ChangeOutcome> {

@@ -34,4 +34,16 @@ describe('run-time policy changes are rate-limited per tenant', () => {
 
     expect((await setSteps('rl-b', 5)).errors).toBeUndefined();
   });
+
+  it("applies another tenant's change next, not after a tenant's whole burst", async () => {
+    const policy = service.core.runtimePolicy;
+    let flooded = 0;
+    const burst = Array.from({ length: 40 }, (_, i) => policy.change({ kind: 'setTenantPolicy', tenantId: 'rl-c', patch: { run: { stepCount: 100 + i } } }, 'flooder').then((o) => (flooded++, o)));
+    const other = await policy.change({ kind: 'setTenantPolicy', tenantId: 'rl-d', patch: { run: { stepCount: 7 } } }, 'operator');
+    expect(other.ok).toBe(true);
+    // one of the burst may be under way when the other tenant's change arrives, and one more goes before it
+    expect(flooded).toBeLessThanOrEqual(2);
+    expect((await Promise.all(burst)).every((o) => o.ok)).toBe(true);
+    expect(service.core.policy.forTenant('rl-c').run.stepCount).toBe(139);
+  });
 });
