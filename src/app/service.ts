@@ -235,11 +235,15 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     maxBodyBytes: config.maxBodyBytes,
     attributeLimits: { perList: config.maxAttributes },
     tenantForKey: (key) => authenticator.tenantForIngestKey(key),
-    limiter: new TenantIngestLimiter(config.tenantIngestRate, 5, undefined, undefined, {
-      spansPerSecond: config.unknownTenantIngestRate,
-      maxTenants: config.maxUnknownTenants,
-      // with ingest keys every tenant is bound by a key, so only the policy's own budget applies
-      isKnown: (tenant) => authenticator.hasIngestKeys || Object.hasOwn(policy.current().tenants, tenant),
+    limiter: new TenantIngestLimiter({
+      spansPerSecond: config.tenantIngestRate,
+      burstSeconds: 5,
+      unknown: {
+        spansPerSecond: config.unknownTenantIngestRate,
+        maxTenants: config.maxUnknownTenants,
+        // with ingest keys every tenant is bound by a key, so only the policy's own budget applies
+        isKnown: (tenant) => authenticator.hasIngestKeys || Object.hasOwn(policy.current().tenants, tenant),
+      },
     }),
     authFailures: new AuthFailureLimiter(),
     onInternalError: (err) => log.error({ error: (err as Error).message }, 'unexpected error handling an OTLP request'),

@@ -1,6 +1,7 @@
+import { TokenBucket } from '../degradation/token-bucket.js';
+
 interface Bucket {
-  tokens: number;
-  at: number;
+  spans: TokenBucket;
   /** spans the tenant's last request needed, when it was refused (0 after an admitted one) */
   refused: number;
 }
@@ -26,6 +27,18 @@ export interface UnknownTenantBudget {
   isKnown: (tenant: string) => boolean;
 }
 
+export interface TenantIngestLimiterOptions {
+  /** spans/s each tenant may send (0 = unlimited) */
+  spansPerSecond: number;
+  /** the burst, in seconds' worth of the rate */
+  burstSeconds: number;
+  /** ms clock; default performance.now */
+  now?: () => number;
+  /** buckets of named tenants kept; default 100 000 */
+  maxTenants?: number;
+  unknown?: UnknownTenantBudget;
+}
+
 /**
  * Per-tenant ingest rate limit: a token bucket of spans per tenant, so one tenant flooding the
  * receiver is answered 429 on its own requests while every other tenant's spans go through.
@@ -38,20 +51,21 @@ export interface UnknownTenantBudget {
 export class TenantIngestLimiter {
   readonly #buckets = new Map<string, Bucket>();
   readonly #unknownBuckets = new Map<string, Bucket>();
-  readonly #shared: Bucket;
-  readonly #capacity: number;
-  readonly #sharedCapacity: number;
+  readonly #shared: TokenBucket | undefined;
+  readonly #rate: number;
+  readonly #burstSeconds: number;
+  readonly #now: () => number;
+  readonly #maxTenants: number;
+  readonly #unknown: UnknownTenantBudget | undefined;
 
-  constructor(
-    private readonly spansPerSecond: number,
-    private readonly burstSeconds: number,
-    private readonly now: () => number = () => performance.now(),
-    private readonly maxTenants = 100_000,
-    private readonly unknown?: UnknownTenantBudget,
-  ) {
-    this.#capacity = spansPerSecond * burstSeconds;
-    this.#sharedCapacity = (unknown?.spansPerSecond ?? 0) * burstSeconds;
-    this.#shared = { tokens: this.#sharedCapacity, at: now(), refused: 0 };
+  constructor(options: TenantIngestLimiterOptions) {
+    this.#rate = options.spansPerSecond;
+    this.#burstSeconds = options.burstSeconds;
+    this.#now = options.now ?? (() => performance.now());
+    this.#maxTenants = options.maxTenants ?? 100_000;
+    this.#unknown = options.unknown;
+    const sharedRate = options.unknown?.spansPerSecond ?? 0;
+    this.#shared = this.#rate > 0 && sharedRate > 0 ? this.#newBucket(sharedRate, this.#now()) : undefined;
   }
 
   /**
@@ -64,43 +78,35 @@ export class TenantIngestLimiter {
 
   /** As take, saying why a refused request was refused; undefined when it was admitted. */
   admit(spansByTenant: ReadonlyMap<string, number>): IngestRefusal | undefined {
-    if (this.spansPerSecond <= 0) return undefined;
-    const at = this.now();
+    if (this.#rate <= 0) return undefined;
+    const at = this.#now();
     const unknownSpans = this.#unknownSpans(spansByTenant);
     if (unknownSpans !== undefined) {
       const waitMs = this.#placesFor(spansByTenant, at);
       if (waitMs > 0) return { waitMs, reason: 'unknown_tenants_count_limited' };
     }
+    // A request larger than a whole bucket could never fit: it is admitted against a full bucket
+    // (its debt then delays the tenant's next requests) rather than refused forever.
     let waitMs = 0;
-    for (const [tenant, spans] of spansByTenant) {
-      const bucket = this.#refilled(tenant, at);
-      // A request larger than the whole bucket could never fit: admit it against an empty bucket
-      // (its debt then delays the tenant's next requests) rather than refusing it forever.
-      const needed = Math.min(spans, this.#capacity);
-      if (bucket.tokens < needed) waitMs = Math.max(waitMs, ((needed - bucket.tokens) / this.spansPerSecond) * 1000);
-    }
-    let refusal: IngestRefusal | undefined = waitMs > 0 ? { waitMs: Math.ceil(waitMs), reason: 'tenant_rate_limited' } : undefined;
-    if (unknownSpans !== undefined && this.#sharedCapacity > 0) {
-      this.#shared.tokens = this.#tokensAt(this.#shared, at, this.#sharedCapacity, this.unknown!.spansPerSecond);
-      this.#shared.at = at;
-      const needed = Math.min(unknownSpans, this.#sharedCapacity);
-      const waitMs = Math.ceil(((needed - this.#shared.tokens) / this.unknown!.spansPerSecond) * 1000);
-      if (this.#shared.tokens < needed && waitMs > (refusal?.waitMs ?? 0)) refusal = { waitMs, reason: 'unknown_tenants_rate_limited' };
+    for (const [tenant, spans] of spansByTenant) waitMs = Math.max(waitMs, this.#touched(tenant, at).spans.timeUntil(spans, at));
+    let refusal: IngestRefusal | undefined = waitMs > 0 ? { waitMs, reason: 'tenant_rate_limited' } : undefined;
+    if (unknownSpans !== undefined && this.#shared !== undefined) {
+      const sharedWait = this.#shared.timeUntil(unknownSpans, at);
+      if (sharedWait > (refusal?.waitMs ?? 0)) refusal = { waitMs: sharedWait, reason: 'unknown_tenants_rate_limited' };
     }
     if (refusal) {
       for (const [tenant, spans] of spansByTenant) {
         const bucket = this.#bucket(tenant)!;
-        const needed = Math.min(spans, this.#capacity);
-        if (bucket.tokens < needed) bucket.refused = needed;
+        if (bucket.spans.timeUntil(spans, at) > 0) bucket.refused = Math.min(spans, bucket.spans.capacity);
       }
       return refusal;
     }
     for (const [tenant, spans] of spansByTenant) {
       const bucket = this.#bucket(tenant)!;
-      bucket.tokens -= spans;
+      bucket.spans.take(spans, at);
       bucket.refused = 0;
     }
-    if (unknownSpans !== undefined && this.#sharedCapacity > 0) this.#shared.tokens -= unknownSpans;
+    if (unknownSpans !== undefined) this.#shared?.take(unknownSpans, at);
     return undefined;
   }
 
@@ -113,9 +119,8 @@ export class TenantIngestLimiter {
    */
   refusing(tenant: string): number {
     const bucket = this.#bucket(tenant);
-    if (this.spansPerSecond <= 0 || !bucket || bucket.refused === 0) return 0;
-    const tokens = this.#tokensAt(bucket, this.now());
-    return tokens >= bucket.refused ? 0 : Math.ceil(((bucket.refused - tokens) / this.spansPerSecond) * 1000);
+    if (this.#rate <= 0 || !bucket || bucket.refused === 0) return 0;
+    return bucket.spans.timeUntil(bucket.refused, this.#now());
   }
 
   /** how many distinct unknown tenants hold a bucket (each is a place of `maxTenants`) */
@@ -124,7 +129,7 @@ export class TenantIngestLimiter {
   }
 
   #isUnknown(tenant: string): boolean {
-    return this.unknown !== undefined && !this.unknown.isKnown(tenant);
+    return this.#unknown !== undefined && !this.#unknown.isKnown(tenant);
   }
 
   /** the spans of the request's unknown tenants; undefined when it names none */
@@ -146,33 +151,31 @@ export class TenantIngestLimiter {
   #placesFor(spansByTenant: ReadonlyMap<string, number>, at: number): number {
     let newcomers = 0;
     for (const tenant of spansByTenant.keys()) if (this.#isUnknown(tenant) && !this.#unknownBuckets.has(tenant)) newcomers++;
-    while (newcomers > 0 && this.#unknownBuckets.size + newcomers > this.unknown!.maxTenants) {
+    while (newcomers > 0 && this.#unknownBuckets.size + newcomers > this.#unknown!.maxTenants) {
       let oldest: [string, Bucket] | undefined;
       for (const entry of this.#unknownBuckets) if (!spansByTenant.has(entry[0])) { oldest = entry; break; }
-      if (!oldest) return 1000 * this.burstSeconds;
-      const missing = this.#capacity - this.#tokensAt(oldest[1], at);
-      if (missing > 0) return Math.ceil((missing / this.spansPerSecond) * 1000);
+      if (!oldest) return 1000 * this.#burstSeconds;
+      const untilFull = oldest[1].spans.timeUntil(oldest[1].spans.capacity, at);
+      if (untilFull > 0) return untilFull;
       this.#unknownBuckets.delete(oldest[0]);
     }
     return 0;
   }
 
-  /** what the bucket holds at `at`, refilled since it was last taken from (a tenant's, unless told the shared one's size and rate) */
-  #tokensAt(bucket: Bucket, at: number, capacity = this.#capacity, spansPerSecond = this.spansPerSecond): number {
-    return Math.min(capacity, bucket.tokens + ((at - bucket.at) / 1000) * spansPerSecond);
+  #newBucket(spansPerSecond: number, at: number): TokenBucket {
+    return new TokenBucket({ capacity: spansPerSecond * this.#burstSeconds, refillAmount: spansPerSecond, refillPeriodMs: 1000 }, at);
   }
 
-  #refilled(tenant: string, at: number): Bucket {
+  /** The tenant's bucket, made most recently used (a new one full). */
+  #touched(tenant: string, at: number): Bucket {
     const buckets = this.#isUnknown(tenant) ? this.#unknownBuckets : this.#buckets;
     let bucket = buckets.get(tenant);
     if (bucket) {
       buckets.delete(tenant); // re-inserted below: Map order is the LRU order
-      bucket.tokens = this.#tokensAt(bucket, at);
-      bucket.at = at;
     } else {
-      bucket = { tokens: this.#capacity, at, refused: 0 };
+      bucket = { spans: this.#newBucket(this.#rate, at), refused: 0 };
       // unknown tenants' places were made by #placesFor, which never forgets a busy one
-      if (buckets === this.#buckets && buckets.size >= this.maxTenants) buckets.delete(buckets.keys().next().value!);
+      if (buckets === this.#buckets && buckets.size >= this.#maxTenants) buckets.delete(buckets.keys().next().value!);
     }
     buckets.set(tenant, bucket);
     return bucket;

@@ -6,7 +6,7 @@ import { postSpans, runSteps, writePolicy } from '../helpers/spans.js';
 
 describe('TenantIngestLimiter (token bucket per tenant)', () => {
   let now = 0;
-  const limiter = new TenantIngestLimiter(100, 2, () => now, 3);
+  const limiter = new TenantIngestLimiter({ spansPerSecond: 100, burstSeconds: 2, now: () => now, maxTenants: 3 });
   const req = (entries: [string, number][]) => new Map(entries);
 
   it('admits a burst up to rate × burst seconds, then says how long to wait', () => {
@@ -57,7 +57,7 @@ describe('TenantIngestLimiter (token bucket per tenant)', () => {
   });
 
   it('is off at rate 0', () => {
-    expect(new TenantIngestLimiter(0, 5).take(req([['a', 1e9]]))).toBe(0);
+    expect(new TenantIngestLimiter({ spansPerSecond: 0, burstSeconds: 5 }).take(req([['a', 1e9]]))).toBe(0);
   });
 });
 

@@ -74,7 +74,7 @@ describe('the bound on unknown tenants (TenantIngestLimiter)', () => {
   let now = 0;
   const budget: UnknownTenantBudget = { spansPerSecond: 0, maxTenants: 3, isKnown: (tenant) => tenant.startsWith('known') };
   // 100 spans/s per tenant, burst 2 s: a bucket is full again 2 s after it was emptied
-  const limiter = new TenantIngestLimiter(100, 2, () => now, 10, budget);
+  const limiter = new TenantIngestLimiter({ spansPerSecond: 100, burstSeconds: 2, now: () => now, maxTenants: 10, unknown: budget });
   const req = (tenant: string, spans = 200) => new Map([[tenant, spans]]);
 
   it('admits at most maxTenants busy unknown tenants; already admitted ones keep working', () => {
@@ -98,7 +98,7 @@ describe('the bound on unknown tenants (TenantIngestLimiter)', () => {
   });
 
   it('charges unknown tenants to one shared bucket as well as their own', () => {
-    const shared = new TenantIngestLimiter(100, 2, () => now, 10, { spansPerSecond: 50, maxTenants: 1000, isKnown: (tenant) => tenant === 'known' });
+    const shared = new TenantIngestLimiter({ spansPerSecond: 100, burstSeconds: 2, now: () => now, maxTenants: 10, unknown: { spansPerSecond: 50, maxTenants: 1000, isKnown: (tenant) => tenant === 'known' } });
     expect(shared.take(req('a', 60))).toBe(0);
     expect(shared.take(req('b', 60))).toBe(400);
     expect(shared.admit(req('b', 60))?.reason).toBe('unknown_tenants_rate_limited');
