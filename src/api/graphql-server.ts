@@ -102,6 +102,9 @@ function ownerOf(core: Core, token: string | undefined, principal: Principal, co
 
 const verdicts = new WeakMap<Authenticator, Map<string, boolean>>();
 
+/** How long a revoked token's single-connection stream stays open to carry its operations' last messages. */
+const REVOKED_STREAM_GRACE_MS = 250;
+
 interface ServerContext {
   req: IncomingMessage;
   res: ServerResponse;
@@ -150,6 +153,10 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
       return undefined;
     }
     return tokenDigest(bearerToken(request.headers.get('authorization')) ?? '').toString('base64');
+  }, (request) => {
+    const token = bearerToken(request.headers.get('authorization'));
+    const principal = currentPrincipal(core, token);
+    return principal === undefined ? () => false : ownerOf(core, token, principal, request).stillValid;
   });
   const plugins: Plugin[] = [armor, sse];
   if (!limits.introspection) plugins.push(useDisableIntrospection());
@@ -179,6 +186,8 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
   // Runs after the service's own listener has rebuilt the authenticator from the reloaded file.
   const stopWatchingPolicy = core.policy.onChange(() => {
     registry.revalidate();
+    // after the operations on them have written their TOKEN_REVOKED errors
+    setTimeout(() => sse.endRevokedStreams(), REVOKED_STREAM_GRACE_MS).unref();
     for (const [socket, owner] of sockets) {
       if (owner.stillValid()) continue;
       sockets.delete(socket);

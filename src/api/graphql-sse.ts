@@ -58,15 +58,17 @@ function drained(res: ServerResponse | undefined): Promise<void> | undefined {
 export function useGraphqlSse(
   endpoint: string,
   caller: (request: Request, serverContext: Record<string, unknown> | undefined) => string | undefined,
-): Plugin<YogaInitialContext> & { reservations: StreamReservations } {
+  /** when a single-connection stream opens: whether its credential still holds, asked after each reload */
+  holder: (request: Request) => () => boolean,
+): Plugin<YogaInitialContext> & { reservations: StreamReservations; endRevokedStreams(): void } {
   const serverContexts = new WeakMap<Request, Record<string, unknown>>();
   let handler: ((request: Request) => Promise<Response>) | undefined;
   let fetchApi: { Request: typeof Request } | undefined;
   // single-connection mode: the GET that opened each stream, which carries its operations' messages
-  const openStreams = new Map<string, ServerResponse>();
+  const openStreams = new Map<string, { res: ServerResponse; stillValid: () => boolean }>();
   const responseFor = (request: Request): ServerResponse | undefined => {
     const stream = streamTokenOf(request);
-    if (stream !== null) return openStreams.get(stream);
+    if (stream !== null) return openStreams.get(stream)?.res;
     return (serverContexts.get(request) as { res?: ServerResponse } | undefined)?.res;
   };
   const reservations = new StreamReservations({
@@ -77,6 +79,14 @@ export function useGraphqlSse(
   });
   return {
     reservations,
+    endRevokedStreams() {
+      // the stream would otherwise stay open after its operations, carrying pings
+      for (const [stream, open] of openStreams) {
+        if (open.stillValid()) continue;
+        openStreams.delete(stream);
+        open.res.end();
+      }
+    },
     onYogaInit({ yoga }) {
       fetchApi = yoga.fetchAPI;
       handler = createHandler(
@@ -122,8 +132,8 @@ export function useGraphqlSse(
       return handler(request).then((response) => {
         // only the GET that graphql-sse let open the stream carries it (a second one gets a 409)
         if (stream !== null && request.method === 'GET' && response.status === 200 && res !== undefined) {
-          openStreams.set(stream, res);
-          res.once('close', () => openStreams.get(stream) === res && openStreams.delete(stream));
+          openStreams.set(stream, { res, stillValid: holder(request) });
+          res.once('close', () => openStreams.get(stream)?.res === res && openStreams.delete(stream));
         }
         return endResponse(response);
       }, () => endResponse(unexpected()));

@@ -83,6 +83,24 @@ function ending(sub: SubscriptionHandle<Msg>): string {
   return `close ${error.code} ${error.reason}`;
 }
 
+/** A single-connection stream reserved and opened by hand, as graphql-sse's client does; `ended` once the server ends it. */
+async function openStream(token: string): Promise<{ ended: () => boolean }> {
+  const url = `${service.graphqlUrl}/graphql/stream`;
+  const put = await fetch(url, { method: 'PUT', headers: { authorization: `Bearer ${token}` } });
+  expect(put.status).toBe(201);
+  const abort = new AbortController();
+  cleanups.push(() => abort.abort());
+  const get = await fetch(url, { headers: { accept: 'text/event-stream', authorization: `Bearer ${token}`, 'x-graphql-event-stream-token': await put.text() }, signal: abort.signal });
+  expect(get.status).toBe(200);
+  let ended = false;
+  void (async () => {
+    const reader = get.body!.getReader();
+    while (!(await reader.read()).done);
+    ended = true;
+  })().catch(() => {});
+  return { ended: () => ended };
+}
+
 describe('a policy reload that revokes or changes a token', () => {
   it('ends its streams on every transport, and no other token’s', async () => {
     const ended = [
@@ -96,6 +114,8 @@ describe('a policy reload that revokes or changes a token', () => {
       ...TRANSPORTS.map((t) => subscribe(t, TOKEN_B, 'tenant-b', `b-${t}`)),
     ];
     for (const { sub } of [...ended, ...continuing]) await sub.waitFor((m) => m.decisions.action === 'ALLOW');
+    const revokedStream = await openStream(REVOKED);
+    const keptStream = await openStream(KEPT);
 
     const auth = service.core.auth();
     writeFileSync(path, AFTER);
@@ -117,5 +137,8 @@ describe('a policy reload that revokes or changes a token', () => {
       expect(sub.errors).toEqual([]);
     }
     for (const { sub } of ended) expect(sub.messages.map((m) => m.decisions.action)).toEqual(['ALLOW']);
+    // a single-connection stream ends with its operations, not only they
+    await vi.waitFor(() => expect(revokedStream.ended()).toBe(true), { timeout: 5_000 });
+    expect(keptStream.ended()).toBe(false);
   });
 });
