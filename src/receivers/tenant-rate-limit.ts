@@ -11,6 +11,8 @@ export type IngestRefusalReason = 'tenant_rate_limited' | 'unknown_tenants_rate_
 export interface IngestRefusal {
   waitMs: number;
   reason: IngestRefusalReason;
+  /** the tenant refused: the one with the longest wait, or for the shared budget the request's first unknown tenant */
+  tenantId: string;
 }
 
 /**
@@ -69,23 +71,25 @@ export class TenantIngestLimiter {
     const unknownSpans = this.#unknownSpans(spansByTenant);
     if (unknownSpans !== undefined) {
       const waitMs = this.#placesFor(spansByTenant, at);
-      if (waitMs > 0) return { waitMs, reason: 'unknown_tenants_count_limited' };
+      if (waitMs > 0) return { waitMs, reason: 'unknown_tenants_count_limited', tenantId: this.#firstUnknown(spansByTenant) };
     }
     let waitMs = 0;
+    let slowest = '';
     for (const [tenant, spans] of spansByTenant) {
       const bucket = this.#refilled(tenant, at);
       // A request larger than the whole bucket could never fit: admit it against an empty bucket
       // (its debt then delays the tenant's next requests) rather than refusing it forever.
       const needed = Math.min(spans, this.#capacity);
-      if (bucket.tokens < needed) waitMs = Math.max(waitMs, ((needed - bucket.tokens) / this.spansPerSecond) * 1000);
+      const wait = ((needed - bucket.tokens) / this.spansPerSecond) * 1000;
+      if (bucket.tokens < needed && wait > waitMs) [waitMs, slowest] = [wait, tenant];
     }
-    let refusal: IngestRefusal | undefined = waitMs > 0 ? { waitMs: Math.ceil(waitMs), reason: 'tenant_rate_limited' } : undefined;
+    let refusal: IngestRefusal | undefined = waitMs > 0 ? { waitMs: Math.ceil(waitMs), reason: 'tenant_rate_limited', tenantId: slowest } : undefined;
     if (unknownSpans !== undefined && this.#sharedCapacity > 0) {
       this.#shared.tokens = this.#tokensAt(this.#shared, at, this.#sharedCapacity, this.unknown!.spansPerSecond);
       this.#shared.at = at;
       const needed = Math.min(unknownSpans, this.#sharedCapacity);
       const waitMs = Math.ceil(((needed - this.#shared.tokens) / this.unknown!.spansPerSecond) * 1000);
-      if (this.#shared.tokens < needed && waitMs > (refusal?.waitMs ?? 0)) refusal = { waitMs, reason: 'unknown_tenants_rate_limited' };
+      if (this.#shared.tokens < needed && waitMs > (refusal?.waitMs ?? 0)) refusal = { waitMs, reason: 'unknown_tenants_rate_limited', tenantId: this.#firstUnknown(spansByTenant) };
     }
     if (refusal) {
       for (const [tenant, spans] of spansByTenant) {
@@ -132,6 +136,11 @@ export class TenantIngestLimiter {
     let total: number | undefined;
     for (const [tenant, spans] of spansByTenant) if (this.#isUnknown(tenant)) total = (total ?? 0) + spans;
     return total;
+  }
+
+  #firstUnknown(spansByTenant: ReadonlyMap<string, number>): string {
+    for (const tenant of spansByTenant.keys()) if (this.#isUnknown(tenant)) return tenant;
+    return '';
   }
 
   #bucket(tenant: string): Bucket | undefined {
