@@ -88,6 +88,7 @@ function ownerOf(core: Core, token: string | undefined, principal: Principal, co
   return {
     connection,
     credential,
+    holder: { tenantId: principal.role === 'platformAdmin' ? null : principal.tenantId, name: principal.name },
     stillValid: () => {
       // One lookup per credential and authenticator: every subscription is checked at each reload.
       const auth = core.auth();
@@ -122,7 +123,7 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
   const typeDefs = readFileSync(SCHEMA_FILE, 'utf8');
   const schema = createSchema<ApiContext & ServerContext>({ typeDefs, resolvers: withAuthority(resolvers, typeDefs) });
   const limiter = new AuthFailureLimiter();
-  const registry = new SubscriptionRegistry({ perConnection: limits.maxSubscriptionsPerConnection, perToken: limits.maxSubscriptionsPerToken });
+  const registry = new SubscriptionRegistry({ perConnection: limits.maxSubscriptionsPerConnection, perToken: limits.maxSubscriptionsPerToken }, core.refusals);
   const armor = EnvelopArmorPlugin<YogaInitialContext>({
     maxDepth: { n: limits.maxDepth, ignoreIntrospection: false, flattenFragments: true },
     costLimit: { maxCost: limits.maxCost },

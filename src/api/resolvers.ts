@@ -133,7 +133,10 @@ async function applyChange(ctx: ApiContext, change: PolicyChange) {
   const outcome = await ctx.core.runtimePolicy.change(change, ctx.principal.name);
   if (outcome.ok) return;
   if ('refusal' in outcome) throw forbiddenLoosening(outcome.refusal.message, outcome.refusal.rule);
-  if ('retryAfterSeconds' in outcome) throw rateLimited('policy change refused', outcome.retryAfterSeconds);
+  if ('retryAfterSeconds' in outcome) {
+    ctx.core.refusals.refused('tenantId' in change ? change.tenantId : null, 'policy_change_rate', { changes: 1 }, { actor: ctx.principal.name, retryAfterSeconds: outcome.retryAfterSeconds });
+    throw rateLimited('policy change refused', outcome.retryAfterSeconds);
+  }
   throw policyRejected(outcome.error);
 }
 

@@ -2,6 +2,7 @@
 // token could spread unbounded ones over many connections and both transports, and a token removed
 // from the policy kept receiving decisions on the subscriptions it had opened.
 import { tooManySubscriptions, tokenRevoked } from './errors.js';
+import type { RefusalLog } from '../app/refusal-log.js';
 
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 100;
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_TOKEN = 1000;
@@ -19,6 +20,8 @@ export interface SubscriptionOwner {
   credential: string;
   /** whether the credential still names the principal the subscription was opened with */
   stillValid: () => boolean;
+  /** whose credential it is, for the refusal log: the tenant (null for a platform admin) and the token's configured name */
+  holder?: { tenantId: string | null; name: string };
 }
 
 interface Live {
@@ -32,7 +35,10 @@ export class SubscriptionRegistry {
   readonly #byConnection = new Map<object | string, number>();
   readonly #byCredential = new Map<string, number>();
 
-  constructor(private readonly limits: SubscriptionLimits) {}
+  constructor(
+    private readonly limits: SubscriptionLimits,
+    private readonly refusals?: Pick<RefusalLog, 'refused'>,
+  ) {}
 
   /** live subscriptions now */
   get size(): number {
@@ -46,9 +52,15 @@ export class SubscriptionRegistry {
    */
   open<T>(owner: SubscriptionOwner, field: string, start: () => AsyncIterableIterator<T>): AsyncIterableIterator<T | Record<string, Error>> {
     const onConnection = this.#byConnection.get(owner.connection) ?? 0;
-    if (onConnection >= this.limits.perConnection) throw tooManySubscriptions('connection', onConnection);
+    if (onConnection >= this.limits.perConnection) {
+      this.#refused(owner, 'subscriptions_per_connection', onConnection);
+      throw tooManySubscriptions('connection', onConnection);
+    }
     const ofCredential = this.#byCredential.get(owner.credential) ?? 0;
-    if (ofCredential >= this.limits.perToken) throw tooManySubscriptions('token', ofCredential);
+    if (ofCredential >= this.limits.perToken) {
+      this.#refused(owner, 'subscriptions_per_token', ofCredential);
+      throw tooManySubscriptions('token', ofCredential);
+    }
     const source = start();
     let state: 'open' | 'revoked' | 'done' = 'open';
     // The pending read's way out when the token is revoked (no lasting promise: reads are many).
@@ -105,6 +117,10 @@ export class SubscriptionRegistry {
         return this;
       },
     };
+  }
+
+  #refused(owner: SubscriptionOwner, reason: 'subscriptions_per_connection' | 'subscriptions_per_token', held: number): void {
+    this.refusals?.refused(owner.holder?.tenantId ?? null, reason, { subscriptions: 1 }, { token: owner.holder?.name ?? 'unknown', held });
   }
 
   /** Ends every subscription whose credential no longer holds (after a policy reload); returns how many. */

@@ -1,5 +1,6 @@
 import type { ModelPrice } from '../policy/policy-types.js';
 import type { SelfMetrics } from './self-metrics.js';
+import type { RefusalLog } from './refusal-log.js';
 import { refusalReason, type SpanWriter } from '../storage/span-writer.js';
 import { WriteQueueShares } from '../storage/write-queue-shares.js';
 import { RecentDeliveries } from './recent-deliveries.js';
@@ -39,6 +40,8 @@ export interface PipelineOptions {
   admission?: SpanAdmission;
   /** attributes one request may have stored (a resource's once per span); spans past it are rejected */
   attributeBudget?: AttributeBudget;
+  /** says in the log which tenant was refused for its share of the write queue */
+  refusals?: Pick<RefusalLog, 'refused'>;
   /** an observer threw (a bug): the spans are stored all the same */
   onObserverError?: (err: unknown) => void;
 }
@@ -105,14 +108,14 @@ export class IngestPipeline {
     }
     const share = this.#shares.tryTake(spans);
     if (!share.ok) {
-      this.metrics.spansRejected.inc({ reason: 'tenant_queue_share' }, spans.length);
+      this.#refusedShare(share.tenantId, 'tenant_queue_share', spans.length, share.held);
       const message = `tenant ${JSON.stringify(share.tenantId)} has ${share.held} spans waiting for storage, its share of the write queue; retry later`;
       return Promise.resolve({ kind: 'retry', status: 429, retryAfterSeconds: 1, message });
     }
     const byteShare = this.#byteShares.tryTakeAmounts(normalized.attributeBytesByTenant);
     if (!byteShare.ok) {
       this.#shares.give(share.taken);
-      this.metrics.spansRejected.inc({ reason: 'tenant_queue_share' }, spans.length);
+      this.#refusedShare(byteShare.tenantId, 'tenant_queue_share_bytes', spans.length, byteShare.held);
       const message = `tenant ${JSON.stringify(byteShare.tenantId)} has ${byteShare.held} bytes of attributes waiting for storage, its share of the write queue; retry later`;
       return Promise.resolve({ kind: 'retry', status: 429, retryAfterSeconds: 1, message });
     }
@@ -126,6 +129,13 @@ export class IngestPipeline {
     else this.#observe(spans, context.receivedAt, digest);
     const committed = this.writer.write(spans, costs, normalized.attributeBytes);
     return this.#settle(committed, [share.taken, byteShare.taken], digest, spans.length, rejected, errorMessage);
+  }
+
+  /** Counts a request refused for a tenant's share of the write queue (spans, or attribute bytes), and logs it. */
+  #refusedShare(tenantId: string, reason: 'tenant_queue_share' | 'tenant_queue_share_bytes', spans: number, held: number): void {
+    this.metrics.spansRejected.inc({ reason: 'tenant_queue_share' }, spans);
+    this.metrics.ingestRequestsRefused.inc({ reason: 'tenant_queue_share' });
+    this.options.refusals?.refused(tenantId, reason, { requests: 1, spans }, { held });
   }
 
   /** The normalized spans less those the admission refuses, which join the rejected ones. */

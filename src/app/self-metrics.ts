@@ -30,6 +30,28 @@ export class SelfMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly ingestRequestsRefused = new Counter({
+    name: 'breakwater_otlp_requests_refused_total',
+    help: 'OTLP requests answered 429 for a per-tenant bound, by reason: the tenant\'s ingest rate (also those refused before their body was decoded), the budget unknown tenants share, or the tenant\'s share of the write queue',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly subscriptionsRefused = new Counter({
+    name: 'breakwater_subscriptions_refused_total',
+    help: 'Subscriptions refused with TOO_MANY_SUBSCRIPTIONS, by the limit reached: the connection\'s or the token\'s',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  readonly policyChangesRefused = new Counter({
+    name: 'breakwater_policy_changes_refused_total',
+    help: 'Run-time policy changes refused with RATE_LIMITED: their tenant was over its rate of changes',
+    registers: [this.registry],
+  });
+  readonly runBreakersRefused = new Counter({
+    name: 'breakwater_run_breakers_refused_total',
+    help: 'Operator actions refused with LIMIT_EXCEEDED: they would create a run breaker past the tenant\'s bound',
+    registers: [this.registry],
+  });
   readonly attributesDropped = new Counter({
     name: 'breakwater_attributes_dropped_total',
     help: 'Attributes dropped while decoding for the per-span, resource, scope, event and link limit (--max-attributes), counted in their droppedAttributesCount',

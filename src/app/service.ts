@@ -22,7 +22,7 @@ import { PolicyStore } from '../policy/policy-store.js';
 import { RuntimePolicy } from '../policy/runtime-policy.js';
 import { WindowStore } from '../windows/window-store.js';
 import { RunAdmission } from './run-admission.js';
-import { RunRefusalLog } from './run-refusal-log.js';
+import { RefusalLog } from './refusal-log.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { openAudit } from './open-audit.js';
 import { IngestPipeline } from './pipeline.js';
@@ -78,6 +78,8 @@ export interface Core {
   engine: BreakerEngine;
   degradation: DegradationEngine;
   anomaly: AnomalyDetector;
+  /** counts and logs what the per-tenant bounds refuse */
+  refusals: RefusalLog;
   /** the current authenticator (rebuilt when the policy file's auth section changes) */
   auth(): Authenticator;
 }
@@ -104,6 +106,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
 
   const metrics = new SelfMetrics();
   metrics.queueCapacity.set(config.queueMaxSpans);
+  const refusalLog = new RefusalLog(metrics, log);
   const { audit, ...auditIntegrity } = await openAudit(store.client, config, metrics, log);
   const policy = new PolicyStore();
   // the windows are built further down; a reload before then finds the tenants of the audit log
@@ -173,6 +176,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     now: Date.now,
     onDecisionLatency: (seconds) => metrics.decisionLatency.observe(seconds),
     maxRunBreakersPerTenant: config.maxRunsPerTenant,
+    refusals: refusalLog,
   });
   const restored = await engine.restore();
   if (restored > 0) log.info({ breakers: restored }, 'breaker states restored');
@@ -218,13 +222,13 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     },
     onQueueDepth: (rows) => metrics.queueDepth.set(rows),
   });
-  const refusalLog = new RunRefusalLog(metrics, log);
   const pipeline = new IngestPipeline(writer, metrics, {
     requireTenant: config.requireTenant,
     prices: () => policy.current().prices,
     retentionDays: config.retentionDays,
     tenantQueueShare: config.tenantQueueSharePercent / 100,
-    admission: new RunAdmission(windows, (tenantId, reason, runs, spans) => refusalLog.refused(tenantId, reason, runs, spans)),
+    admission: new RunAdmission(windows, (tenantId, reason, runs, spans) => refusalLog.refused(tenantId, reason, { runs, spans })),
+    refusals: refusalLog,
     attributeBudget: { maxAttributes: config.maxRequestAttributes, maxBytes: config.maxRequestAttributeBytes },
     onObserverError: (err) => log.error({ error: (err as Error).message }, 'the decision path failed on a batch; its spans are stored'),
   });
@@ -245,10 +249,11 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
         isKnown: (tenant) => authenticator.hasIngestKeys || Object.hasOwn(policy.current().tenants, tenant),
       },
     }),
+    refusals: refusalLog,
     authFailures: new AuthFailureLimiter(),
     onInternalError: (err) => log.error({ error: (err as Error).message }, 'unexpected error handling an OTLP request'),
   });
-  const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, degradation, anomaly, auth: () => authenticator };
+  const core: Core = { store, metrics, policy, runtimePolicy, windows, bus, audit, engine, degradation, anomaly, refusals: refusalLog, auth: () => authenticator };
 
   const ops = createOpsHandler(store, metrics, log);
   const serverOptions = httpServerOptions(config);

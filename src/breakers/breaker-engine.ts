@@ -1,6 +1,7 @@
 import type { AgentSpan } from '../contracts/agent-span.js';
 import type { SpanObserver } from '../app/pipeline.js';
 import type { Logger } from '../app/log.js';
+import type { RefusalLog } from '../app/refusal-log.js';
 import type { PolicyStore } from '../policy/policy-store.js';
 import type { EffectivePolicy } from '../policy/policy-types.js';
 import { spanKind } from '../windows/span-facts.js';
@@ -32,6 +33,8 @@ export interface BreakerEngineOptions {
    * the runs the windows hold). Default 10 000
    */
   maxRunBreakersPerTenant?: number;
+  /** counts and logs the operator actions refused for that bound */
+  refusals?: Pick<RefusalLog, 'refused'>;
 }
 
 /** An operator action would create a run breaker past its tenant's bound: nothing was changed. */
@@ -230,6 +233,7 @@ export class BreakerEngine implements SpanObserver {
     if (breaker) return breaker;
     const limit = this.o.maxRunBreakersPerTenant ?? 10_000;
     if (key.scope === 'RUN' && (this.#runBreakers.get(tenantId) ?? 0) >= limit) {
+      this.o.refusals?.refused(tenantId, 'run_breakers', { actions: 1 }, { limit });
       throw new BreakerLimitError(`tenant ${JSON.stringify(tenantId)} holds ${limit} run breakers, as many as it may; reset or wait for some to close first`);
     }
     this.#hold(id, (breaker = new CircuitBreaker(key, this.o.now)));

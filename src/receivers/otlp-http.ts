@@ -11,6 +11,7 @@ import type { AttributeLimits } from '../codecs/attribute-limits.js';
 import { errorStatus, exportResponse, type EncodedBody, type OtlpEncoding } from '../codecs/otlp-responses.js';
 import type { IngestOutcome, IngestPipeline } from '../app/pipeline.js';
 import type { IngestRefusalReason, TenantIngestLimiter } from './tenant-rate-limit.js';
+import type { RefusalLog } from '../app/refusal-log.js';
 
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
@@ -24,6 +25,8 @@ export interface ReceiverOptions {
   tenantForKey?: (key: string | undefined) => string | undefined | null;
   /** per-tenant span rate limit (429 with Retry-After on the flooding tenant's own requests) */
   limiter?: TenantIngestLimiter;
+  /** says in the log which tenant the limiter refused */
+  refusals?: Pick<RefusalLog, 'refused'>;
   /** refuses an address that keeps presenting bad ingest keys */
   authFailures?: AuthFailureLimiter;
   /** attribute counts kept per span, resource, scope, event and link; the rest dropped while decoding */
@@ -70,7 +73,7 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
       }
       // A tenant refused for its rate a moment ago is refused again before its spans are decoded:
       // by its ingest key before the body is read, or by the resources' tenant.id (protobuf).
-      if (keyTenant !== undefined) refuseIfLimited(options.limiter, [keyTenant]);
+      if (keyTenant !== undefined) refuseIfLimited([keyTenant]);
       const outcome = await receive(req, encoding, keyTenant, receivedAt);
       if (outcome.kind === 'retry') throw new ReceiverError(outcome.status, outcome.message, outcome.retryAfterSeconds);
       send(res, 200, exportResponse(encoding, outcome.rejected, outcome.errorMessage));
@@ -98,7 +101,7 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
   async function receive(req: IncomingMessage, encoding: OtlpEncoding, keyTenant: string | undefined, receivedAt: number): Promise<IngestOutcome> {
     const body = await readBody(req, options.maxBodyBytes);
     const decoded = await decompress(body, req.headers['content-encoding'], options.maxBodyBytes);
-    if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(options.limiter, peekResources(decoded, options.attributeLimits)?.map(resourceTenant) ?? []);
+    if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(peekResources(decoded, options.attributeLimits)?.map(resourceTenant) ?? []);
     const request = decode(decoded, encoding, options.attributeLimits);
     if (request.droppedAttributes) metrics.attributesDropped.inc(request.droppedAttributes);
     const spans = countSpans(request);
@@ -106,9 +109,25 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
     const refusal = options.limiter?.admit(spansByTenant(request, keyTenant));
     if (refusal) {
       metrics.spansRejected.inc({ reason: refusal.reason }, spans);
+      metrics.ingestRequestsRefused.inc({ reason: refusal.reason });
+      options.refusals?.refused(refusal.tenantId, refusal.reason, { requests: 1, spans });
       throw new ReceiverError(429, REFUSAL_MESSAGES[refusal.reason], Math.ceil(refusal.waitMs / 1000));
     }
     return pipeline.ingest(request, { receivedAt, ...(keyTenant !== undefined ? { keyTenant } : {}) });
+  }
+
+  /** Refuses a request whose tenant was refused for its rate a moment ago, before its spans are decoded. */
+  function refuseIfLimited(tenants: readonly string[]): void {
+    let waitMs = 0;
+    let refused = '';
+    for (const tenant of tenants) {
+      const wait = options.limiter?.refusing(tenant) ?? 0;
+      if (wait > waitMs) [waitMs, refused] = [wait, tenant];
+    }
+    if (waitMs === 0) return;
+    metrics.ingestRequestsRefused.inc({ reason: 'tenant_rate_limited' });
+    options.refusals?.refused(refused, 'tenant_rate_limited', { requests: 1 });
+    throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(waitMs / 1000));
   }
 }
 
@@ -117,12 +136,6 @@ const REFUSAL_MESSAGES: Record<IngestRefusalReason, string> = {
   unknown_tenants_rate_limited: 'ingest rate limit shared by tenants not named in the policy exceeded; retry later',
   unknown_tenants_count_limited: 'too many tenants not named in the policy are sending at once; retry later',
 };
-
-function refuseIfLimited(limiter: TenantIngestLimiter | undefined, tenants: readonly string[]): void {
-  let waitMs = 0;
-  for (const tenant of tenants) waitMs = Math.max(waitMs, limiter?.refusing(tenant) ?? 0);
-  if (waitMs > 0) throw new ReceiverError(429, 'tenant ingest rate limit exceeded; retry later', Math.ceil(waitMs / 1000));
-}
 
 function requestEncoding(contentType: string | undefined): OtlpEncoding {
   const mediaType = (contentType ?? '').split(';')[0]!.trim().toLowerCase();

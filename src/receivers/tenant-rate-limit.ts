@@ -12,6 +12,8 @@ export type IngestRefusalReason = 'tenant_rate_limited' | 'unknown_tenants_rate_
 export interface IngestRefusal {
   waitMs: number;
   reason: IngestRefusalReason;
+  /** the tenant refused: the one with the longest wait, or for the shared budget the request's first unknown tenant */
+  tenantId: string;
 }
 
 /**
@@ -83,16 +85,20 @@ export class TenantIngestLimiter {
     const unknownSpans = this.#unknownSpans(spansByTenant);
     if (unknownSpans !== undefined) {
       const waitMs = this.#placesFor(spansByTenant, at);
-      if (waitMs > 0) return { waitMs, reason: 'unknown_tenants_count_limited' };
+      if (waitMs > 0) return { waitMs, reason: 'unknown_tenants_count_limited', tenantId: this.#firstUnknown(spansByTenant) };
     }
     // A request larger than a whole bucket could never fit: it is admitted against a full bucket
     // (its debt then delays the tenant's next requests) rather than refused forever.
     let waitMs = 0;
-    for (const [tenant, spans] of spansByTenant) waitMs = Math.max(waitMs, this.#touched(tenant, at).spans.timeUntil(spans, at));
-    let refusal: IngestRefusal | undefined = waitMs > 0 ? { waitMs, reason: 'tenant_rate_limited' } : undefined;
+    let slowest = '';
+    for (const [tenant, spans] of spansByTenant) {
+      const wait = this.#touched(tenant, at).spans.timeUntil(spans, at);
+      if (wait > waitMs) [waitMs, slowest] = [wait, tenant];
+    }
+    let refusal: IngestRefusal | undefined = waitMs > 0 ? { waitMs, reason: 'tenant_rate_limited', tenantId: slowest } : undefined;
     if (unknownSpans !== undefined && this.#shared !== undefined) {
       const sharedWait = this.#shared.timeUntil(unknownSpans, at);
-      if (sharedWait > (refusal?.waitMs ?? 0)) refusal = { waitMs: sharedWait, reason: 'unknown_tenants_rate_limited' };
+      if (sharedWait > (refusal?.waitMs ?? 0)) refusal = { waitMs: sharedWait, reason: 'unknown_tenants_rate_limited', tenantId: this.#firstUnknown(spansByTenant) };
     }
     if (refusal) {
       for (const [tenant, spans] of spansByTenant) {
@@ -137,6 +143,11 @@ export class TenantIngestLimiter {
     let total: number | undefined;
     for (const [tenant, spans] of spansByTenant) if (this.#isUnknown(tenant)) total = (total ?? 0) + spans;
     return total;
+  }
+
+  #firstUnknown(spansByTenant: ReadonlyMap<string, number>): string {
+    for (const tenant of spansByTenant.keys()) if (this.#isUnknown(tenant)) return tenant;
+    return '';
   }
 
   #bucket(tenant: string): Bucket | undefined {

@@ -2,14 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/app/service.js';
 import { CHANGE_BURST } from '../../src/policy/change-rate-limit.js';
 import { gql } from '../helpers/graphql.js';
-import { startWithPolicy } from '../helpers/service.js';
+import { capturedLog, counterValue, refusalLines, startWithPolicy } from '../helpers/service.js';
 
 // Every run-time change is persisted and replayed at each reload: a tenant may not make them in a loop.
 
 let service: Service;
+const { logger, lines } = capturedLog();
 
 beforeAll(async () => {
-  service = await startWithPolicy('tiers:\n  free:\n    run: { toolCallsPerMinute: 100 }\n');
+  service = await startWithPolicy('tiers:\n  free:\n    run: { toolCallsPerMinute: 100 }\n', logger);
 });
 
 afterAll(async () => {
@@ -33,6 +34,8 @@ describe('run-time policy changes are rate-limited per tenant', () => {
     expect(service.core.runtimePolicy.changes().length - before).toBe(accepted.length);
 
     expect((await setSteps('rl-b', 5)).errors).toBeUndefined();
+    expect(await counterValue(service, 'breakwater_policy_changes_refused_total')).toBe(limited.length);
+    expect(refusalLines(lines, 'policy_change_rate')).toEqual([expect.objectContaining({ tenantId: 'rl-a', changes: 1, actor: 'anonymous' })]);
   });
 
   it("applies another tenant's change next, not after a tenant's whole burst", async () => {

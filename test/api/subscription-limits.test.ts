@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Service } from '../../src/app/service.js';
 import { allowDecision } from '../../src/contracts/decision.js';
 import { connectSse, connectWs, subscribeSse, type SubscriptionHandle } from '../helpers/graphql.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
+import { capturedLog, counterValue, refusalLines, startTestService, tempDataDir } from '../helpers/service.js';
 import { writePolicy } from '../helpers/spans.js';
 
 // One WebSocket held 50,000 subscriptions, and one token could spread as many as it liked over
@@ -29,6 +29,7 @@ interface Msg {
 let service: Service;
 let url: string;
 const cleanups: (() => void)[] = [];
+const { logger, lines } = capturedLog();
 beforeAll(async () => {
   const dataDir = tempDataDir();
   service = await startTestService({
@@ -37,7 +38,7 @@ beforeAll(async () => {
     policyFileExplicit: true,
     maxSubscriptionsPerConnection: PER_CONNECTION,
     maxSubscriptionsPerToken: PER_TOKEN,
-  });
+  }, logger);
   url = service.graphqlUrl;
 });
 afterAll(async () => {
@@ -72,6 +73,11 @@ describe('subscription limits', () => {
     const refusal = await settled(over);
     expect(refusal).toMatch(/"message":"this connection already holds 3 subscriptions; end one before starting another"/);
     expect(refusal).toMatch(/"code":"TOO_MANY_SUBSCRIPTIONS"/);
+    expect(await settled(ws.subscribe<Msg>(DECISIONS, { t: 'tenant-a', r: 'ws-over-2' }))).toMatch(/TOO_MANY_SUBSCRIPTIONS/);
+    expect(await counterValue(service, 'breakwater_subscriptions_refused_total', { limit: 'connection' })).toBe(2);
+    // one line for the tenant, naming the token by its configured name only
+    expect(refusalLines(lines, 'subscriptions_per_connection')).toEqual([expect.objectContaining({ tenantId: 'tenant-a', token: 'tenant-a/agent#1', subscriptions: 1, held: 3 })]);
+    expect(JSON.stringify(lines)).not.toContain(TOKEN_A);
 
     halt('tenant-a', 'ws-0');
     await subs[0]!.waitFor((m) => m.decisions.action === 'HALT');
@@ -95,6 +101,9 @@ describe('subscription limits', () => {
     for (const over of [overSse, overWs, single]) {
       expect(await settled(over)).toMatch(/this token already holds 5 subscriptions.*"code":"TOO_MANY_SUBSCRIPTIONS"/);
     }
+    expect(await counterValue(service, 'breakwater_subscriptions_refused_total', { limit: 'token' })).toBe(3);
+    expect(refusalLines(lines, 'subscriptions_per_token')).toEqual([expect.objectContaining({ tenantId: 'tenant-a', token: 'tenant-a/agent#2', subscriptions: 1, held: 5 })]);
+    expect(JSON.stringify(lines)).not.toContain(TOKEN_A2);
 
     const other = kept(subscribeSse<Msg>(url, DECISIONS, { t: 'tenant-b', r: 'b' }, TOKEN_B));
     expect(await settled(other)).toBe('open');

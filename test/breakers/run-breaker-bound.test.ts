@@ -10,6 +10,8 @@ import { BreakerEngine, BreakerLimitError } from '../../src/breakers/breaker-eng
 import { DecisionBus } from '../../src/decisions/decision-bus.js';
 import { PolicyStore } from '../../src/policy/policy-store.js';
 import { WindowStore } from '../../src/windows/window-store.js';
+import { RefusalLog } from '../../src/app/refusal-log.js';
+import { SelfMetrics } from '../../src/app/self-metrics.js';
 import { blankAgentSpan } from '../helpers/agent-span.js';
 
 const NOW = Date.UTC(2026, 11, 2, 12);
@@ -26,13 +28,16 @@ function setup(maxRunBreakersPerTenant: number) {
   const audit = { record: () => undefined, append: (input: AuditEventInput) => Promise.resolve({ ...input, seq: 1 }) } as unknown as AuditLog;
   const log = { error: () => {}, warn: () => {}, info: () => {} } as unknown as Logger;
   const windows = new WindowStore({ now: () => NOW });
-  const engine = new BreakerEngine({ windows, policy: new PolicyStore(), bus, audit, anomaly: new AnomalyDetector(), log, now: () => NOW, maxRunBreakersPerTenant });
-  return { engine, bus };
+  const metrics = new SelfMetrics();
+  const lines: Record<string, unknown>[] = [];
+  const refusals = new RefusalLog(metrics, { warn: (fields: Record<string, unknown>) => lines.push(fields) } as never, 60_000, () => NOW);
+  const engine = new BreakerEngine({ windows, policy: new PolicyStore(), bus, audit, anomaly: new AnomalyDetector(), log, now: () => NOW, maxRunBreakersPerTenant, refusals });
+  return { engine, bus, metrics, lines };
 }
 
 describe('the run-breaker bound', () => {
   it('refuses an operator a new run breaker past the tenant’s bound, and no one else', async () => {
-    const { engine, bus } = setup(2);
+    const { engine, bus, metrics, lines } = setup(2);
     await engine.forceOpen('a', 'r1', 'incident', 'ops');
     await engine.forceOpen('a', 'r2', 'incident', 'ops');
     await expect(engine.forceOpen('a', 'r3', 'incident', 'ops')).rejects.toThrow(BreakerLimitError);
@@ -43,6 +48,9 @@ describe('the run-breaker bound', () => {
     await expect(engine.reset('a', 'r1', 'ops')).resolves.toMatchObject({ runId: 'r1' });
     await expect(engine.forceOpen('a', undefined, 'incident', 'ops')).resolves.toMatchObject({ scope: 'TENANT', state: 'FORCED_OPEN' });
     await expect(engine.forceOpen('b', 'r1', 'incident', 'ops')).resolves.toMatchObject({ state: 'FORCED_OPEN' });
+    // both refusals counted, said once for the tenant
+    expect((await metrics.runBreakersRefused.get()).values[0]?.value).toBe(2);
+    expect(lines).toEqual([{ tenantId: 'a', reason: 'run_breakers', actions: 1, limit: 2, sinceMs: 0 }]);
   });
 
   it('still trips a runaway past the bound: the rules are bounded by the runs the windows hold', async () => {

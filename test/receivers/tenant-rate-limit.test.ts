@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TenantIngestLimiter } from '../../src/receivers/tenant-rate-limit.js';
 import type { Service } from '../../src/app/service.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
+import { capturedLog, counterValue, refusalLines, startTestService, tempDataDir } from '../helpers/service.js';
 import { postSpans, runSteps, writePolicy } from '../helpers/spans.js';
 
 describe('TenantIngestLimiter (token bucket per tenant)', () => {
@@ -66,11 +66,12 @@ const QUIET_KEY = 'quiet-ingest-key-0123456789';
 
 describe('a noisy neighbour at the ingest door', () => {
   let service: Service;
+  const { logger, lines } = capturedLog();
 
   beforeAll(async () => {
     const dataDir = tempDataDir();
     const policy = `auth:\n  tenants:\n    keyed-flooder: { ingestKeys: ["${FLOODER_KEY}"] }\n    keyed-quiet: { ingestKeys: ["${QUIET_KEY}"] }\n`;
-    service = await startTestService({ dataDir, tenantIngestRate: 20, policyFile: writePolicy(dataDir, policy), policyFileExplicit: true });
+    service = await startTestService({ dataDir, tenantIngestRate: 20, policyFile: writePolicy(dataDir, policy), policyFileExplicit: true }, logger);
   });
 
   afterAll(async () => {
@@ -90,6 +91,11 @@ describe('a noisy neighbour at the ingest door', () => {
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
     const quiet = await postSpans(service.otlpUrl, runSteps('keyed-quiet', 'q', [{ tool: 'x' }, {}]), { authorization: `Bearer ${QUIET_KEY}` });
     expect(quiet.status).toBe(200);
+    // every refusal counted, those refused before decoding too; one line for the tenant, never its key
+    const refused = statuses.filter((s) => s === 429).length;
+    expect(await counterValue(service, 'breakwater_otlp_requests_refused_total', { reason: 'tenant_rate_limited' })).toBe(refused);
+    expect(refusalLines(lines, 'tenant_rate_limited')).toEqual([expect.objectContaining({ tenantId: 'keyed-flooder', requests: 1, msg: expect.stringMatching(/ingest rate/) })]);
+    expect(JSON.stringify(lines)).not.toContain(FLOODER_KEY);
   });
 
   it('answers a refused keyed tenant before reading its body: a flood costs no decoding', async () => {
@@ -101,6 +107,7 @@ describe('a noisy neighbour at the ingest door', () => {
     });
     expect(res.status).toBe(429);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(refusalLines(lines, 'tenant_rate_limited')).toHaveLength(1); // held back for the rest of the minute
     const quiet = await fetch(`${service.otlpUrl}/v1/traces`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-protobuf', authorization: `Bearer ${QUIET_KEY}` },

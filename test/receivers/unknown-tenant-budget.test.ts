@@ -4,13 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/app/service.js';
 import { TenantIngestLimiter, type UnknownTenantBudget } from '../../src/receivers/tenant-rate-limit.js';
 import { queryRows } from '../../src/storage/clickhouse.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
+import { capturedLog, counterValue, refusalLines, startTestService, tempDataDir } from '../helpers/service.js';
 import { postSpans, runSteps, writePolicy } from '../helpers/spans.js';
 
 const tenSpans = (tenant: string, run: string) => runSteps(tenant, run, Array.from({ length: 10 }, () => ({ tool: 'x' })));
 
 describe('tenant ids rotated per request, over HTTP without ingest keys', () => {
   let service: Service;
+  const { logger, lines } = capturedLog();
 
   beforeAll(async () => {
     const dataDir = tempDataDir();
@@ -21,7 +22,7 @@ describe('tenant ids rotated per request, over HTTP without ingest keys', () => 
       unknownTenantIngestRate: 30,
       policyFile: writePolicy(dataDir, 'tenants:\n  named-tenant: {}\n'),
       policyFileExplicit: true,
-    });
+    }, logger);
   });
 
   afterAll(async () => {
@@ -47,14 +48,20 @@ describe('tenant ids rotated per request, over HTTP without ingest keys', () => 
     expect(named).toEqual([200, 200, 200, 200, 200]);
     const stored = await queryRows<{ n: string }>(service.store.client, "SELECT toString(count()) AS n FROM spans WHERE TenantId = 'named-tenant'", {});
     expect(Number(stored[0]!.n)).toBe(50);
+    // every refusal counted; one line for all the rotated ids (not one each), naming the first refused
+    const refusedCount = rotated.filter((res) => res.status === 429).length;
+    expect(await counterValue(service, 'breakwater_otlp_requests_refused_total', { reason: 'unknown_tenants_rate_limited' })).toBe(refusedCount);
+    const firstRefused = `rotating-${rotated.findIndex((res) => res.status === 429)}`;
+    expect(refusalLines(lines, 'unknown_tenants_rate_limited')).toEqual([expect.objectContaining({ tenantId: firstRefused, requests: 1, spans: 10 })]);
   });
 });
 
 describe('distinct unknown tenant ids, over HTTP without ingest keys', () => {
   let service: Service;
+  const { logger, lines } = capturedLog();
 
   beforeAll(async () => {
-    service = await startTestService({ dataDir: tempDataDir(), tenantIngestRate: 20, unknownTenantIngestRate: 0, maxUnknownTenants: 3 });
+    service = await startTestService({ dataDir: tempDataDir(), tenantIngestRate: 20, unknownTenantIngestRate: 0, maxUnknownTenants: 3 }, logger);
   });
 
   afterAll(async () => {
@@ -67,6 +74,9 @@ describe('distinct unknown tenant ids, over HTTP without ingest keys', () => {
     expect(refused.status).toBe(429);
     expect(await refused.text()).toContain('too many tenants not named in the policy');
     expect((await postSpans(service.otlpUrl, tenSpans('bounded-0', 'b0-again'))).status).toBe(200);
+    expect((await postSpans(service.otlpUrl, tenSpans('bounded-4', 'b4'))).status).toBe(429);
+    expect(await counterValue(service, 'breakwater_otlp_requests_refused_total', { reason: 'unknown_tenants_count_limited' })).toBe(2);
+    expect(refusalLines(lines, 'unknown_tenants_count_limited')).toEqual([expect.objectContaining({ tenantId: 'bounded-3', requests: 1, spans: 10 })]);
   });
 });
 

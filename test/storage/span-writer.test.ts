@@ -8,6 +8,7 @@ import { QueueFullError, SpanWriter, WriterClosedError, type SpanWriterOptions }
 import { blankAgentSpan } from '../helpers/agent-span.js';
 import { IngestPipeline, type IngestOutcome } from '../../src/app/pipeline.js';
 import { SelfMetrics } from '../../src/app/self-metrics.js';
+import { RefusalLog } from '../../src/app/refusal-log.js';
 import { attrs, filler, modelRequest, modelSpan } from '../helpers/otlp-model.js';
 
 interface PendingInsert {
@@ -265,12 +266,15 @@ describe('SpanWriter, bounded in attribute bytes', () => {
 describe("a tenant's share of the write queue's attribute bytes", () => {
   it('refuses that tenant with 429 while another tenant is admitted', async () => {
     const { writer: w, inserter } = writer({ queueMaxBytes: 40_000, batchMinRows: 1 });
-    const pipeline = new IngestPipeline(w, new SelfMetrics(), {
+    const metrics = new SelfMetrics();
+    const lines: Record<string, unknown>[] = [];
+    const pipeline = new IngestPipeline(w, metrics, {
       requireTenant: true,
       prices: () => ({}),
       retentionDays: 30,
       tenantQueueShare: 0.25,
       attributeBudget: { maxAttributes: 1_000, maxBytes: 10_000 },
+      refusals: new RefusalLog(metrics, { warn: (fields: Record<string, unknown>) => lines.push(fields) } as never),
     });
     const resource = (tenant: string) => [...attrs({ 'tenant.id': tenant }), ...filler(4, 'r', 'v'.repeat(1_200))];
     const ingest = (tenant: string, spanCount: number) =>
@@ -280,6 +284,9 @@ describe("a tenant's share of the write queue's attribute bytes", () => {
     const held = ingest('hostile', 2).then((o) => outcomes.push(o));
     const refused = await Promise.race([ingest('hostile', 2), tick().then(() => 'admitted, waiting for storage')]);
     expect(refused).toMatchObject({ kind: 'retry', status: 429, message: expect.stringMatching(/tenant "hostile" has \d+ bytes of attributes waiting for storage/) });
+    await expect(ingest('hostile', 2)).resolves.toMatchObject({ status: 429 });
+    expect((await metrics.ingestRequestsRefused.get()).values).toEqual([expect.objectContaining({ labels: { reason: 'tenant_queue_share' }, value: 2 })]);
+    expect(lines).toEqual([expect.objectContaining({ tenantId: 'hostile', reason: 'tenant_queue_share_bytes', requests: 1, spans: 2 })]);
     const other = ingest('bystander', 1).then((o) => outcomes.push(o));
     for (let round = 0; round < 5; round++) {
       await tick();

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/app/service.js';
 import { queryRows } from '../../src/storage/clickhouse.js';
 import { recordingTracer } from '../helpers/otel.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
+import { capturedLog, counterValue, refusalLines, startTestService, tempDataDir } from '../helpers/service.js';
 
 // One tenant's spans never fail another's writes: what storage cannot keep is refused per span at
 // the door, a batch ClickHouse refuses is retried without the request that caused it, and a burst
@@ -77,7 +77,8 @@ describe('storage isolation between tenants', () => {
 
   it("gives 429 to the tenant filling its share of the write queue, and room to the others", async () => {
     // 25 % of a 400-span queue is 100 spans a tenant; a long batch delay keeps them queued.
-    service = await startTestService({ dataDir, queueMaxSpans: 400, tenantQueueSharePercent: 25, batchMaxDelayMs: 500, batchMaxSpans: 10_000 });
+    const { logger, lines } = capturedLog();
+    service = await startTestService({ dataDir, queueMaxSpans: 400, tenantQueueSharePercent: 25, batchMaxDelayMs: 500, batchMaxSpans: 10_000 }, logger);
     const now = Date.now();
     const burst = (tenant: string) => spansAt(tenant, Array.from({ length: 40 }, (_, i) => now - i));
     const first = [post(burst('bursting')), post(burst('bursting'))];
@@ -85,6 +86,9 @@ describe('storage isolation between tenants', () => {
     const third = await post(burst('bursting'));
     expect(third.status).toBe(429);
     expect(third.headers.get('retry-after')).toBe('1');
+    expect((await post(burst('bursting'))).status).toBe(429);
+    expect(await counterValue(service, 'breakwater_otlp_requests_refused_total', { reason: 'tenant_queue_share' })).toBe(2);
+    expect(refusalLines(lines, 'tenant_queue_share')).toEqual([expect.objectContaining({ tenantId: 'bursting', requests: 1, spans: 40, held: 80 })]);
     const others = await Promise.all([post(burst('calm-1')), post(burst('calm-2')), post(burst('calm-3'))]);
     expect(others.map((r) => r.status)).toEqual([200, 200, 200]);
     expect((await Promise.all(first)).map((r) => r.status)).toEqual([200, 200]);
