@@ -144,8 +144,10 @@ describe('start-up failures say what to change, in one line', () => {
     expect(logLines(down.stdout).filter((l) => l.msg === 'ClickHouse is unreachable; retrying').length).toBeGreaterThanOrEqual(2);
 
     // The server comes up while Breakwater waits for it (both started together, as in a compose file).
-    const waiting = collectOutput(runCli(['migrate', '--clickhouse-startup-wait-ms', '60000'], { CLICKHOUSE_URL: url, CLICKHOUSE_USER: 'breakwater', CLICKHOUSE_PASSWORD: 'pw' }));
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const child = runCli(['migrate', '--clickhouse-startup-wait-ms', '60000'], { CLICKHOUSE_URL: url, CLICKHOUSE_USER: 'breakwater', CLICKHOUSE_PASSWORD: 'pw' });
+    const retrying = new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('ClickHouse is unreachable; retrying') && resolve()));
+    const waiting = collectOutput(child);
+    await retrying;
     const clickhouse = await startClickHouseHttpServer({ port: held.port, dataDir: tempDataDir('bw-ch-standin-'), user: 'breakwater', password: 'pw' });
     try {
       const up = await waiting;

@@ -61,7 +61,8 @@ describe('distinct unknown tenant ids, over HTTP without ingest keys', () => {
   const { logger, lines } = capturedLog();
 
   beforeAll(async () => {
-    service = await startTestService({ dataDir: tempDataDir(), tenantIngestRate: 20, unknownTenantIngestRate: 0, maxUnknownTenants: 3 }, logger);
+    // 4 spans/s (a bucket of 20): a place is held until its bucket is full again, 2.5 s after 10 spans
+    service = await startTestService({ dataDir: tempDataDir(), tenantIngestRate: 4, unknownTenantIngestRate: 0, maxUnknownTenants: 3 }, logger);
   });
 
   afterAll(async () => {
