@@ -1,6 +1,6 @@
-// One table of error spellings, fed to both consumers of the classifier: the live windows (the
-// tenant's errorRatio, the provider's error ratio) and the degradation engine (provider breakers,
-// 429 throttles). Each must read every case as the table says, so the two can never disagree.
+// One table of error spellings, fed to the consumers of the classifier: the live windows (the
+// tenant's errorRatio, the provider's error ratio), the degradation engine (provider breakers, 429
+// throttles) and the stored ErrorClass column. Each must read every case as the table says.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditLog } from '../../src/audit/audit-log.js';
@@ -10,6 +10,7 @@ import { DecisionBus } from '../../src/decisions/decision-bus.js';
 import { DegradationEngine } from '../../src/degradation/degradation-engine.js';
 import { classifyOutcome, errorClassOf, type ErrorClass } from '../../src/normalize/call-outcome.js';
 import type { Store } from '../../src/storage/clickhouse.js';
+import { spanRow } from '../../src/storage/span-rows.js';
 import { WindowStore } from '../../src/windows/window-store.js';
 import { openAuditLog } from '../helpers/audit.js';
 import { Clock, openTestStore, section, span, T0, type SpanInit } from '../degradation/helpers.js';
@@ -96,6 +97,8 @@ describe('one classifier, read alike by the windows and by degradation', () => {
     it(`${c.name}: ${c.expected}`, () => {
       const s = span({ tenantId: `t${i}`, ...c.init });
       expect(errorClassOf(classifyOutcome(s))).toBe(c.expected);
+      // the column the rollup, the dashboards and the alerts count
+      expect(spanRow(s, 0).ErrorClass).toBe(c.expected);
 
       const w = windowsRead(s);
       const d = degradationRead(s);
