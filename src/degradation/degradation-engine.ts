@@ -478,7 +478,7 @@ export class DegradationEngine implements SpanObserver {
     }, now);
     if (outcome.kind === 'rate_limited') {
       this.#rateLimited(state, span, extras, endMs, policy, now);
-    } else if (!span.isError) {
+    } else if (outcome.kind === 'success') {
       // A call that started after a 429 and succeeded shows the quota is back.
       liftIfOlder(state.throttles, key, startMs);
       liftIfOlder(state.capacity, key, startMs);

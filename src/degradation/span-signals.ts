@@ -3,8 +3,11 @@
 // the error texts (bodies, messages, codes) instrumentations record.
 
 import type { AgentSpan } from '../contracts/agent-span.js';
-import type { AnyValue, KeyValue } from '../codecs/otlp-model.js';
+import type { AnyValue } from '../codecs/otlp-model.js';
 import { retryAfterMs } from '../normalize/normalize.js';
+import { textOf } from '../normalize/call-outcome.js';
+
+export { errorTexts, textOf } from '../normalize/call-outcome.js';
 
 export const PREFLIGHT_TOKENS_ATTRIBUTE = 'breakwater.preflight.tokens';
 /** set by the SDK on a call it reserved through the API first: the request is not debited twice */
@@ -22,15 +25,6 @@ const EXTRA_KEY_LENGTHS = [PREFLIGHT_TOKENS_ATTRIBUTE, PREFLIGHT_RESERVED_ATTRIB
 );
 
 const HEADER_PREFIX = 'http.response.header.';
-/** Longest error text read from one attribute: classification needs the first words, not a whole body. */
-const MAX_TEXT = 2_048;
-
-export function textOf(value: AnyValue | undefined): string {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
-  return '';
-}
 
 export function numberOf(value: AnyValue | undefined): number {
   const v = Array.isArray(value) ? value[0] : value;
@@ -126,44 +120,6 @@ export function resetHeaders(span: AgentSpan, spanEndMs: number): ResetHeaders {
     }
   }
   return out;
-}
-
-/** Attributes that carry error bodies, messages and codes in the instrumentations seen in the wild. */
-const ERROR_TEXT_KEYS = new Set([
-  'error.message',
-  'error.code',
-  'error.body',
-  'error.type',
-  'gen_ai.error.code',
-  'gen_ai.error.type',
-  'gen_ai.error.message',
-  'exception.message',
-  'exception.type',
-  'http.response.body',
-  'http.response.body.content',
-  'llm.error',
-  'otel.status_description',
-]);
-
-/** Every error text the span carries (lower-cased, each cut to 2 KB): status, error attributes, exception events. */
-export function errorTexts(span: AgentSpan): string[] {
-  const texts: string[] = [];
-  const add = (s: string) => {
-    if (s !== '') texts.push(s.slice(0, MAX_TEXT).toLowerCase());
-  };
-  add(span.errorType);
-  add(span.statusMessage);
-  readErrorAttributes(span.spanAttributes, add);
-  for (const event of span.events) {
-    if (event.name === 'exception' || event.name.includes('error')) readErrorAttributes(event.attributes, add);
-  }
-  return texts;
-}
-
-function readErrorAttributes(attributes: readonly KeyValue[], add: (s: string) => void): void {
-  for (const { key, value } of attributes) {
-    if (ERROR_TEXT_KEYS.has(key) || (key.endsWith('.error') && typeof value === 'string')) add(textOf(value));
-  }
 }
 
 /** Go-style durations ("1s", "6m0s", "1h2m3.5s", "20ms"); bare numbers are seconds. -1 when unreadable. */

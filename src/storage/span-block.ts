@@ -22,6 +22,7 @@ import type { AgentSpan } from '../contracts/agent-span.js';
 import { anyValueText, anyValueType, attributeColumns } from './attribute-columns.js';
 import type { KeyValue, OtlpEvent, OtlpLink } from '../codecs/otlp-model.js';
 import { SPAN_KIND_NAMES, STATUS_CODE_NAMES } from '../codecs/otlp-model.js';
+import { classifyOutcome, errorClassOf } from '../normalize/call-outcome.js';
 
 const LC = 'LowCardinality(String)';
 const ATTRIBUTES = `Map(${LC}, String)`;
@@ -79,6 +80,7 @@ export const SPAN_BLOCK_COLUMNS: ReadonlyArray<{ name: string; type: string }> =
   { name: 'ErrorType', type: LC },
   { name: 'HttpStatusCode', type: 'UInt16' },
   { name: 'IsError', type: 'Bool' },
+  { name: 'ErrorClass', type: LC },
   { name: 'Depth', type: 'Int16' },
   { name: 'RateLimitRemainingRequests', type: 'Int64' },
   { name: 'RateLimitRemainingTokens', type: 'Int64' },
@@ -831,6 +833,7 @@ export class SpanBlockEncoder {
   readonly errorType = new LowCardinalityColumn();
   readonly httpStatusCode = new WordColumn(2);
   readonly isError = new WordColumn(1);
+  readonly errorClass = new LowCardinalityColumn();
   readonly depth = new WordColumn(2);
   readonly rateLimitRemainingRequests = new Words();
   readonly rateLimitRemainingTokens = new Words();
@@ -940,6 +943,7 @@ export class SpanBlockEncoder {
     this.errorType.add(span.errorType);
     this.httpStatusCode.words.push(span.httpStatusCode);
     this.isError.words.push(span.isError ? 1 : 0);
+    this.errorClass.add(errorClassOf(classifyOutcome(span)));
     this.depth.words.push(Math.max(-1, Math.min(32767, span.depth)) & 0xffff);
     pushInt64(this.rateLimitRemainingRequests, span.rateLimitRemainingRequests);
     pushInt64(this.rateLimitRemainingTokens, span.rateLimitRemainingTokens);
@@ -1061,6 +1065,7 @@ export class SpanBlockEncoder {
     lowCardinality(this.errorType);
     plain(this.httpStatusCode);
     plain(this.isError);
+    lowCardinality(this.errorClass);
     plain(this.depth);
     words(this.rateLimitRemainingRequests);
     words(this.rateLimitRemainingTokens);

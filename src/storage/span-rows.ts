@@ -1,6 +1,7 @@
 import type { AgentSpan } from '../contracts/agent-span.js';
 import { attributeColumns } from './attribute-columns.js';
 import { SPAN_KIND_NAMES, STATUS_CODE_NAMES } from '../codecs/otlp-model.js';
+import { classifyOutcome, errorClassOf } from '../normalize/call-outcome.js';
 
 const NS_PER_SECOND = 1_000_000_000n;
 
@@ -75,6 +76,7 @@ export function spanRow(span: AgentSpan, costUsd: number): Record<string, unknow
     ErrorType: span.errorType,
     HttpStatusCode: span.httpStatusCode,
     IsError: span.isError,
+    ErrorClass: errorClassOf(classifyOutcome(span)),
     Depth: Math.max(-1, Math.min(32767, span.depth)),
     RateLimitRemainingRequests: span.rateLimitRemainingRequests,
     RateLimitRemainingTokens: span.rateLimitRemainingTokens,

@@ -1,5 +1,5 @@
 // Health of one provider, or of one model at a provider: latency quantiles, calls per minute and
-// the error ratio, over model-call spans. Few of these exist (bounded by the store), so they can
+// the error ratio of provider failures (5xx, timeouts: not 429s, not the caller's 4xx), over model-call spans. Few of these exist (bounded by the store), so they can
 // afford a ~10 KB latency sketch each.
 
 import type { ErrorRatioSettings } from '../policy/policy-types.js';
@@ -44,10 +44,10 @@ export class ProviderWindow implements LruNode<ProviderWindow> {
     const slot = this.counter.slot(f.endSec);
     if (slot >= 0) {
       this.counter.addCountAt(slot, CALLS);
-      if (f.isErrorCall) this.counter.addCountAt(slot, ERRORS);
+      if (f.isProviderFailure) this.counter.addCountAt(slot, ERRORS);
     }
     this.latency.add(f.endSec, f.latencyMs);
-    this.calls.push(f.isErrorCall);
+    this.calls.push(f.isProviderFailure);
   }
 
   metrics(windowSecond: number, settings: ErrorRatioSettings): Record<ProviderMetric, number> {

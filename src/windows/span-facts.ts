@@ -2,6 +2,7 @@
 // run, tenant, provider and model windows it updates.
 
 import type { AgentSpan } from '../contracts/agent-span.js';
+import { classifyOutcome, countsAsError } from '../normalize/call-outcome.js';
 import type { ModelPrice } from '../policy/policy-types.js';
 import { callCostUsd } from './cost.js';
 import { FUTURE_TOLERANCE_MS, nanosToMillis, secondOf } from './window-time.js';
@@ -34,8 +35,10 @@ export interface SpanFacts {
   kind: SpanKind;
   /** a model call or a tool call */
   isStep: boolean;
-  /** the errored flag of a step, 429s excluded; false for non-steps (they are not calls) */
+  /** a step that errored, by call-outcome.ts (429s excluded); false for non-steps (they are not calls) */
   isErrorCall: boolean;
+  /** a model call the provider failed (5xx, overloaded, timeout, connection): the provider windows' errors */
+  isProviderFailure: boolean;
   /** epoch ms; never after endMs */
   startMs: number;
   /** epoch ms, clamped to the clock when more than FUTURE_TOLERANCE_MS ahead of it */
@@ -65,7 +68,7 @@ function tokenCount(n: number): number {
 }
 
 export function blankFacts(): SpanFacts {
-  return { kind: 'other', isStep: false, isErrorCall: false, startMs: 0, endMs: 0, endSec: 0, latencyMs: 0, inputTokens: 0, outputTokens: 0, tokens: 0, costUsd: 0, depth: -1, inWindow: true };
+  return { kind: 'other', isStep: false, isErrorCall: false, isProviderFailure: false, startMs: 0, endMs: 0, endSec: 0, latencyMs: 0, inputTokens: 0, outputTokens: 0, tokens: 0, costUsd: 0, depth: -1, inWindow: true };
 }
 
 /**
@@ -97,8 +100,10 @@ export function spanFacts(
 
   out.kind = kind;
   out.isStep = isStep;
-  // A 429 is quota, not failure: it shapes traffic (src/degrade) and never feeds an error ratio.
-  out.isErrorCall = isStep && span.isError && span.httpStatusCode !== 429;
+  // A 429 is quota, not failure: it shapes traffic (src/degradation) and never feeds an error ratio.
+  const outcome = isStep ? classifyOutcome(span) : undefined;
+  out.isErrorCall = outcome !== undefined && countsAsError(outcome);
+  out.isProviderFailure = kind === 'model' && outcome?.kind === 'failure';
   out.startMs = startMs;
   out.endMs = endMs;
   out.endSec = secondOf(endMs);

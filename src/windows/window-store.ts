@@ -19,7 +19,9 @@
 // Error ratio. Over steps: errored steps / steps over the last N steps (ErrorRatioSettings.lastN of
 //   the tenant) and over the last 60 s; the larger of the two, where each counts only once it holds
 //   at least minCalls steps (0 until then). Provider and model windows apply the same rule to
-//   their model calls with `providerErrorRatio` (isError for now; 5xx/timeouts later).
+//   their model calls with `providerErrorRatio`, counting provider failures only (5xx, overloaded,
+//   timeouts, connection errors). Errors are classified by normalize/call-outcome.ts, the
+//   classifier degradation uses: a 429 (status, error.type or text) never counts.
 // Duration. durationSeconds = latest span end - earliest span start of the run.
 // Time. Spans are bucketed by their own end time, per second. The window time is
 //   W = max(second of now(), newest span end second recorded): "the last 10 s" is the seconds

@@ -266,6 +266,15 @@ describe('the seeded incidents, as the panels show them', () => {
     expect(new Set(rows.map((r) => r.class))).toEqual(new Set(['request-rate', 'token-rate', 'daily']));
   });
 
+  it('Providers: 429s and failures counted by ErrorClass, whatever attribute named them', async () => {
+    const rows = await panelRows('breakwater-providers', 7, 'A', { provider: ['anthropic', 'openai'] });
+    const row = (provider: string, model: string) => rows.find((r) => r.provider === provider && r.model === model);
+    // 8 + 5 seeded with status 429, and one with only error.type RateLimitError: none is an error
+    expect(row('openai', 'gpt-4o-mini')).toMatchObject({ responses_429: 14, errors: 0 });
+    // 20 seeded 5xx, 4 in the burst, and one 529 named only in the status text
+    expect(row('anthropic', 'claude-sonnet-4-5')).toMatchObject({ responses_429: 0, responses_5xx: 25, errors: 25 });
+  });
+
   it("Tenant: the runaway tenant's token velocity crossed its threshold line, drawn with its warning level", async () => {
     const policy = service.core.policy.forTenant(TENANTS.runaway);
     const lines = await panelRows('breakwater-tenant', 4, 'B', { tenant: TENANTS.runaway });

@@ -123,6 +123,19 @@ async function seedHistory(service: Service, now: number): Promise<void> {
         error: 'Service Unavailable',
       });
     }
+    if (m === 12) {
+      // a 429 named only by error.type, as OpenAI's JS and Python instrumentations record it
+      record(globex, { at: t + 4200, durationMs: 45, attributes: { ...chat(globexRun, 'gpt-4o-mini', 'openai', 0, 0), 'error.type': 'RateLimitError' }, error: 'Rate limit reached' });
+    }
+    if (m === 11) {
+      // a 529 named only in the status text, as Python OpenInference records it (no error.type, no status code)
+      record(globex, {
+        at: t + 5500,
+        durationMs: 20_000,
+        attributes: chat(globexRun, 'claude-sonnet-4-5', 'anthropic', 0, 0),
+        error: "Error code: 529 - {'type': 'error', 'error': {'type': 'overloaded_error', 'message': 'Overloaded'}}",
+      });
+    }
     // initech: an orchestrator with nested sub-agents (agent.depth stamped, as the SDK does)
     if (m % 8 === 0) {
       const runId = `initech-run-${m}`;

@@ -7,7 +7,7 @@ const opts = { providerErrorRatio: { minCalls: 2, lastN: 10 } };
 describe('WindowStore provider and model metrics', () => {
   it('counts model calls per minute and their error ratio, per provider and per model', () => {
     const { store, clock } = makeStore(opts);
-    store.record(span({ provider: 'openai', requestModel: 'gpt-4o', isError: true }));
+    store.record(span({ provider: 'openai', requestModel: 'gpt-4o', httpStatusCode: 503, isError: true }));
     expect(store.providerMetrics('openai')!.errorRatio).toBe(0); // below minCalls
     store.record(span({ provider: 'openai', requestModel: 'gpt-4o', responseModel: 'gpt-4o-mini' }));
     store.record(span({ provider: 'openai', requestModel: 'gpt-4o' }));
