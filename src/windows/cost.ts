@@ -1,4 +1,5 @@
 import type { ModelPrice } from '../policy/policy-types.js';
+import { BUILTIN_PRICES } from './builtin-prices.js';
 
 // The one price lookup: the live windows, the stored cost column and the degradation ladder's
 // price ratios all go through modelPrice, so a model costs the same everywhere.
@@ -21,17 +22,21 @@ function own(prices: Prices, model: string): ModelPrice | undefined {
   return model !== '' && Object.hasOwn(prices, model) ? prices[model] : undefined;
 }
 
-/**
- * The price of a call: the response model, its undated family, then the requested model and its
- * family; undefined when none is priced.
- */
-export function modelPrice(prices: Prices, responseModel: string, requestModel = ''): ModelPrice | undefined {
+function lookup(prices: Prices, responseModel: string, requestModel: string): ModelPrice | undefined {
   return (
     own(prices, responseModel) ??
     own(prices, modelFamily(responseModel)) ??
     own(prices, requestModel) ??
     own(prices, modelFamily(requestModel))
   );
+}
+
+/**
+ * The price of a call: the response model, its undated family, then the requested model and its
+ * family, in the policy's `prices` and then in the built-in table; undefined when none is priced.
+ */
+export function modelPrice(prices: Prices, responseModel: string, requestModel = ''): ModelPrice | undefined {
+  return lookup(prices, responseModel, requestModel) ?? lookup(BUILTIN_PRICES, responseModel, requestModel);
 }
 
 /** USD for one call: tokens priced per million (modelPrice); 0 for a model without a price. */

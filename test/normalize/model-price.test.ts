@@ -1,6 +1,7 @@
 // The one price lookup (src/windows/cost.ts) that the windows, the stored cost column and the
 // degradation ladder share: dated names fall back to their family, then to the requested model.
 import { describe, expect, it } from 'vitest';
+import { BUILTIN_PRICES } from '../../src/windows/builtin-prices.js';
 import { callCostUsd, modelFamily, modelPrice } from '../../src/windows/cost.js';
 
 const PRICES = {
@@ -38,5 +39,18 @@ describe('model prices', () => {
     expect(modelPrice({ ...PRICES, 'gpt-4o-2024-08-06': { input: 1, output: 1 } }, 'gpt-4o-2024-08-06')).toEqual({ input: 1, output: 1 });
     expect(callCostUsd(PRICES, 'unknown-2024-01-01', 'constructor', 1_000, 1_000)).toBe(0);
     expect(modelPrice(PRICES, '', '')).toBeUndefined();
+  });
+
+  it('prices common models without a policy entry from the built-in table, which prices: overrides', () => {
+    expect(callCostUsd({}, 'gpt-4o-mini-2024-07-18', 'gpt-4o-mini', 1_000_000, 1_000_000)).toBeCloseTo(0.75, 12);
+    expect(modelPrice({}, 'claude-3-5-sonnet-20241022')).toEqual({ input: 3, output: 15 });
+    expect(modelPrice({ 'gpt-4o-mini': { input: 1, output: 2 } }, 'gpt-4o-mini-2024-07-18')).toEqual({ input: 1, output: 2 });
+    // The policy's price for the requested model wins over a built-in one for the response model.
+    expect(modelPrice({ 'my-alias': { input: 7, output: 7 } }, 'gpt-4o', 'my-alias')).toEqual({ input: 7, output: 7 });
+    expect(modelPrice({ 'gpt-4o-mini': { input: 0, output: 0 } }, 'gpt-4o-mini')).toEqual({ input: 0, output: 0 });
+    for (const [model, price] of Object.entries(BUILTIN_PRICES)) {
+      expect(modelFamily(model), model).toBe(model);
+      expect(price.input >= 0 && price.output >= price.input / 10, model).toBe(true);
+    }
   });
 });
