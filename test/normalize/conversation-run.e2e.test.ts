@@ -92,4 +92,11 @@ describe('runs and prices from GenAI instrumentations without a parent span', ()
     const rows = await queryRows<{ providers: string[] }>(service.store.client, `SELECT groupUniqArray(Provider) AS providers FROM spans WHERE TenantId = {t:String}`, { t: 'key-tenant' });
     expect(rows[0]!.providers).toEqual(['openai']);
   });
+
+  it('stores the cost of a dated model the policy does not price from the built-in table', async () => {
+    await loop('builtin-tenant', 1, { 'ai.model.provider': 'anthropic.messages', 'gen_ai.request.model': 'claude-3-5-sonnet', 'gen_ai.response.model': 'claude-3-5-sonnet-20241022' });
+    const rows = await queryRows<{ cost: number; provider: string }>(service.store.client, `SELECT sum(CostUsd) AS cost, any(Provider) AS provider FROM spans WHERE TenantId = {t:String}`, { t: 'builtin-tenant' });
+    expect(Number(rows[0]!.cost)).toBeCloseTo((100 * 3 + 20 * 15) / 1e6, 12);
+    expect(rows[0]!.provider).toBe('anthropic');
+  });
 });
