@@ -32,6 +32,8 @@ export interface SpanAdmissionOutcome {
 export interface PipelineOptions {
   requireTenant: boolean;
   prices: () => Readonly<Record<string, ModelPrice>>;
+  /** the policy's run keys (normalize.ts); default none */
+  runKeys?: () => readonly string[];
   /** spans must start within this many days (the spans table's TTL) */
   retentionDays: number;
   /** most of the write queue one tenant may hold, as a fraction of it */
@@ -89,6 +91,7 @@ export class IngestPipeline {
       ...(context.keyTenant !== undefined ? { keyTenant: context.keyTenant } : {}),
       acceptedStart: { nowMs: Date.now(), retentionDays: this.options.retentionDays },
       ...(this.options.attributeBudget !== undefined ? { attributeBudget: this.options.attributeBudget } : {}),
+      ...(this.options.runKeys !== undefined ? { runKeys: this.options.runKeys() } : {}),
     });
     const invalid = normalized.rejected - normalized.overBudget;
     if (invalid > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, invalid);
@@ -123,7 +126,7 @@ export class IngestPipeline {
     const costs = new Float64Array(spans.length);
     for (let i = 0; i < spans.length; i++) {
       const span = spans[i]!;
-      costs[i] = callCostUsd(prices, span.responseModel || span.requestModel, span.inputTokens, span.outputTokens);
+      costs[i] = callCostUsd(prices, span.responseModel, span.requestModel, span.inputTokens, span.outputTokens);
     }
     if (earlier === 'observed') this.metrics.spansRedelivered.inc({ skipped: 'observers' }, spans.length);
     else this.#observe(spans, context.receivedAt, digest);

@@ -225,6 +225,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const pipeline = new IngestPipeline(writer, metrics, {
     requireTenant: config.requireTenant,
     prices: () => policy.current().prices,
+    runKeys: () => policy.current().runKeys,
     retentionDays: config.retentionDays,
     tenantQueueShare: config.tenantQueueSharePercent / 100,
     admission: new RunAdmission(windows, (tenantId, reason, runs, spans) => refusalLog.refused(tenantId, reason, { runs, spans })),

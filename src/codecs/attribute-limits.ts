@@ -4,6 +4,7 @@
 // kept past the cap, so a chat span with hundreds of `llm.input_messages.N.*` still names its
 // tenant, model and token usage.
 
+import { CONVENTION_KEYS } from '../normalize/conventions.js';
 import type { KeyValue } from './otlp-model.js';
 
 export interface AttributeLimits {
@@ -32,7 +33,7 @@ const RATE_LIMIT_HEADERS = [
 ];
 
 /**
- * Keys the normalizer, the windows and the degradation path read (normalize.ts, span-signals.ts):
+ * Keys the normalizer, the windows and the degradation path read (normalize.ts, conventions.ts, span-signals.ts):
  * a fixed set, so what is kept past the cap stays bounded however the sender repeats them.
  */
 export const READ_ATTRIBUTES: ReadonlySet<string> = new Set([
@@ -83,6 +84,7 @@ export const READ_ATTRIBUTES: ReadonlySet<string> = new Set([
   'breakwater.provider.key',
   ...RATE_LIMIT_HEADERS,
   ...RATE_LIMIT_HEADERS.map((name) => `http.response.header.${name}`),
+  ...CONVENTION_KEYS,
 ]);
 
 /**

@@ -7,7 +7,7 @@ import type { KeyValue, OtlpEvent, OtlpLink } from '../codecs/otlp-model.js';
  */
 export interface AgentSpan {
   tenantId: string;
-  /** `agent.run.id`, or the trace id when absent */
+  /** `agent.run.id`, else a policy run key or a conversation / session id, else the trace id (normalize/conventions.ts) */
   runId: string;
   traceId: string;
   spanId: string;

@@ -45,6 +45,7 @@ import { emptyExtras, readSpanExtras, type SpanExtras } from './span-signals.js'
 import { TenantLatency } from './tenant-latency.js';
 import { TenantQuotas, type ReserveResult } from './tenant-quota.js';
 import { TierTrack, type ConsentRequest, type EntrySignals, type TrackChange, type TrackContext, type Trigger } from './tier-track.js';
+import { modelPrice } from '../windows/cost.js';
 
 /** Where decisions go: the DecisionBus (or a wrapper that names this engine as their source). */
 export interface DecisionSink {
@@ -633,9 +634,9 @@ export class DegradationEngine implements SpanObserver {
   }
 
   #priceRatio(fromModel: string, toModel: string): number {
-    const prices = this.#o.prices?.();
-    const from = prices?.[fromModel];
-    const to = prices?.[toModel];
+    const prices = this.#o.prices?.() ?? {};
+    const from = modelPrice(prices, fromModel);
+    const to = modelPrice(prices, toModel);
     if (from === undefined || to === undefined || from.input + from.output <= 0) return 1;
     return (to.input + to.output) / (from.input + from.output);
   }

@@ -1,10 +1,12 @@
 import type { AgentSpan } from '../contracts/agent-span.js';
 import type { AnyValue, KeyValue, OtlpResource, OtlpResourceSpans, OtlpScopeSpans, OtlpSpan, OtlpTraceRequest } from '../codecs/otlp-model.js';
 import { listWeight, overBudgetReason, RequestAttributeBudget, spanWeight, type AttributeBudget } from './attribute-budget.js';
+import { conventionLookup, providerName, type KeySource, type RankedField } from './conventions.js';
 
 // Reads the GenAI semantic conventions, and the older and neighbouring spellings seen in the wild
 // (OpenLLMetry's gen_ai.system / prompt_tokens, OpenInference's span kinds and token counts), into
-// the agent columns of an AgentSpan. The raw attributes are kept whole beside them.
+// the agent columns of an AgentSpan. The raw attributes are kept whole beside them. Run, provider
+// and models come from the table in conventions.ts.
 
 /** OpenInference's openinference.span.kind to the GenAI operation it corresponds to. */
 const OPENINFERENCE_OPERATIONS: Record<string, string> = {
@@ -26,6 +28,8 @@ export interface NormalizeOptions {
   acceptedStart?: AcceptedStartWindow;
   /** attributes one request may have stored; spans past it are rejected */
   attributeBudget?: AttributeBudget;
+  /** the policy's `runKeys`: attributes naming a run, after `agent.run.id` and before the conversation ids */
+  runKeys?: readonly string[];
 }
 
 /** Span start times storage accepts: within the retention window, and not too far ahead of the clock. */
@@ -57,6 +61,8 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
   const rejections = new Map<string, number>();
   const reject = (reason: string) => rejections.set(reason, (rejections.get(reason) ?? 0) + 1);
   const maxIdLength = options.maxIdLength ?? 256;
+  ranked.lookup = lookupFor(options.runKeys ?? NO_RUN_KEYS);
+  ranked.maxIdLength = maxIdLength;
   const window = options.acceptedStart === undefined ? undefined : startBounds(options.acceptedStart);
   const budget = options.attributeBudget === undefined ? undefined : new RequestAttributeBudget(options.attributeBudget);
   let overBudget = 0;
@@ -207,10 +213,10 @@ function normalizeSpan(span: OtlpSpan, scopeSpans: OtlpScopeSpans, resourceSpans
     retryAfterMs: -1,
   };
   fallbacks.openInferenceKind = '';
-  fallbacks.legacySystem = '';
+  ranked.runId = ranked.provider = ranked.requestModel = ranked.responseModel = UNSET;
   for (const attribute of span.attributes) readAttribute(out, attribute);
   if (out.runId === '') out.runId = span.traceId;
-  if (out.provider === '') out.provider = fallbacks.legacySystem;
+  out.provider = providerName(out.provider);
   if (out.operation === '') out.operation = OPENINFERENCE_OPERATIONS[fallbacks.openInferenceKind] ?? (out.toolName !== '' ? 'execute_tool' : '');
   if (out.errorType !== '') out.isError = true;
   else if (out.isError) out.errorType = '_OTHER';
@@ -222,37 +228,63 @@ function normalizeSpan(span: OtlpSpan, scopeSpans: OtlpScopeSpans, resourceSpans
  * state, reset per span (normalization is synchronous): closures over locals cost an allocation
  * per span.
  */
-const fallbacks = { openInferenceKind: '', legacySystem: '' };
+const fallbacks = { openInferenceKind: '' };
+
+const UNSET = Number.MAX_SAFE_INTEGER;
+const NO_RUN_KEYS: readonly string[] = [];
+
+/**
+ * The convention lookup of the request being normalized, and the rank of the key each ranked field
+ * was taken from on the current span: module state for the reason `fallbacks` is.
+ */
+const ranked: Record<RankedField, number> & { lookup: ReadonlyMap<string, KeySource>; maxIdLength: number } = {
+  lookup: conventionLookup(),
+  maxIdLength: 256,
+  runId: UNSET,
+  provider: UNSET,
+  requestModel: UNSET,
+  responseModel: UNSET,
+};
+
+// The policy's run keys change only on a reload: the lookup is rebuilt when the list does.
+let lookupKeys: readonly string[] = NO_RUN_KEYS;
+let lookupTable = ranked.lookup;
+function lookupFor(runKeys: readonly string[]): ReadonlyMap<string, KeySource> {
+  if (runKeys !== lookupKeys) {
+    lookupKeys = runKeys;
+    lookupTable = conventionLookup(runKeys);
+  }
+  return lookupTable;
+}
+
+/** Takes a ranked field's value when it comes from a better key than the one already taken. */
+function takeRanked(out: AgentSpan, { field, rank }: KeySource, value: AnyValue): void {
+  if (rank >= ranked[field]) return;
+  const v = text(value);
+  if (v === '') return;
+  // A conversation id too long to be a run id is passed over; an agent.run.id that long is refused.
+  if (field === 'runId' && rank > 0 && v.length > ranked.maxIdLength) return;
+  out[field] = v;
+  ranked[field] = rank;
+}
 
 // One pass over the span's attributes; a switch on the key beats building a map per span.
 function readAttribute(out: AgentSpan, { key, value }: KeyValue): void {
+  const source = ranked.lookup.get(key);
+  if (source !== undefined) {
+    takeRanked(out, source, value);
+    // A run key may be one the switch reads too (gen_ai.conversation.id).
+    if (source.field !== 'runId') return;
+  }
   switch (key) {
     case 'tenant.id':
       out.tenantId = text(value);
-      return;
-    case 'agent.run.id':
-      out.runId = text(value);
       return;
     case 'agent.depth':
       out.depth = Math.max(-1, Math.min(1000, Math.trunc(number(value, -1))));
       return;
     case 'gen_ai.operation.name':
       out.operation = text(value).toLowerCase();
-      return;
-    case 'gen_ai.provider.name':
-      out.provider = text(value);
-      return;
-    case 'gen_ai.system':
-    case 'llm.provider':
-    case 'llm.system':
-      fallbacks.legacySystem = text(value);
-      return;
-    case 'gen_ai.request.model':
-    case 'llm.model_name':
-      if (out.requestModel === '') out.requestModel = text(value);
-      return;
-    case 'gen_ai.response.model':
-      out.responseModel = text(value);
       return;
     case 'gen_ai.tool.name':
     case 'tool.name':
@@ -288,7 +320,7 @@ function readAttribute(out: AgentSpan, { key, value }: KeyValue): void {
       fallbacks.openInferenceKind = text(value).toUpperCase();
       return;
     default:
-      readRateLimitHeader(out, key, value);
+      if (source === undefined) readRateLimitHeader(out, key, value);
   }
 }
 

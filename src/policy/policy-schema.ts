@@ -131,6 +131,13 @@ export const modelPriceSchema = z.strictObject({
   output: usdPerMillionTokens,
 }) satisfies z.ZodType<ModelPrice>;
 
+/** An attribute key naming a run (runKeys): as OTel attribute names go, printable and short. */
+export const runKeySchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(256, 'must be at most 256 characters')
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces (an attribute key)');
+
 /**
  * A secret in the policy file: a literal (discouraged outside tests), or where to read it from,
  * so the file itself can be committed: `{ env: NAME }` or `{ file: /run/secrets/name }`.
@@ -173,6 +180,7 @@ export const authSchema = z.strictObject({
 export const POLICY_SECTIONS = {
   defaultTier: tierNameSchema.default(DEFAULT_TIER_NAME),
   prices: z.record(modelNameSchema, modelPriceSchema).default({}),
+  runKeys: z.array(runKeySchema).max(32, 'at most 32 keys').default([]),
   tiers: z.record(tierNameSchema, tierPatchSchema).default({}),
   tenants: z.record(tenantIdSchema, tenantEntrySchema).default({}),
   auth: authSchema.default({ adminTokens: [], tenants: {} }),

@@ -70,6 +70,8 @@ export interface PolicyDocument {
   tenants: Record<string, TenantPolicy>;
   /** keyed by model name as it appears in gen_ai.request.model / gen_ai.response.model */
   prices: Record<string, ModelPrice>;
+  /** span attributes that name a run, tried in order after agent.run.id and before the conversation ids */
+  runKeys: string[];
   /** API tokens and ingest keys; never returned by the API nor persisted with run-time changes */
   auth: AuthSection;
   /** fallback ladders, consent, triggers, quota buckets, provider health (src/degradation/degradation-schema.ts) */

@@ -58,7 +58,7 @@ export interface SpanFacts {
   inWindow: boolean;
 }
 
-/** The model a span is priced and keyed by: responseModel, else requestModel ('' when neither). */
+/** The model a span is keyed by: responseModel, else requestModel ('' when neither); prices fall back further (cost.ts). */
 export function spanModel(span: Pick<AgentSpan, 'responseModel' | 'requestModel'>): string {
   return span.responseModel !== '' ? span.responseModel : span.requestModel;
 }
@@ -96,7 +96,7 @@ export function spanFacts(
   const inputTokens = counted ? tokenCount(span.inputTokens) : 0;
   const outputTokens = counted ? tokenCount(span.outputTokens) : 0;
   // The same pricing as the span rows the ingest pipeline persists.
-  const costUsd = callCostUsd(prices, spanModel(span), inputTokens, outputTokens);
+  const costUsd = callCostUsd(prices, span.responseModel, span.requestModel, inputTokens, outputTokens);
 
   out.kind = kind;
   out.isStep = isStep;

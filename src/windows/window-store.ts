@@ -8,9 +8,9 @@
 //   model calls, stepCount both. Other spans (invoke_agent, framework spans) are not steps.
 // Tokens. inputTokens + outputTokens, attributed at the span's end time. Agent spans (invoke_agent,
 //   create_agent) are skipped: their usage is a roll-up of their children's.
-// Cost. The price of the span's model (responseModel, else requestModel when responseModel is
-//   empty) from `prices()`, USD per million tokens; a model not in the table costs 0 (cost.ts, the
-//   same pricing as the persisted span rows). costUsd is cumulative, costPerMinuteUsd the last 60 s.
+// Cost. The price of the span's model (responseModel, its undated family, then requestModel and
+//   its family) from `prices()`, else the built-in table, USD per million tokens; a model in neither costs 0 (cost.ts,
+//   the same pricing as the persisted span rows). costUsd is cumulative, costPerMinuteUsd the last 60 s.
 // Sub-agents. The SDK stamps the root run id on every span, so a sub-agent's usage counts toward
 //   its ROOT run. Depth is span.depth when >= 0; otherwise an invoke_agent span's depth is 1 + the
 //   depth of its nearest invoke_agent ancestor known in the run (the root agent has 0), resolved
@@ -96,7 +96,7 @@ export type EvictionEvent =
 export interface WindowStoreOptions {
   /** the store clock, epoch ms (injectable for tests); default Date.now */
   now?: () => number;
-  /** per-model prices, read on every record; default none (all costs 0) */
+  /** per-model prices, read on every record, over the built-in table; default none */
   prices?: () => Readonly<Record<string, ModelPrice>>;
   /** the tenant's error-ratio settings, read on every record and read; default DEFAULT_ERROR_RATIO */
   errorRatio?: (tenantId: string) => ErrorRatioSettings;

@@ -135,17 +135,23 @@ describe('WindowStore run metrics', () => {
   });
 
   describe('cost', () => {
-    it('prices responseModel, else requestModel; unknown models cost 0', () => {
+    it('prices responseModel, its undated family, else requestModel; unknown models cost 0', () => {
       const { store } = makeStore();
       const tokens = { inputTokens: 1_000, outputTokens: 2_000 };
       store.record(span({ runId: 'a', requestModel: 'gpt-4o', responseModel: 'gpt-4o-mini', ...tokens }));
       store.record(span({ runId: 'b', requestModel: 'gpt-4o', ...tokens }));
-      store.record(span({ runId: 'c', requestModel: 'gpt-4o', responseModel: 'gpt-4o-2024-08-06', ...tokens }));
+      store.record(span({ runId: 'c', requestModel: 'gpt-4o', responseModel: 'gpt-4o-mini-2024-07-18', ...tokens }));
+      store.record(span({ runId: 'e', requestModel: 'gpt-4o', responseModel: 'gpt-4o-custom', ...tokens }));
       store.record(span({ runId: 'd', requestModel: 'constructor', ...tokens })); // not Object.prototype
-      expect(store.runMetrics('t1', 'a')!.costUsd).toBeCloseTo((1_000 * 0.15 + 2_000 * 0.6) / 1e6, 15);
-      expect(store.runMetrics('t1', 'b')!.costUsd).toBeCloseTo((1_000 * 2.5 + 2_000 * 10) / 1e6, 15);
-      expect(store.runMetrics('t1', 'c')!.costUsd).toBe(0); // the response model is unpriced
+      store.record(span({ runId: 'f', requestModel: 'unknown-model', responseModel: 'unknown-model-2024-07-18', ...tokens }));
+      const mini = (1_000 * 0.15 + 2_000 * 0.6) / 1e6;
+      const full = (1_000 * 2.5 + 2_000 * 10) / 1e6;
+      expect(store.runMetrics('t1', 'a')!.costUsd).toBeCloseTo(mini, 15);
+      expect(store.runMetrics('t1', 'b')!.costUsd).toBeCloseTo(full, 15);
+      expect(store.runMetrics('t1', 'c')!.costUsd).toBeCloseTo(mini, 15); // the dated response model's family
+      expect(store.runMetrics('t1', 'e')!.costUsd).toBeCloseTo(full, 15); // the response model is unpriced: the request model's
       expect(store.runMetrics('t1', 'd')!.costUsd).toBe(0);
+      expect(store.runMetrics('t1', 'f')!.costUsd).toBe(0);
     });
 
     it('costPerMinuteUsd covers the last 60 s, costUsd everything', () => {
