@@ -6,15 +6,17 @@ import { READ_ATTRIBUTES } from '../../src/codecs/attribute-limits.js';
 import { decodeTraceRequestProtobuf } from '../../src/codecs/decode-protobuf.js';
 import { referenceEncode } from '../../src/codecs/otlp-proto-schema.js';
 import { errorTexts, PREFLIGHT_RESERVED_ATTRIBUTE, PREFLIGHT_TOKENS_ATTRIBUTE, PROVIDER_KEY_ATTRIBUTES, readSpanExtras, resetHeaders } from '../../src/degradation/span-signals.js';
+import { CONVENTION_KEYS } from '../../src/normalize/conventions.js';
 import { normalizeRequest } from '../../src/normalize/normalize.js';
 import { attrs, filler, modelRequest, modelSpan } from '../helpers/otlp-model.js';
 
-/** Attribute names as the normalizer and span-signals spell them in their source. */
+/** Attribute names as the normalizer, the call classifier and span-signals spell them in their source. */
 function keysReadInSource(): string[] {
   const keys = new Set<string>();
-  for (const file of ['src/normalize/normalize.ts', 'src/degradation/span-signals.ts']) {
+  for (const file of ['src/normalize/normalize.ts', 'src/normalize/call-outcome.ts', 'src/degradation/span-signals.ts']) {
     const source = readFileSync(file, 'utf8');
-    for (const [, key] of source.matchAll(/case '([^']+)':/g)) keys.add(key!);
+    // the classifier's switches are over outcome kinds, not attribute names
+    if (!file.endsWith('call-outcome.ts')) for (const [, key] of source.matchAll(/case '([^']+)':/g)) keys.add(key!);
     for (const [, key] of source.matchAll(/key === '([^']+)'/g)) keys.add(key!);
     const errorKeys = /const ERROR_TEXT_KEYS = new Set\(\[([^\]]*)\]\)/.exec(source)?.[1];
     for (const [, key] of (errorKeys ?? '').matchAll(/'([^']+)'/g)) keys.add(key!);
@@ -24,7 +26,7 @@ function keysReadInSource(): string[] {
 
 describe('the attributes kept past the limit', () => {
   it('include every attribute name the normalizer and the degradation path read, bare and as response headers', () => {
-    const read = [...keysReadInSource(), PREFLIGHT_TOKENS_ATTRIBUTE, PREFLIGHT_RESERVED_ATTRIBUTE, ...PROVIDER_KEY_ATTRIBUTES, 'breakwater.task'];
+    const read = [...keysReadInSource(), ...CONVENTION_KEYS, PREFLIGHT_TOKENS_ATTRIBUTE, PREFLIGHT_RESERVED_ATTRIBUTE, ...PROVIDER_KEY_ATTRIBUTES, 'breakwater.task'];
     expect(read.length).toBeGreaterThan(40);
     const missing = read.filter((key) => !READ_ATTRIBUTES.has(key));
     const headers = read.filter((key) => key.startsWith('x-ratelimit') || key.startsWith('anthropic-ratelimit') || key.startsWith('retry-after'));
