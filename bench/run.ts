@@ -13,6 +13,7 @@ import { jsonStorageRate, nativeStorageFloor, singleRowInsertMs, startTransportF
 import { checkpointCost, firstBatchOf, historyQuery, percentile, recordDecisionLatency, recordGcPauses, seedHistory } from './decision-path.js';
 import { startHaltingAgents, type HaltingAgentsSpec } from './halting-agents.js';
 import { runIncidentPhase } from './incident.js';
+import { sharedQuotaFromChild } from './shared-quota-phase.js';
 import { loadFromChild, type LoadResult, type LoadSpec } from './load-generator.js';
 import type { Encoding } from './payloads.js';
 import { summarize, writeReport, type Figure, type Report, type SweepPoint } from './report.js';
@@ -353,6 +354,16 @@ const sweep: SweepPoint[] = [];
   }
 }
 
+// OTLP answer latency at low load (issue 21, point 3): POST to the 200, small requests (10 spans),
+// each sender waiting for its answer before the next; the SDK's exports wait for this answer.
+for (const senders of [1, 8, 64]) {
+  const result = await ingest('protobuf', false, senders, quick ? senders * 2 : Math.max(200, senders * 20), { spansPerRequest: 10 });
+  record(`answer.${senders}.p50`, `OTLP answer latency p50, ${senders} sender(s), 10-span requests`, 'ms', result.latencyMs.p50);
+  record(`answer.${senders}.p99`, `OTLP answer latency p99, ${senders} sender(s), 10-span requests`, 'ms', result.latencyMs.p99);
+  record(`answer.${senders}.rate`, `offered load at ${senders} sender(s), 10-span requests`, 'spans/s', result.spansAcked / result.seconds);
+  console.log(`answer latency: ${senders} senders: p50 ${result.latencyMs.p50.toFixed(1)} ms, p99 ${result.latencyMs.p99.toFixed(1)} ms`);
+}
+
 await transport.close();
 await bench.stop();
 
@@ -383,6 +394,35 @@ await bench.stop();
         `${Math.round(storm.auditPerSecond)} audit events/s, SIGTERM ${Math.round(storm.sigtermMs)} ms; paced storm decision p99 <= ${paced.decisionP99Ms} ms`,
     );
   }
+}
+// Shared quota (issue 21): eight steady tenants and a runaway on one provider token bucket, the
+// runaway on the SDK, then on plain OpenTelemetry at each exporter setting (bench/shared-quota-phase.ts).
+{
+  const runs = quick ? 2 : 30;
+  const summaries = await sharedQuotaFromChild(runs, quick ? 1 : 30);
+  summaries.forEach((v, i) => {
+    const key = `quota.${i}`;
+    const what = v.name;
+    if (v.runs === 0) failures.push(`shared quota (${what}): no run measured`);
+    record(`${key}.clean`, `shared quota, ${what}: runs with no model call after the crossing (of ${v.runs})`, 'runs', v.cleanRuns);
+    record(`${key}.steps`, `shared quota, ${what}: model calls after the crossing, median (max ${v.stepsAfterMax})`, 'calls', v.stepsAfterMedian);
+    record(`${key}.tokens`, `shared quota, ${what}: tokens after the crossing as a share of the shared quota, max over runs`, '%', v.tokenShareMax);
+    // JSON carries the plain agent's missing SDK figures (NaN) as null
+    const sdkHalt = typeof v.sdkHaltP50 === 'number';
+    if (sdkHalt) {
+      record(`${key}.sdk.p50`, `shared quota, ${what}: crossing -> HALT in the SDK, p50`, 'ms', v.sdkHaltP50);
+      record(`${key}.sdk.p99`, `shared quota, ${what}: crossing -> HALT in the SDK, p99`, 'ms', v.sdkHaltP99);
+      record(`${key}.slots`, `shared quota, ${what}: runs whose crossing span waited for an export slot (all 4 awaiting an answer)`, 'runs', v.slotsFullRuns);
+    }
+    record(`${key}.export.p50`, `shared quota, ${what}: crossing -> its span received by Breakwater, p50`, 'ms', v.exportP50);
+    record(`${key}.server.p50`, `shared quota, ${what}: crossing -> HALT published by Breakwater, p50`, 'ms', v.serverHaltP50);
+    record(`${key}.server.p99`, `shared quota, ${what}: crossing -> HALT published by Breakwater, p99`, 'ms', v.serverHaltP99);
+    record(`${key}.steady429`, `shared quota, ${what}: steady tenants' 429s (of ${v.steadyCalls} calls)`, 'calls', v.steady429);
+    console.log(
+      `shared quota, ${what}: ${v.cleanRuns}/${v.runs} runs clean, max ${v.stepsAfterMax} calls after the crossing, ` +
+        `${sdkHalt ? `SDK HALT p50 ${v.sdkHaltP50.toFixed(1)} ms, ` : ''}server HALT p50 ${v.serverHaltP50.toFixed(1)} ms, steady 429s ${v.steady429}`,
+    );
+  });
 }
 const summarized = Object.fromEntries(Object.entries(figures).map(([key, f]) => [key, { ...f, ...summarize(f.values) }]));
 
