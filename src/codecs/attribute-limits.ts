@@ -4,6 +4,7 @@
 // kept past the cap, so a chat span with hundreds of `llm.input_messages.N.*` still names its
 // tenant, model and token usage.
 
+import { ERROR_TEXT_KEYS } from '../normalize/call-outcome.js';
 import { CONVENTION_KEYS } from '../normalize/conventions.js';
 import type { KeyValue } from './otlp-model.js';
 
@@ -60,19 +61,6 @@ export const READ_ATTRIBUTES: ReadonlySet<string> = new Set([
   'gen_ai.usage.output_tokens',
   'gen_ai.usage.completion_tokens',
   'llm.token_count.completion',
-  'error.type',
-  'error.message',
-  'error.code',
-  'error.body',
-  'gen_ai.error.code',
-  'gen_ai.error.type',
-  'gen_ai.error.message',
-  'exception.message',
-  'exception.type',
-  'http.response.body',
-  'http.response.body.content',
-  'llm.error',
-  'otel.status_description',
   'http.response.status_code',
   'http.status_code',
   'openinference.span.kind',
@@ -85,6 +73,7 @@ export const READ_ATTRIBUTES: ReadonlySet<string> = new Set([
   ...RATE_LIMIT_HEADERS,
   ...RATE_LIMIT_HEADERS.map((name) => `http.response.header.${name}`),
   ...CONVENTION_KEYS,
+  ...ERROR_TEXT_KEYS,
 ]);
 
 /**

@@ -209,7 +209,7 @@ export function squashType(text: string): string {
 const MAX_TEXT = 2_048;
 
 /** Attributes that carry error bodies, messages and codes in the instrumentations seen in the wild. */
-const ERROR_TEXT_KEYS = new Set([
+export const ERROR_TEXT_KEYS: ReadonlySet<string> = new Set([
   'error.message',
   'error.code',
   'error.body',

@@ -18,7 +18,7 @@ function keysReadInSource(): string[] {
     // the classifier's switches are over outcome kinds, not attribute names
     if (!file.endsWith('call-outcome.ts')) for (const [, key] of source.matchAll(/case '([^']+)':/g)) keys.add(key!);
     for (const [, key] of source.matchAll(/key === '([^']+)'/g)) keys.add(key!);
-    const errorKeys = /const ERROR_TEXT_KEYS = new Set\(\[([^\]]*)\]\)/.exec(source)?.[1];
+    const errorKeys = /const ERROR_TEXT_KEYS[^=]*= new Set\(\[([^\]]*)\]\)/.exec(source)?.[1];
     for (const [, key] of (errorKeys ?? '').matchAll(/'([^']+)'/g)) keys.add(key!);
   }
   return [...keys];
