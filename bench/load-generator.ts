@@ -30,6 +30,8 @@ export interface LoadResult {
   cpuSeconds: number;
   /** paced load: requests that left more than 10 ms after they were due (all senders busy) */
   late: number;
+  /** requests resent once because the server closed their idle keep-alive socket as they left */
+  retried: number;
 }
 
 export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
@@ -46,17 +48,34 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
   let sent = 0;
   let acked = 0;
   let late = 0;
+  let retried = 0;
   const intervalMs = spec.spansPerSecond ? (1000 * spec.spansPerRequest) / spec.spansPerSecond : 0;
   const maxMs = spec.maxSeconds === undefined ? Infinity : spec.maxSeconds * 1000;
-  const send = (body: Buffer) =>
+  const sendOnce = (body: Buffer) =>
     new Promise<number>((resolve, reject) => {
       const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': body.length } }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       });
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
       req.end(body);
     });
+  // A keep-alive socket the server closed as the request left resets it; exporters resend then
+  // (Node's documented pattern). Any other failure is counted under its code, not thrown.
+  const send = async (body: Buffer): Promise<number | string> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await sendOnce(body);
+      } catch (err) {
+        const { code, reusedSocket } = err as NodeJS.ErrnoException & { reusedSocket?: boolean };
+        if (attempt === 0 && reusedSocket && code === 'ECONNRESET') {
+          retried++;
+          continue;
+        }
+        return code ?? 'error';
+      }
+    }
+  };
   const worker = async () => {
     while (next < spec.requests && performance.now() - started < maxMs) {
       const i = next++;
@@ -90,6 +109,7 @@ export async function generateLoad(spec: LoadSpec): Promise<LoadResult> {
     latencyMs: { p50: at(0.5), p99: at(0.99), max: latencies.at(-1) ?? 0 },
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     late,
+    retried,
   };
 }
 

@@ -379,6 +379,8 @@ await bench.stop();
     for (const phase of [calm, storm, paced]) {
       if (phase.exitCode !== 0) failures.push(`incident (${phase.policy}): exit code ${phase.exitCode} after SIGTERM`);
       if (phase.sigtermMs > 10_000) failures.push(`incident (${phase.policy}): SIGTERM took ${Math.round(phase.sigtermMs)} ms (over 10 s)`);
+      const connectionErrors = Object.keys(phase.load.statusCounts).filter((status) => !/^\d+$/.test(status));
+      if (connectionErrors.length > 0) failures.push(`incident (${phase.policy}): connection errors ${JSON.stringify(phase.load.statusCounts)}`);
     }
     if (storm.auditPerSecond === 0) failures.push('incident: the storm tripped no breaker (no audit event written)');
     record('incident.calm.rate', 'incident: ingest with nothing tripping (bench policy), 16 senders, 1,000-span requests, 100 tenants', 'spans/s', calm.rate);
@@ -391,7 +393,8 @@ await bench.stop();
     record('incident.paced.audit', 'incident: audit events written during the paced storm', 'events/s', paced.auditPerSecond);
     console.log(
       `incident ${r + 1}: calm ${Math.round(calm.rate)} spans/s, storm ${Math.round(storm.rate)} spans/s (${((storm.rate / calm.rate) * 100).toFixed(0)} %), ` +
-        `${Math.round(storm.auditPerSecond)} audit events/s, SIGTERM ${Math.round(storm.sigtermMs)} ms; paced storm decision p99 <= ${paced.decisionP99Ms} ms`,
+        `${Math.round(storm.auditPerSecond)} audit events/s, SIGTERM ${Math.round(storm.sigtermMs)} ms; paced storm decision p99 <= ${paced.decisionP99Ms} ms; ` +
+        `resent on a closed keep-alive socket: ${calm.load.retried + storm.load.retried + paced.load.retried}`,
     );
   }
 }
