@@ -36,8 +36,26 @@ function lookup(prices: Prices, responseModel: string, requestModel: string): Mo
  * family, in the policy's `prices` and then in the built-in table; undefined when none is priced.
  */
 export function modelPrice(prices: Prices, responseModel: string, requestModel = ''): ModelPrice | undefined {
-  return lookup(prices, responseModel, requestModel) ?? lookup(BUILTIN_PRICES, responseModel, requestModel);
+  let byResponse = answers.get(prices);
+  if (byResponse === undefined) answers.set(prices, (byResponse = new Map()));
+  let byRequest = byResponse.get(responseModel);
+  if (byRequest === undefined) {
+    if (byResponse.size >= MAX_REMEMBERED_MODELS) byResponse.clear();
+    byResponse.set(responseModel, (byRequest = new Map()));
+  }
+  let price = byRequest.get(requestModel);
+  if (price === undefined) {
+    if (byRequest.size >= MAX_REMEMBERED_MODELS) byRequest.clear();
+    price = lookup(prices, responseModel, requestModel) ?? lookup(BUILTIN_PRICES, responseModel, requestModel) ?? null;
+    byRequest.set(requestModel, price);
+  }
+  return price ?? undefined;
 }
+
+// Every span asks for a price, from few model names: answers are remembered per price table (a
+// policy's table is replaced, never changed, on a reload), bounded since the names come from tenants.
+const answers = new WeakMap<Prices, Map<string, Map<string, ModelPrice | null>>>();
+const MAX_REMEMBERED_MODELS = 1024;
 
 /** USD for one call: tokens priced per million (modelPrice); 0 for a model without a price. */
 export function callCostUsd(

@@ -53,4 +53,14 @@ describe('model prices', () => {
       expect(price.input >= 0 && price.output >= price.input / 10, model).toBe(true);
     }
   });
+
+  it('answers from each price table of its own, however many names tenants send', () => {
+    const before = { 'acme-1': { input: 1, output: 2 } };
+    const reloaded = { 'acme-1': { input: 5, output: 6 } };
+    expect(modelPrice(before, 'acme-1')).toEqual(before['acme-1']);
+    expect(modelPrice(reloaded, 'acme-1')).toEqual(reloaded['acme-1']);
+    // Past the remembered bound the answers are still the table's.
+    for (let i = 0; i < 3000; i++) expect(modelPrice(before, `junk-${i}`, i % 2 === 0 ? 'acme-1' : `junk-${i}`)).toEqual(i % 2 === 0 ? before['acme-1'] : undefined);
+    expect(modelPrice(before, 'acme-1')).toEqual(before['acme-1']);
+  });
 });
