@@ -165,12 +165,17 @@ export async function runSteps(client: ClickHouseClient, tenantId: string, runId
 }
 
 /** Whether a run has any stored span: a run can be asked about after it left the live windows. */
-export async function runExists(client: ClickHouseClient, tenantId: string, runId: string): Promise<boolean> {
-  const rows = await queryRows<{ n: number | string }>(
-    client,
-    'SELECT count() AS n FROM (SELECT 1 FROM spans WHERE TenantId = {tenant:String} AND RunId = {run:String} LIMIT 1)',
-    { tenant: tenantId, run: runId },
-  );
+export function runExists(client: ClickHouseClient, tenantId: string, runId: string): Promise<boolean> {
+  return anySpan(client, 'TenantId = {tenant:String} AND RunId = {run:String}', { tenant: tenantId, run: runId });
+}
+
+/** Whether a tenant has any stored span, for the same reason. */
+export function tenantHasSpans(client: ClickHouseClient, tenantId: string): Promise<boolean> {
+  return anySpan(client, 'TenantId = {tenant:String}', { tenant: tenantId });
+}
+
+async function anySpan(client: ClickHouseClient, where: string, params: Record<string, string>): Promise<boolean> {
+  const rows = await queryRows<{ n: number | string }>(client, `SELECT count() AS n FROM (SELECT 1 FROM spans WHERE ${where} LIMIT 1)`, params);
   return Number(rows[0]?.n) > 0;
 }
 

@@ -14,7 +14,8 @@ import type { Core } from '../app/service.js';
 import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
 import { canAccessTenant, type Principal } from './auth.js';
 import { badInput, forbiddenLoosening, limitReached, policyRejected, rateLimited } from './errors.js';
-import { costAttribution, HistoryRangeError, runExists, runSteps, tenantTimeseries, type TimeseriesMetric } from './history.js';
+import { costAttribution, HistoryRangeError, runExists, runSteps, tenantHasSpans, tenantTimeseries, type TimeseriesMetric } from './history.js';
+import { eventRange, seriesRange, type RangeArgs } from './time-range.js';
 import { DateTimeScalar, JsonInputScalar, JsonScalar } from './scalars.js';
 import type { SubscriptionOwner, SubscriptionRegistry } from './subscription-registry.js';
 
@@ -54,6 +55,17 @@ function knownTenants(core: Core): Set<string> {
   const ids = new Set<string>(core.windows.tenants());
   for (const id of Object.keys(core.policy.current().tenants)) ids.add(id);
   return ids;
+}
+
+/**
+ * Whether Breakwater knows anything of a tenant: in the policy (its tenants or auth sections), in
+ * the live windows, or with stored spans or audit events. An unknown id answers null, so a typo
+ * does not look like a healthy tenant.
+ */
+async function tenantIsKnown(core: Core, id: string): Promise<boolean> {
+  if (knownTenants(core).has(id) || Object.hasOwn(core.policy.current().auth.tenants, id)) return true;
+  if (await tenantHasSpans(core.store.client, id)) return true;
+  return (await core.audit.list(id, { limit: 1 })).length > 0;
 }
 
 type TenantSort = 'TOKEN_VELOCITY' | 'COST_RATE' | 'TRIPS' | 'ERROR_RATIO' | 'ID';
@@ -199,8 +211,8 @@ export const resolvers = {
       };
     },
 
-    tenant(_: unknown, { id }: { id: string }): TenantParent {
-      return { id };
+    async tenant(_: unknown, { id }: { id: string }, ctx: ApiContext): Promise<TenantParent | null> {
+      return (await tenantIsKnown(ctx.core, id)) ? { id } : null;
     },
 
     async run(_: unknown, { tenantId, runId }: { tenantId: string; runId: string }, ctx: ApiContext) {
@@ -260,33 +272,29 @@ export const resolvers = {
       if (!Number.isInteger(minutes) || minutes < 1 || minutes > 60) throw badInput('minutes must be between 1 and 60 (trips are kept in memory for an hour; older ones are in auditEvents)');
       return ctx.core.engine.recentTrips(t.id, minutes);
     },
-    timeseries(t: TenantParent, args: { metric: TimeseriesMetric; from: Date; to: Date; stepSeconds: number }, ctx: ApiContext) {
-      return history(() => tenantTimeseries(ctx.core.store.client, t.id, args.metric, args.from, args.to, args.stepSeconds));
-    },
-    costAttribution(t: TenantParent, args: { from: Date; to: Date }, ctx: ApiContext) {
-      return history(() => costAttribution(ctx.core.store.client, t.id, args.from, args.to));
-    },
-    async auditEvents(t: TenantParent, args: { from?: Date | null; to?: Date | null; kinds?: string[] | null; first: number }, ctx: ApiContext) {
-      const kinds = auditKinds(args.kinds);
-      const events = await ctx.core.audit.list(t.id, {
-        limit: pageSize(args.first, 100),
-        ...(args.from ? { from: args.from.getTime() } : {}),
-        ...(args.to ? { to: args.to.getTime() } : {}),
-        ...(kinds ? { kinds } : {}),
+    timeseries(t: TenantParent, args: RangeArgs & { metric: TimeseriesMetric; stepSeconds: number }, ctx: ApiContext) {
+      return history(() => {
+        const { from, to } = seriesRange(args, Date.now());
+        return tenantTimeseries(ctx.core.store.client, t.id, args.metric, from, to, args.stepSeconds);
       });
+    },
+    costAttribution(t: TenantParent, args: RangeArgs, ctx: ApiContext) {
+      return history(() => {
+        const { from, to } = seriesRange(args, Date.now());
+        return costAttribution(ctx.core.store.client, t.id, from, to);
+      });
+    },
+    async auditEvents(t: TenantParent, args: RangeArgs & { kinds?: string[] | null; first: number }, ctx: ApiContext) {
+      const kinds = auditKinds(args.kinds);
+      const events = await history(() => ctx.core.audit.list(t.id, { limit: pageSize(args.first, 100), ...eventRange(args, Date.now()), ...(kinds ? { kinds } : {}) }));
       return events.map(auditView);
     },
     degradation: (t: TenantParent, _: unknown, ctx: ApiContext) => ({
       pendingConsents: ctx.core.degradation.pendingConsents(t.id),
       status: ctx.core.degradation.status(t.id),
     }),
-    async degradationEvents(t: TenantParent, args: { from?: Date | null; to?: Date | null; first: number }, ctx: ApiContext) {
-      const events = await ctx.core.audit.list(t.id, {
-        limit: pageSize(args.first, 100),
-        kinds: ['degradation'],
-        ...(args.from ? { from: args.from.getTime() } : {}),
-        ...(args.to ? { to: args.to.getTime() } : {}),
-      });
+    async degradationEvents(t: TenantParent, args: RangeArgs & { first: number }, ctx: ApiContext) {
+      const events = await history(() => ctx.core.audit.list(t.id, { limit: pageSize(args.first, 100), kinds: ['degradation'], ...eventRange(args, Date.now()) }));
       return events.map(auditView);
     },
   },

@@ -93,6 +93,41 @@ describe('queries answer live metrics from memory and history from ClickHouse', 
     expect(missing.data!.run).toBeNull();
   });
 
+  it('takes relative ranges, defaults to the last hour, and answers null for an unknown tenant', async () => {
+    const res = await gql<{ tenant: Record<string, any> }>(
+      url,
+      `{ tenant(id: "api-a") {
+        lastHour: timeseries(metric: TOKENS, last: "1h") { value }
+        byDefault: timeseries(metric: TOKENS) { value }
+        before: timeseries(metric: TOKENS, last: "1h", to: "2026-01-01T00:00:00Z") { value }
+        cost: costAttribution(last: "90m") { calls }
+        costByDefault: costAttribution { calls }
+      } }`,
+    );
+    expect(res.errors).toBeUndefined();
+    const sum = (points: { value: number }[]) => points.reduce((n, p) => n + p.value, 0);
+    expect(sum(res.data!.tenant.lastHour)).toBe(600);
+    expect(sum(res.data!.tenant.byDefault)).toBe(600);
+    expect(res.data!.tenant.before).toEqual([]);
+    expect(res.data!.tenant.cost).toEqual([{ calls: 5 }]);
+    expect(res.data!.tenant.costByDefault).toEqual([{ calls: 5 }]);
+
+    const unknown = await gql<{ typo: unknown; known: unknown }>(url, '{ typo: tenant(id: "api-aa") { id decision { action } } known: tenant(id: "api-b") { id } }');
+    expect(unknown.errors).toBeUndefined();
+    expect(unknown.data).toEqual({ typo: null, known: { id: 'api-b' } });
+  });
+
+  it.each([
+    ['timeseries(metric: SPANS, last: "1 hour") { value }', /last must be a positive whole number with a unit/],
+    ['timeseries(metric: SPANS, last: "0h") { value }', /last must be a positive whole number/],
+    ['costAttribution(last: "1h", from: "2026-01-01T00:00:00Z") { day }', /either last or from/],
+    ['auditEvents(last: "-5m") { kind }', /last must be a positive whole number/],
+  ])('refuses the range in %s with BAD_USER_INPUT', async (field, message) => {
+    const res = await gql(url, `{ tenant(id: "api-a") { ${field} } }`);
+    expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(res.errors?.[0]?.message).toMatch(message);
+  });
+
   it('rejects bad ranges and oversized pages with BAD_USER_INPUT', async () => {
     const res = await gql(url, '{ tenant(id: "api-a") { timeseries(metric: SPANS, from: "2026-01-02T00:00:00Z", to: "2026-01-01T00:00:00Z") { value } } }');
     expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
@@ -145,14 +180,19 @@ describe('mutations change policy and breakers, audited, and subscriptions carry
       ['operator_action', 'FORCED_OPEN'],
     ]);
     expect(audit.data!.verifyAuditLog).toEqual({ ok: true, events: 3 });
+    const ranged = await gql<{ tenant: any }>(url, '{ tenant(id: "api-d") { recent: auditEvents(last: "1h") { kind } old: auditEvents(last: "1h", to: "2020-01-01T00:00:00Z") { kind } } }');
+    expect(ranged.data!.tenant.recent).toHaveLength(3);
+    expect(ranged.data!.tenant.old).toEqual([]);
   });
 
   it('refuses an invalid policy with the key path, and changes nothing', async () => {
     const res = await gql(url, 'mutation { setTenantPolicy(tenantId: "api-e", policy: { run: { stepCount: -5 } }) { tier } }');
     expect(res.errors?.[0]?.extensions?.code).toBe('POLICY_INVALID');
     expect(JSON.stringify(res.errors?.[0]?.extensions?.issues)).toMatch(/stepCount/);
-    const after = await gql<{ tenant: any }>(url, '{ tenant(id: "api-e") { policy { run { stepCount } } } }');
-    expect(after.data!.tenant.policy.run.stepCount).not.toBe(-5);
+    const after = await gql<{ effectivePolicy: any; tenant: unknown }>(url, '{ effectivePolicy(tenantId: "api-e") { policy { run { stepCount } } } tenant(id: "api-e") { id } }');
+    expect(after.data!.effectivePolicy.policy.run.stepCount).not.toBe(-5);
+    // nothing was created for it either
+    expect(after.data!.tenant).toBeNull();
   });
 
   it('persists run-time policy changes in ClickHouse', async () => {
