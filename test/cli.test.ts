@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
@@ -77,8 +77,14 @@ describe('breakwater CLI', () => {
     expect((await pending).status).toBe(200);
     expect(await first.exited).toBe(0);
     expect(first.logs.some((l) => l.msg === 'breakwater stopped')).toBe(true);
+    // Without a file, the start says the built-in default is in force; with one, it names it.
+    expect(first.logs.find((l) => String(l.msg).startsWith('policy in force'))).toMatchObject({ msg: expect.stringMatching(/the built-in default/), file: null, defaultTier: 'free', tenants: 0 });
 
-    const second = await startChildService(['--data-dir', dataDir]);
+    // The example policy, copied as it is, starts.
+    const policyFile = join(dataDir, 'breakwater.yaml');
+    copyFileSync(join(REPO_ROOT, 'breakwater.example.yaml'), policyFile);
+    const second = await startChildService(['--data-dir', dataDir, '--config', policyFile]);
+    expect(second.logs.find((l) => String(l.msg).startsWith('policy in force'))).toMatchObject({ msg: 'policy in force: the policy file', file: policyFile, tiers: ['free', 'pro', 'enterprise', 'research'], prices: 3 });
     expect((await send(second.otlpUrl, spansFor('durable', 3))).status).toBe(200);
     second.process.kill('SIGTERM');
     expect(await second.exited).toBe(0);

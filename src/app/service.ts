@@ -97,6 +97,16 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     );
   }
 
+  log.info(
+    {
+      file: existsSync(config.policyFile) ? config.policyFile : null,
+      tiers: Object.keys(fileDocument.tiers),
+      defaultTier: fileDocument.defaultTier,
+      tenants: Object.keys(fileDocument.tenants).length,
+      prices: Object.keys(fileDocument.prices).length,
+    },
+    existsSync(config.policyFile) ? 'policy in force: the policy file' : `policy in force: the built-in default (no file at ${config.policyFile}; the built-in price table prices common models)`,
+  );
   const store = await openStore(storeOptions(config, log));
   log.info({ mode: store.mode, location: store.location }, 'storage opened');
   const stopLoweringStorage = store.mode === 'embedded' ? keepStorageThreadsLow(config.storageNice) : () => {};

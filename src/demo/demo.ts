@@ -26,7 +26,11 @@ export const DEMO_USAGE = `breakwater demo [--keep-running]
 Starts Breakwater in-process (embedded ClickHouse in a temporary directory, ephemeral ports), runs
 simulated agents for four tenants (free, pro, enterprise) through breakwater/sdk over real OTLP and
 a real decisions subscription, and makes one tenant's agent run away in a tool-call loop.
-Exits 0 when exactly that tenant was halted. --keep-running leaves Breakwater up afterwards.
+Exits 0 when exactly that tenant was halted.
+
+  --keep-running   afterwards, keep Breakwater up on the default ports (127.0.0.1:4318 and :4000;
+                   BREAKWATER_HOST, BREAKWATER_OTLP_PORT, BREAKWATER_GRAPHQL_PORT change them) with
+                   the other tenants' agents still sending, until Ctrl-C or SIGTERM
 `;
 
 export function parseDemoArgs(argv: readonly string[]): DemoOptions | string {
@@ -59,7 +63,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
 
   // Breakwater's own logs go to stderr, so the table on stdout stays readable.
   const log: Logger = pino({ level: 'warn', base: { service: 'breakwater' } }, pino.destination(2));
-  const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'warn', '--data-dir', join(dir, 'data'), '--config', policyFile], {});
+  // Kept running, it listens where the docs' examples point (the default ports, or BREAKWATER_HOST /
+  // BREAKWATER_OTLP_PORT / BREAKWATER_GRAPHQL_PORT); a demo that ends takes ephemeral ones.
+  const where = options.keepRunning ? listenerEnv(process.env) : {};
+  const ports = options.keepRunning ? [] : ['--otlp-port', '0', '--graphql-port', '0'];
+  const config = loadConfig([...ports, '--log-level', 'warn', '--data-dir', join(dir, 'data'), '--config', policyFile], where);
   let service: Service | undefined;
   const instances: Breakwater[] = [];
   try {
@@ -184,20 +192,31 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
     }
     out.write(`\n${queriesToTry(graphqlUrl, halts[0]?.runId, options.keepRunning === true)}\n`);
 
-    await Promise.all(instances.splice(0).map((bw) => bw.shutdown()));
     if (options.keepRunning) {
-      out.write(`\nBreakwater keeps running: GraphiQL at ${graphqlUrl}/graphql, OTLP at ${otlpUrl}/v1/traces. Ctrl-C to stop.\n`);
+      // The other tenants' agents go on, so there is live traffic to look at.
+      stopping = false;
+      const ongoing = contexts.flatMap((ctx) => ctx.tenant.agents.filter((a) => a.runawayAfterMs === undefined).map((a) => normalAgent(ctx, a).catch(() => {})));
+      out.write(`\nBreakwater keeps running, the other tenants' agents too: GraphiQL at ${graphqlUrl}/graphql, OTLP at ${otlpUrl}/v1/traces. Ctrl-C to stop.\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());
       });
+      stopping = true;
+      await Promise.race([Promise.allSettled(ongoing), sleep(10_000)]);
     }
+    await Promise.all(instances.splice(0).map((bw) => bw.shutdown()));
     return ok ? 0 : 1;
   } finally {
     await Promise.all(instances.map((bw) => bw.shutdown().catch(() => {})));
     await service?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function listenerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const picked: Record<string, string> = {};
+  for (const name of ['BREAKWATER_HOST', 'BREAKWATER_OTLP_PORT', 'BREAKWATER_GRAPHQL_PORT']) if (env[name] !== undefined) picked[name] = env[name];
+  return picked;
 }
 
 function runawayAgentName(): string {
@@ -238,6 +257,7 @@ function queriesToTry(graphqlUrl: string, runawayRunId: string | undefined, live
     `GraphQL queries to try at ${url}:`,
     `  { tenants(sort: TOKEN_VELOCITY) { edges { node { id policy { tier } metrics { tokenVelocity60s toolCallsPerMinute costUsd } decision { action state } } } } }`,
     `  { tenant(id: "${RUNAWAY_TENANT}") { breakers { scope runId state decision { action reason metric observed threshold retryAfterMs } } auditEvents(first: 5) { kind runId oldState newState reason } } }`,
+    `  { tenant(id: "${RUNAWAY_TENANT}") { timeseries(metric: TOOL_CALLS, last: "15m") { time value } costAttribution(last: "1h") { model calls costUsd } } }`,
     `  { run(tenantId: "${RUNAWAY_TENANT}", runId: "${run}") { metrics { toolCallsPerMinute stepCount } steps(first: 5) { name toolName } decision { action reason } } }`,
     `  subscription { decisions(tenantId: "${RUNAWAY_TENANT}") { runId action state reason retryAfterMs } }`,
     `  mutation { resetBreaker(tenantId: "${RUNAWAY_TENANT}", runId: "${run}") { state decision { action } } }`,
