@@ -170,7 +170,9 @@ describe('start-up failures say what to change, in one line', () => {
     try {
       const env = { NODE_OPTIONS: `--import ${join(REPO_ROOT, 'test/helpers/without-chdb.mjs')}`, CLICKHOUSE_USER: 'breakwater', CLICKHOUSE_PASSWORD: 'pw' };
       const blocked = await collectOutput(runCli(['migrate', '--data-dir', tempDataDir()], env));
-      expect(blocked.stderr).toMatch(/Cannot find package 'chdb' \(blocked/); // the hook works: embedded mode needs chdb
+      // the hook works: embedded mode needs chdb, and says what to do without it
+      expect(blocked.code).toBe(1);
+      expect(blocked.stderr).toMatch(/^breakwater: the embedded ClickHouse \(chdb\) cannot be loaded on linux-x64 \(Cannot find package 'chdb' \(blocked.*\): install its library for this machine with `npm install --no-save @chdb\/lib-linux-x64-gnu` .* or use a ClickHouse server with --clickhouse-url \(CLICKHOUSE_URL\)\n$/);
       const server = await collectOutput(runCli(['migrate'], { ...env, CLICKHOUSE_URL: clickhouse.url }));
       expect(server.stderr).toBe('');
       expect(server.code).toBe(0);

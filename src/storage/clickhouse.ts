@@ -57,7 +57,12 @@ async function openServer(options: StoreOptions & { url: string }): Promise<Stor
 
 // chdb is loaded only here, so server mode runs where chdb's native library is not installed.
 async function openEmbedded(dataDir: string): Promise<Store> {
-  const [{ drainPending }, { createChdbConnection }] = await Promise.all([import('chdb'), import('chdb/connection')]);
+  const [{ drainPending }, { createChdbConnection }] = await Promise.all([import('chdb'), import('chdb/connection')]).catch((error: unknown) => {
+    throw new StorageError(
+      `the embedded ClickHouse (chdb) cannot be loaded on ${process.platform}-${process.arch} (${(error as Error).message.split('\n')[0]}): install its library for this machine with \`npm install --no-save ${chdbLibraryPackage()}\` (builds exist for linux x64/arm64 and macOS x64/arm64), or use a ClickHouse server with --clickhouse-url (CLICKHOUSE_URL)`,
+      { cause: error },
+    );
+  });
   let connection: ReturnType<typeof createChdbConnection>;
   try {
     mkdirSync(dataDir, { recursive: true });
@@ -75,6 +80,11 @@ async function openEmbedded(dataDir: string): Promise<Store> {
     await drainPending();
   };
   return { client, mode: 'embedded', location: dataDir, close };
+}
+
+/** chdb's per-platform library package, as chdb's optionalDependencies name them. */
+function chdbLibraryPackage(): string {
+  return `@chdb/lib-${process.platform}-${process.arch}${process.platform === 'linux' ? '-gnu' : ''}`;
 }
 
 /** Creates the database, retrying with backoff while the server cannot be reached (it may be starting too). */
