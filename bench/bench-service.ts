@@ -15,7 +15,7 @@ export interface BenchService {
 /** `flags` are CLI flags on top of ephemeral ports, error-level logs and `policyFile`. */
 export async function startBenchService(name: string, flags: readonly string[] = [], policyFile = 'bench/policy.yaml'): Promise<BenchService> {
   const dataDir = mkdtempSync(join(tmpdir(), `bw-${name}-`));
-  const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', policyFile, ...flags], {});
+  const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--gateway-port', '0', '--log-level', 'error', '--data-dir', dataDir, '--config', policyFile, ...flags], {});
   const service = await startService(config, createLogger(config.logLevel));
   return {
     service,

@@ -23,7 +23,7 @@ if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 24 * 60) {
 
 const TENANTS = 40;
 const dataDir = mkdtempSync(join(tmpdir(), 'bw-soak-'));
-const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'warn', '--data-dir', dataDir], {});
+const config = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--gateway-port', '0', '--log-level', 'warn', '--data-dir', dataDir], {});
 const service = await startService(config, createLogger(config.logLevel));
 const url = service.graphqlUrl;
 

@@ -57,7 +57,11 @@ export async function main(argv: readonly string[]): Promise<number> {
 function portInUse(err: unknown, config: ServiceConfig): string | undefined {
   const { code, port, address } = err as { code?: string; port?: number; address?: string };
   if (code !== 'EADDRINUSE' && code !== 'EACCES') return undefined;
-  const setting = port === config.otlpPort ? '--otlp-port (BREAKWATER_OTLP_PORT)' : port === config.graphqlPort ? '--graphql-port (BREAKWATER_GRAPHQL_PORT)' : '--otlp-port or --graphql-port';
+  const setting =
+    port === config.otlpPort ? '--otlp-port (BREAKWATER_OTLP_PORT)'
+    : port === config.graphqlPort ? '--graphql-port (BREAKWATER_GRAPHQL_PORT)'
+    : port === config.gatewayPort ? '--gateway-port (BREAKWATER_GATEWAY_PORT)'
+    : '--otlp-port, --graphql-port or --gateway-port';
   const what = code === 'EADDRINUSE' ? 'is already in use (another Breakwater?)' : 'may not be bound by this user';
   return `${address ?? config.host}:${port} ${what}: stop what holds it, or choose another ${setting}`;
 }

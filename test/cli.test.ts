@@ -113,7 +113,7 @@ describe('start-up failures say what to change, in one line', () => {
   it('names the flag of a port already in use', async () => {
     const held = await heldPort();
     try {
-      const { code, stderr } = await collectOutput(runCli(['serve', '--data-dir', tempDataDir(), '--otlp-port', String(held.port), '--graphql-port', '0', '--log-level', 'error']));
+      const { code, stderr } = await collectOutput(runCli(['serve', '--data-dir', tempDataDir(), '--otlp-port', String(held.port), '--graphql-port', '0', '--gateway-port', '0', '--log-level', 'error']));
       expect(code).toBe(2);
       expect(stderr).toBe(`breakwater: 127.0.0.1:${held.port} is already in use (another Breakwater?): stop what holds it, or choose another --otlp-port (BREAKWATER_OTLP_PORT)\n`);
     } finally {
@@ -131,7 +131,7 @@ describe('start-up failures say what to change, in one line', () => {
     const dataDir = tempDataDir();
     const first = await startChildService(['--data-dir', dataDir]);
     try {
-      const second = await collectOutput(runCli(['serve', '--data-dir', dataDir, '--otlp-port', '0', '--graphql-port', '0', '--log-level', 'error']));
+      const second = await collectOutput(runCli(['serve', '--data-dir', dataDir, '--otlp-port', '0', '--graphql-port', '0', '--gateway-port', '0', '--log-level', 'error']));
       expect(second.code).toBe(2);
       expect(second.stderr).toContain(`breakwater: the data directory ${dataDir} is in use by another process (pid ${first.process.pid}): stop it, or give this one another --data-dir (BREAKWATER_DATA_DIR)\n`);
     } finally {

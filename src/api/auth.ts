@@ -23,6 +23,8 @@ export interface AuthConfig {
   agentTokens: Readonly<Record<string, readonly string[]>>;
   /** tenant id -> its ingest keys for :4318 */
   ingestKeys: Readonly<Record<string, readonly string[]>>;
+  /** tenant id -> its model gateway keys for :4001 */
+  gatewayKeys?: Readonly<Record<string, readonly string[]>>;
 }
 
 export const EMPTY_AUTH: AuthConfig = { adminTokens: [], tenantAdminTokens: {}, agentTokens: {}, ingestKeys: {} };
@@ -70,6 +72,8 @@ export interface Authenticator {
   readonly hasApiTokens: boolean;
   /** any ingest key configured at all: then every tenant's spans are bound by a key */
   readonly hasIngestKeys: boolean;
+  /** model gateway key to tenant; undefined when unknown */
+  tenantForGatewayKey(key: string | undefined): string | undefined;
 }
 
 export function createAuthenticator(config: AuthConfig): Authenticator {
@@ -83,7 +87,10 @@ export function createAuthenticator(config: AuthConfig): Authenticator {
   }
   const ingest = new TokenTable<string>();
   for (const [tenantId, keys] of Object.entries(config.ingestKeys)) for (const key of keys) ingest.add(key, tenantId);
+  const gateway = new TokenTable<string>();
+  for (const [tenantId, keys] of Object.entries(config.gatewayKeys ?? {})) for (const key of keys) gateway.add(key, tenantId);
   return {
+    tenantForGatewayKey: (key) => gateway.lookup(key),
     principal: (token) => api.lookup(token),
     tenantForIngestKey: (key) => (ingest.size === 0 ? null : ingest.lookup(key)),
     hasApiTokens: api.size > 0,

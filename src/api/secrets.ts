@@ -36,11 +36,13 @@ export function resolveAuthConfig(auth: AuthSection, env: NodeJS.ProcessEnv): Au
   const tenantAdminTokens: Record<string, string[]> = {};
   const agentTokens: Record<string, string[]> = {};
   const ingestKeys: Record<string, string[]> = {};
+  const gatewayKeys: Record<string, string[]> = {};
   for (const [tenantId, entry] of Object.entries(auth.tenants)) {
     const resolve = (list: readonly SecretRef[], key: string) => list.map((ref, i) => resolveSecret(ref, env, `auth.tenants.${tenantId}.${key}[${i}]`));
     tenantAdminTokens[tenantId] = resolve(entry.adminTokens, 'adminTokens');
     agentTokens[tenantId] = [...resolve(entry.agentTokens, 'agentTokens'), ...resolve(entry.apiTokens, 'apiTokens')];
     ingestKeys[tenantId] = resolve(entry.ingestKeys, 'ingestKeys');
+    gatewayKeys[tenantId] = resolve(entry.gatewayKeys, 'gatewayKeys');
   }
-  return { adminTokens, tenantAdminTokens, agentTokens, ingestKeys };
+  return { adminTokens, tenantAdminTokens, agentTokens, ingestKeys, gatewayKeys };
 }

@@ -8,6 +8,10 @@ export interface ServiceConfig {
   host: string;
   otlpPort: number;
   graphqlPort: number;
+  gatewayPort: number;
+  gatewayOpenaiUrl: string;
+  gatewayAnthropicUrl: string;
+  gatewayUpstreamTimeoutMs: number;
   dataDir: string;
   /** unset = embedded ClickHouse (chdb) under dataDir */
   clickhouseUrl: string | undefined;
@@ -81,6 +85,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'host', flag: 'host', env: 'BREAKWATER_HOST', kind: 'string', default: '127.0.0.1', help: 'address both listeners bind' },
   { key: 'otlpPort', flag: 'otlp-port', env: 'BREAKWATER_OTLP_PORT', kind: 'port', default: '4318', help: 'OTLP/HTTP receiver port (/v1/traces)' },
   { key: 'graphqlPort', flag: 'graphql-port', env: 'BREAKWATER_GRAPHQL_PORT', kind: 'port', default: '4000', help: 'GraphQL, health and metrics port' },
+  { key: 'gatewayPort', flag: 'gateway-port', env: 'BREAKWATER_GATEWAY_PORT', kind: 'port', default: '4001', help: 'model gateway port (OpenAI /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/models; Anthropic /v1/messages)' },
+  { key: 'gatewayOpenaiUrl', flag: 'gateway-openai-url', env: 'BREAKWATER_GATEWAY_OPENAI_URL', kind: 'string', default: 'https://api.openai.com', help: 'upstream of the gateway\'s OpenAI endpoints (its key: OPENAI_API_KEY)' },
+  { key: 'gatewayAnthropicUrl', flag: 'gateway-anthropic-url', env: 'BREAKWATER_GATEWAY_ANTHROPIC_URL', kind: 'string', default: 'https://api.anthropic.com', help: 'upstream of the gateway\'s Anthropic endpoint (its key: ANTHROPIC_API_KEY)' },
+  { key: 'gatewayUpstreamTimeoutMs', flag: 'gateway-upstream-timeout-ms', env: 'BREAKWATER_GATEWAY_UPSTREAM_TIMEOUT_MS', kind: 'int', default: '600000', min: 1, help: 'longest the gateway waits for an upstream answer, streamed answers included (then 504)' },
   { key: 'dataDir', flag: 'data-dir', env: 'BREAKWATER_DATA_DIR', kind: 'string', default: './data', help: 'embedded ClickHouse data directory' },
   { key: 'clickhouseUrl', flag: 'clickhouse-url', env: 'CLICKHOUSE_URL', kind: 'string', default: undefined, help: 'ClickHouse server URL; unset = embedded' },
   { key: 'clickhouseUser', flag: 'clickhouse-user', env: 'CLICKHOUSE_USER', kind: 'string', default: 'default', help: 'ClickHouse server user' },

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
+import { createGatewayServer } from '../gateway/gateway-listener.js';
 import { AuthFailureLimiter, createAuthenticator, type AuthConfig, type Authenticator } from '../api/auth.js';
 import { authCounts, authDropped } from '../api/auth-reload.js';
 import type { PolicyDocument } from '../policy/policy-types.js';
@@ -38,6 +39,8 @@ import { SpanWriter } from '../storage/span-writer.js';
 export interface Service {
   otlpUrl: string;
   graphqlUrl: string;
+  /** the model gateway, without /v1 */
+  gatewayUrl: string;
   store: Store;
   pipeline: IngestPipeline;
   writer: SpanWriter;
@@ -284,14 +287,20 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     if (!graphql.handle(req, res, path) && !ops(req, res, path)) notFound(res);
   });
   graphql.attachWebSocket(graphqlServer);
-  for (const server of [otlpServer, graphqlServer]) server.maxHeadersCount = 100;
+  const gatewayServer = createGatewayServer(
+    { auth: () => authenticator, bus, policy, pipeline, log },
+    { openaiUrl: config.gatewayOpenaiUrl, anthropicUrl: config.gatewayAnthropicUrl, upstreamTimeoutMs: config.gatewayUpstreamTimeoutMs, maxBodyBytes: config.maxBodyBytes, env: process.env },
+    { ...serverOptions, requestTimeout: 0 },
+  );
+  for (const server of [otlpServer, graphqlServer, gatewayServer]) server.maxHeadersCount = 100;
 
   if (!isLoopback(config.host)) log.warn({ host: config.host, insecure: config.insecure }, 'listening on a non-loopback address');
   const otlpAddress = await listen(otlpServer, config.host, config.otlpPort);
   const graphqlAddress = await listen(graphqlServer, config.host, config.graphqlPort);
   const otlpUrl = urlOf(otlpAddress);
   const graphqlUrl = urlOf(graphqlAddress);
-  log.info({ otlp: `${otlpUrl}/v1/traces`, graphql: `${graphqlUrl}/graphql` }, 'breakwater listening');
+  const gatewayUrl = urlOf(await listen(gatewayServer, config.host, config.gatewayPort));
+  log.info({ otlp: `${otlpUrl}/v1/traces`, graphql: `${graphqlUrl}/graphql`, gateway: `${gatewayUrl}/v1` }, 'breakwater listening');
   auditIntegrity.start();
 
   let stopping: Promise<void> | undefined;
@@ -300,7 +309,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       const deadline = Date.now() + timeoutMs;
       // Stop accepting first, but flush before waiting on the servers: open requests are waiting
       // for exactly that flush to be answered.
-      const serversClosed = Promise.all([closeServer(otlpServer), closeServer(graphqlServer)]);
+      const serversClosed = Promise.all([closeServer(otlpServer), closeServer(graphqlServer), closeServer(gatewayServer)]);
       engine.stop();
       degradation.stop();
       await graphql.close();
@@ -311,6 +320,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       // whose spans missed the deadline were never acknowledged: their exporters retry them.
       graphqlServer.closeAllConnections();
       if (!spansFlushed) otlpServer.closeAllConnections();
+      // A streamed model answer can run for minutes; the upstream keeps it, the agent retries.
+      gatewayServer.closeAllConnections();
       await beforeDeadline(serversClosed, deadline);
       await beforeDeadline(degradation.flush(), deadline);
       const { pending } = await audit.close(deadline);
@@ -323,7 +334,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       log.info('breakwater stopped');
     })());
 
-  return { otlpUrl, graphqlUrl, store, pipeline, writer, metrics, core, stop };
+  return { otlpUrl, graphqlUrl, gatewayUrl, store, pipeline, writer, metrics, core, stop };
 }
 
 /**

@@ -28,8 +28,8 @@ simulated agents for four tenants (free, pro, enterprise) through breakwater/sdk
 a real decisions subscription, and makes one tenant's agent run away in a tool-call loop.
 Exits 0 when exactly that tenant was halted.
 
-  --keep-running   afterwards, keep Breakwater up on the default ports (127.0.0.1:4318 and :4000;
-                   BREAKWATER_HOST, BREAKWATER_OTLP_PORT, BREAKWATER_GRAPHQL_PORT change them) with
+  --keep-running   afterwards, keep Breakwater up on the default ports (127.0.0.1:4318, :4000 and
+                   :4001; BREAKWATER_HOST and BREAKWATER_*_PORT change them) with
                    the other tenants' agents still sending, until Ctrl-C or SIGTERM
 `;
 
@@ -64,9 +64,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
   // Breakwater's own logs go to stderr, so the table on stdout stays readable.
   const log: Logger = pino({ level: 'warn', base: { service: 'breakwater' } }, pino.destination(2));
   // Kept running, it listens where the docs' examples point (the default ports, or BREAKWATER_HOST /
-  // BREAKWATER_OTLP_PORT / BREAKWATER_GRAPHQL_PORT); a demo that ends takes ephemeral ones.
+  // BREAKWATER_OTLP_PORT / BREAKWATER_GRAPHQL_PORT / BREAKWATER_GATEWAY_PORT); a demo that ends takes ephemeral ones.
   const where = options.keepRunning ? listenerEnv(process.env) : {};
-  const ports = options.keepRunning ? [] : ['--otlp-port', '0', '--graphql-port', '0'];
+  const ports = options.keepRunning ? [] : ['--otlp-port', '0', '--graphql-port', '0', '--gateway-port', '0'];
   const config = loadConfig([...ports, '--log-level', 'warn', '--data-dir', join(dir, 'data'), '--config', policyFile], where);
   let service: Service | undefined;
   const instances: Breakwater[] = [];
@@ -215,7 +215,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<number> {
 
 function listenerEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const picked: Record<string, string> = {};
-  for (const name of ['BREAKWATER_HOST', 'BREAKWATER_OTLP_PORT', 'BREAKWATER_GRAPHQL_PORT']) if (env[name] !== undefined) picked[name] = env[name];
+  for (const name of ['BREAKWATER_HOST', 'BREAKWATER_OTLP_PORT', 'BREAKWATER_GRAPHQL_PORT', 'BREAKWATER_GATEWAY_PORT']) if (env[name] !== undefined) picked[name] = env[name];
   return picked;
 }
 

@@ -166,6 +166,8 @@ export const authSchema = z.strictObject({
         apiTokens: z.array(secretSchema).max(100).default([]),
         /** keys for OTLP ingest (:4318) that bind spans to this tenant */
         ingestKeys: z.array(secretSchema).max(100).default([]),
+        /** keys for the model gateway (:4001): a client holding one calls models as this tenant */
+        gatewayKeys: z.array(secretSchema).max(100).default([]),
       }),
     )
     .default({}),

@@ -60,7 +60,7 @@ export type SecretRef = string | { env: string } | { file: string };
 
 export interface AuthSection {
   adminTokens: SecretRef[];
-  tenants: Record<string, { adminTokens: SecretRef[]; agentTokens: SecretRef[]; apiTokens: SecretRef[]; ingestKeys: SecretRef[] }>;
+  tenants: Record<string, { adminTokens: SecretRef[]; agentTokens: SecretRef[]; apiTokens: SecretRef[]; ingestKeys: SecretRef[]; gatewayKeys: SecretRef[] }>;
 }
 
 export interface PolicyDocument {

@@ -60,7 +60,7 @@ describe('secrets from the policy file', () => {
     const config = resolveAuthConfig(
       {
         adminTokens: ['literal-0123456789abcdef', { env: 'BW_TEST_TOKEN' }],
-        tenants: { acme: { adminTokens: [{ env: 'BW_ACME_ADMIN' }], agentTokens: ['agent-literal-0123456789'], apiTokens: [{ file }], ingestKeys: [] } },
+        tenants: { acme: { adminTokens: [{ env: 'BW_ACME_ADMIN' }], agentTokens: ['agent-literal-0123456789'], apiTokens: [{ file }], ingestKeys: [], gatewayKeys: ['gateway-literal-0123456789'] } },
       },
       { BW_TEST_TOKEN: ' from-env-0123456789 ', BW_ACME_ADMIN: 'acme-admin-from-env-0123' },
     );
@@ -68,6 +68,7 @@ describe('secrets from the policy file', () => {
     expect(config.tenantAdminTokens.acme).toEqual(['acme-admin-from-env-0123']);
     // apiTokens is the earlier name of agentTokens: the same, least, role
     expect(config.agentTokens.acme).toEqual(['agent-literal-0123456789', 'from-a-file-0123456789']);
+    expect(config.gatewayKeys?.acme).toEqual(['gateway-literal-0123456789']);
   });
 
   it('names where a secret was looked for, never its value', () => {

@@ -39,8 +39,8 @@ function emptyLists(value: unknown, path: string, out: string[]): string[] {
 }
 
 it('answers every docs/api.md example with data against the kept-running demo', async () => {
-  const [otlpPort, graphqlPort] = [await freePort(), await freePort()];
-  const demo = runCli(['demo', '--keep-running'], { BREAKWATER_OTLP_PORT: String(otlpPort), BREAKWATER_GRAPHQL_PORT: String(graphqlPort) });
+  const [otlpPort, graphqlPort, gatewayPort] = [await freePort(), await freePort(), await freePort()];
+  const demo = runCli(['demo', '--keep-running'], { BREAKWATER_OTLP_PORT: String(otlpPort), BREAKWATER_GRAPHQL_PORT: String(graphqlPort), BREAKWATER_GATEWAY_PORT: String(gatewayPort) });
   let stdout = '';
   demo.stdout!.on('data', (d) => (stdout += d));
   demo.stderr!.resume();

@@ -34,7 +34,7 @@ export async function collectOutput(child: ChildProcess): Promise<{ code: number
 
 /** Starts `breakwater serve` in a child process on ephemeral ports and waits until it listens. */
 export async function startChildService(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildService> {
-  const child = runCli(['serve', '--otlp-port', '0', '--graphql-port', '0', ...args], env);
+  const child = runCli(['serve', '--otlp-port', '0', '--graphql-port', '0', '--gateway-port', '0', ...args], env);
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += d));

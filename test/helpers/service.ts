@@ -14,7 +14,7 @@ export function tempDataDir(prefix = 'bw-test-'): string {
 }
 
 export function testConfig(overrides: Partial<ServiceConfig> & { dataDir: string }): ServiceConfig {
-  const base = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--log-level', 'silent', '--batch-max-delay-ms', '5'], {});
+  const base = loadConfig(['--otlp-port', '0', '--graphql-port', '0', '--gateway-port', '0', '--log-level', 'silent', '--batch-max-delay-ms', '5'], {});
   return { ...base, ...overrides };
 }
 
