@@ -26,7 +26,7 @@ import { queryRows } from '../storage/clickhouse.js';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { nanosToMillis } from '../windows/window-time.js';
 import { spanKind } from '../windows/span-facts.js';
-import { classifyOutcome, classifyRateLimit, type CallOutcome, type RateLimitClass } from './classify.js';
+import { classifyOutcome, classifyRateLimit, isProviderAttributed, type CallOutcome, type RateLimitClass } from './classify.js';
 import { consentRequest, ladderIndex, readConsentEvents, replayConsents, type ConsentAnswers } from './consent-replay.js';
 import { degradationEvent, healthTransitionEvent, type RunState } from './degradation-events.js';
 import {
@@ -465,7 +465,7 @@ export class DegradationEngine implements SpanObserver {
     const healthy = healthOf(outcome);
     if (span.provider !== '' && healthy !== null) {
       const slow = durationMs >= section.providerHealth.slowCallDurationMs;
-      this.#health.record(span.tenantId, span.provider, model, !healthy, slow, transitions, now);
+      this.#health.record(span.tenantId, span.provider, model, isProviderAttributed(outcome, true, span.provider), slow, transitions, now);
     }
 
     const key = extras.providerKey;
