@@ -278,6 +278,36 @@ describe('recovery', () => {
     expect(JSON.parse(log[2]!.details)).toMatchObject({ event: 'probes_passed' });
   });
 
+  it("after the provider heals, no tenant's own breaker re-opens on the storm's failures", async () => {
+    const t = setup(
+      section({
+        // a window long enough to still hold the storm when the tenants come back
+        providerHealth: { minimumCalls: 5, slidingWindowSize: 20, slidingWindowMs: 600_000, waitDurationOpenMs: 30_000, permittedCallsHalfOpen: 3, sharedMinTenants: 2 },
+        defaults: { tiers: LADDER, recovery: { windowMs: 60_000, probeCalls: 3 } },
+      }),
+    );
+    const tenants = ['heal-quiet', 'heal-a', 'heal-b'];
+    // the quiet tenant's failures stay under its own breaker's minimum; the busy ones open the shared breaker
+    t.send(span(t.at({ tenantId: 'heal-quiet' })), ...times(3, () => failed(t.at({ tenantId: 'heal-quiet' }))));
+    for (const tenantId of ['heal-a', 'heal-b']) t.send(span(t.at({ tenantId })), ...times(6, () => failed(t.at({ tenantId }))));
+    for (const tenantId of tenants) expect(t.bus.latest(tenantId)).toMatchObject({ action: 'DEGRADE', tier: 1 });
+    for (let s = 0; s < 90; s++) {
+      t.clock.advance(1_000);
+      t.engine.tick();
+    }
+    for (const tenantId of tenants) expect(t.bus.latest(tenantId)).toMatchObject({ action: 'ALLOW', tier: 0, state: 'HALF_OPEN' });
+    // the healed primary answers every call
+    for (let round = 0; round < 10; round++) {
+      t.clock.advance(200);
+      for (const tenantId of tenants) t.send(span(t.at({ tenantId })));
+    }
+    for (const tenantId of tenants) expect(t.bus.latest(tenantId)).toMatchObject({ action: 'ALLOW', tier: 0, state: 'CLOSED' });
+    expect(t.engine.providerBreakers('*').filter((b) => b.state !== 'CLOSED')).toEqual([]);
+    for (const tenantId of tenants) {
+      expect((await t.events(tenantId)).map((e) => `${e.oldState}->${e.newState}`)).toEqual(['TIER_0->TIER_1', 'TIER_1->TIER_0', 'TIER_0->TIER_0']);
+    }
+  });
+
   it('a failed probe demotes at once and doubles the window before the next try', async () => {
     const t = await degraded('rec2');
     t.clock.advance(90_000);
