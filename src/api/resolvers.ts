@@ -410,6 +410,7 @@ export const resolvers = {
             actor: event.actor,
             time: event.eventTime,
             kind: event.kind,
+            details: event.details,
           },
         })));
       },

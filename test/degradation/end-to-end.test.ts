@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/app/service.js';
-import { gql } from '../helpers/graphql.js';
+import { gql, subscribeSse } from '../helpers/graphql.js';
 import { startWithPolicy } from '../helpers/service.js';
 import { postSpans, runSteps, type StepSpec } from '../helpers/spans.js';
 
@@ -50,6 +50,11 @@ async function decision(tenant: string) {
 
 describe('graceful degradation end to end', () => {
   it('a 5xx storm degrades the tenant that allows it and suspends the one that does not', async () => {
+    const subscribed = subscribeSse<{ breakerEvents: Record<string, unknown> }>(
+      url,
+      'subscription { breakerEvents(tenantId: "flex") { kind tenantId runId scope oldState newState metric threshold observed reason actor time details } }',
+      {},
+    );
     for (const tenant of ['flex', 'strict', 'careful']) await send(tenant, [ok]);
     await send('flex', Array.from({ length: 6 }, () => serverError));
     await send('strict', Array.from({ length: 6 }, () => serverError));
@@ -67,6 +72,12 @@ describe('graceful degradation end to end', () => {
       if (events.length === 0) await new Promise((r) => setTimeout(r, 50));
     }
     expect(events).toContainEqual({ oldState: 'TIER_0', newState: 'TIER_1' });
+
+    // the tier change reaches a subscriber selecting every field
+    const pushed = await subscribed.waitFor((m) => m.breakerEvents.kind === 'degradation' && m.breakerEvents.newState === 'TIER_1');
+    expect(JSON.stringify(subscribed.errors)).toBe('[]');
+    expect(pushed.breakerEvents).toMatchObject({ tenantId: 'flex', oldState: 'TIER_0', newState: 'TIER_1', actor: 'breakwater', details: { event: 'tier_change', cause: 'demote', from: { tier: 0 }, to: { tier: 1, provider: 'azure.ai.openai' } } });
+    subscribed.close();
   });
 
   it('asks a tenant that requires consent, and switches only once it is given through the API', async () => {
