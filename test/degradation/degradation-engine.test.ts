@@ -410,7 +410,9 @@ describe('latency and cost triggers', () => {
       prices: () => ({ 'gpt-4o': { input: 2.5, output: 10 }, 'llama-3.1-70b': { input: 0.5, output: 0.5 } }),
     });
     t.send(span(t.at({ tenantId: 'spender' })));
-    expect(t.bus.latest('spender')).toMatchObject({ action: 'DEGRADE', tier: 1, scope: 'TENANT', metric: 'costPerMinuteUsd' });
+    // tier 1 is gpt-4o too, at the same price: skipped
+    expect(t.bus.latest('spender')).toMatchObject({ action: 'DEGRADE', tier: 2, scope: 'TENANT', metric: 'costPerMinuteUsd' });
+    cost = 9;
     t.engine.tick();
     expect(t.bus.latest('spender')).toMatchObject({ action: 'DEGRADE', tier: 2 });
     // cheaper now, but gpt-4o costs 12.5× llama: 1 USD/min would be 12.5 there, over budget
