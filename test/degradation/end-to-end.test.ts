@@ -21,6 +21,9 @@ degradation:
     careful: { consent: { required: true, fromTier: 1 } }
     quota-t:
       tiers: [{ tier: 0, provider: anthropic, model: claude-sonnet-4-5 }]
+    tasky:
+      tasks:
+        summarize: { permittedTiers: [0, 1] }
 `;
 
 let service: Service;
@@ -120,6 +123,18 @@ describe('graceful degradation end to end', () => {
     expect(throttled.retryAfterMs).toBeLessThanOrEqual(20_000);
     const breakers = service.core.degradation.providerBreakers('*').filter((b) => b.key.provider === 'anthropic');
     expect(breakers.every((b) => b.state === 'CLOSED')).toBe(true);
+  });
+
+  it('counts a task-level degradation in the fleet view and its tripping filter', async () => {
+    // The shared openai breaker is still open: the summarize run degrades by its task's ladder.
+    await send('tasky', [{ ...ok, attributes: { ...ok.attributes, 'breakwater.task': 'summarize' } }]);
+    const res = await gql<{ tripping: { edges: { node: { id: string; decision: { action: string; runId: string | null; tier: number } } }[] }; calm: { totalCount: number } }>(
+      url,
+      '{ tripping: tenants(filter: { tripping: true, idPrefix: "tasky" }) { edges { node { id decision { action runId tier } } } } calm: tenants(filter: { tripping: false, idPrefix: "tasky" }) { totalCount } }',
+    );
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.tripping.edges.map((e) => e.node)).toEqual([{ id: 'tasky', decision: { action: 'DEGRADE', runId: 'tasky-run', tier: 1 } }]);
+    expect(res.data!.calm.totalCount).toBe(0);
   });
 
   it('reserves pre-flight tokens from the tenant bucket through the API', async () => {
