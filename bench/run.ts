@@ -14,6 +14,7 @@ import { checkpointCost, firstBatchOf, historyQuery, percentile, recordDecisionL
 import { startHaltingAgents, type HaltingAgentsSpec } from './halting-agents.js';
 import { runIncidentPhase } from './incident.js';
 import { sharedQuotaFromChild } from './shared-quota-phase.js';
+import { providerOutageFromChild } from './provider-outage.js';
 import { loadFromChild, type LoadResult, type LoadSpec } from './load-generator.js';
 import type { Encoding } from './payloads.js';
 import { summarize, writeReport, type Figure, type Report, type SweepPoint } from './report.js';
@@ -426,6 +427,27 @@ await bench.stop();
         `${sdkHalt ? `SDK HALT p50 ${v.sdkHaltP50.toFixed(1)} ms, ` : ''}server HALT p50 ${v.serverHaltP50.toFixed(1)} ms, steady 429s ${v.steady429}`,
     );
   });
+}
+// Provider outage (issue 24): a 5xx storm on the primary of 20 tenants' fallback ladder, then the
+// heal (bench/provider-outage.ts): no call should find its run HALTed, and every tenant should be
+// back on tier 0 within a breaker wait and a recovery window.
+{
+  const outage = await providerOutageFromChild({ tenants: 20, busyLoops: 12, calmMs: quick ? 500 : 1_000, stormMs: quick ? 2_500 : 6_000, watchMs: quick ? 1_000 : 3_000, recoveryCapMs: 15_000 });
+  const haltedShare = outage.requests > 0 ? (outage.halted / outage.requests) * 100 : 0;
+  // JSON carries a recovery that never came (NaN) as null
+  outage.recoveryMs = typeof outage.recoveryMs === 'number' ? outage.recoveryMs : Number.NaN;
+  record('outage.halted', `provider outage, 20 tenants: share of calls that found their run HALTed (of ${outage.requests}; target 0, a fallback is permitted)`, '%', haltedShare);
+  record('outage.recovery', 'provider outage: provider healed -> every tenant back on tier 0', 'ms', outage.recoveryMs);
+  record('outage.degraded', 'provider outage: tenants degraded during the storm (of 20)', 'tenants', outage.degradedTenants);
+  record('outage.errorRatio', 'provider outage: highest tenant errorRatio from the storm on (provider failures are not the tenant\'s)', 'ratio', outage.peakErrorRatio);
+  record('outage.demoted', 'provider outage: tenants demoted again after all were back on tier 0', 'tenants', outage.demotedAfterRecovery);
+  if (outage.halted > 0) failures.push(`provider outage: ${outage.halted} of ${outage.requests} calls found their run HALTed (${haltedShare.toFixed(1)} %)`);
+  if (Number.isNaN(outage.recoveryMs)) failures.push('provider outage: not every tenant was back on tier 0 within 15 s of the heal');
+  if (outage.demotedAfterRecovery > 0) failures.push(`provider outage: ${outage.demotedAfterRecovery} tenants demoted again after the recovery`);
+  console.log(
+    `provider outage: ${outage.halted}/${outage.requests} calls HALTed, ${outage.degradedTenants} tenants degraded, ` +
+      `all back on tier 0 ${outage.recoveryMs} ms after the heal, ${outage.demotedAfterRecovery} demoted again`,
+  );
 }
 const summarized = Object.fromEntries(Object.entries(figures).map(([key, f]) => [key, { ...f, ...summarize(f.values) }]));
 

@@ -199,7 +199,7 @@ export const resolvers = {
       if (filter.idPrefix) ids = ids.filter((id) => id.startsWith(filter.idPrefix!));
       if (filter.tier) ids = ids.filter((id) => core.policy.forTenant(id).tier === filter.tier);
       if (filter.tripping !== null && filter.tripping !== undefined) {
-        ids = ids.filter((id) => (core.bus.latest(id).action !== 'ALLOW') === filter.tripping);
+        ids = ids.filter((id) => (core.bus.mostSevereInTenant(id).action !== 'ALLOW') === filter.tripping);
       }
       const keyed = ids.map((id) => ({ id, key: sortKey(core, id, args.sort) }));
       keyed.sort((a, b) => b.key - a.key || a.id.localeCompare(b.id));
@@ -249,7 +249,7 @@ export const resolvers = {
     policy: (t: TenantParent, _: unknown, ctx: ApiContext) => policyView(ctx.core.policy.forTenant(t.id), ctx.core),
     metrics: (t: TenantParent, _: unknown, ctx: ApiContext) => ctx.core.windows.tenantMetrics(t.id) ?? ZERO_METRICS,
     breakers: (t: TenantParent, _: unknown, ctx: ApiContext) => ctx.core.engine.breakers(t.id).map((b) => ({ ...b, decision: decisionView(b.decision) })),
-    decision: (t: TenantParent, _: unknown, ctx: ApiContext) => decisionView(ctx.core.bus.latest(t.id)),
+    decision: (t: TenantParent, _: unknown, ctx: ApiContext) => decisionView(ctx.core.bus.mostSevereInTenant(t.id)),
     activeRuns(t: TenantParent, { first }: { first: number }, ctx: ApiContext) {
       const n = pageSize(first, 50);
       return ctx.core.windows
@@ -418,6 +418,7 @@ export const resolvers = {
             actor: event.actor,
             time: event.eventTime,
             kind: event.kind,
+            details: event.details,
           },
         })));
       },

@@ -108,6 +108,19 @@ export class DecisionBus {
   }
 
   /**
+   * The most severe decision in force anywhere in the tenant: the tenant-wide one, or a run's (a
+   * run-level HALT, a task's own DEGRADE), for fleet views that must not show such a tenant as ALLOW.
+   */
+  mostSevereInTenant(tenantId: string): Decision {
+    const wide = this.latest(tenantId);
+    const channel = this.#channels.get(tenantId);
+    if (channel === undefined || channel.runs.size === 0) return wide;
+    const decisions = [wide];
+    for (const run of channel.runs.values()) decisions.push(run.latest);
+    return mostSevere(decisions) ?? wide;
+  }
+
+  /**
    * Current decision(s) first (tenant: the tenant-wide decision and every run not at ALLOW; run: its
    * effective decision), then every change. Call `return()` to unsubscribe.
    */

@@ -13,7 +13,7 @@ import type { AgentSpan } from '../contracts/agent-span.js';
 import { errorTexts, squashType } from '../normalize/call-outcome.js';
 import { resetHeaders } from './span-signals.js';
 
-export { classifyOutcome, type CallOutcome, type FailureCause } from '../normalize/call-outcome.js';
+export { classifyOutcome, isProviderAttributed, type CallOutcome, type FailureCause } from '../normalize/call-outcome.js';
 
 export type RateLimitKind = 'request_rate' | 'token_rate' | 'daily';
 

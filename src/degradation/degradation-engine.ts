@@ -26,7 +26,7 @@ import { queryRows } from '../storage/clickhouse.js';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { nanosToMillis } from '../windows/window-time.js';
 import { spanKind } from '../windows/span-facts.js';
-import { classifyOutcome, classifyRateLimit, type CallOutcome, type RateLimitClass } from './classify.js';
+import { classifyOutcome, classifyRateLimit, isProviderAttributed, type CallOutcome, type RateLimitClass } from './classify.js';
 import { consentRequest, ladderIndex, readConsentEvents, replayConsents, type ConsentAnswers } from './consent-replay.js';
 import { degradationEvent, healthTransitionEvent, type RunState } from './degradation-events.js';
 import {
@@ -465,7 +465,7 @@ export class DegradationEngine implements SpanObserver {
     const healthy = healthOf(outcome);
     if (span.provider !== '' && healthy !== null) {
       const slow = durationMs >= section.providerHealth.slowCallDurationMs;
-      this.#health.record(span.tenantId, span.provider, model, !healthy, slow, transitions, now);
+      this.#health.record(span.tenantId, span.provider, model, isProviderAttributed(outcome, true, span.provider), slow, transitions, now, startMs > 0 ? startMs : undefined);
     }
 
     const key = extras.providerKey;
@@ -594,7 +594,11 @@ export class DegradationEngine implements SpanObserver {
         continue;
       }
       const tp = taskPolicy(policy, task);
-      for (const change of track.evaluate(this.#context(state, tp, policy, now))) changes.push({ track, change });
+      for (const change of track.evaluate(this.#context(state, tp, policy, now))) {
+        // A promotion's probes start from a clean slate: the incident's failures no longer count against them.
+        if (change.kind === 'tier_change' && change.cause === 'promote') this.#health.forget(state.tenantId, change.to.provider, change.to.model, now);
+        changes.push({ track, change });
+      }
     }
 
     this.#publish(state, policy, now);

@@ -9,7 +9,8 @@
 // The window is count-based (the last slidingWindowSize calls) and time-bounded (calls older than
 // slidingWindowMs drop out). What counts as a failure is decided by the caller (classify.ts: 5xx,
 // timeouts, connection errors; a 429 is never recorded here). Calls reported while OPEN are
-// ignored: they were in flight when the breaker opened.
+// ignored: they were in flight when the breaker opened. So are calls that started before probing
+// began (or before forget()): a recovery starts from a clean slate, not on the storm's stragglers.
 //
 // A shared breaker (tenantId '', fed by every tenant) opens only when at least `sharedMinTenants`
 // tenants are over its thresholds on their own calls in the window (each with at least its share of
@@ -36,6 +37,8 @@ export interface HealthCall {
   failure: boolean;
   slow: boolean;
   tenantId: string;
+  /** when the call started (epoch ms); a call older than the breaker's evidence is ignored */
+  startedAt?: number;
 }
 
 export interface HealthRates {
@@ -160,6 +163,8 @@ export class HealthBreaker {
   #halfOpenAt = 0;
   #leftOpenAt: number | null = null;
   #trippedBy = 0;
+  /** calls that started before this are old evidence: set when probing begins, and by forget() */
+  #countsFrom = -Infinity;
   #half: HalfOpenCounts;
   /** last time a call was recorded (for eviction of idle breakers) */
   lastCallAt: number;
@@ -197,6 +202,7 @@ export class HealthBreaker {
       const elapsedAt = this.#openedAt + this.#waitMs;
       this.#leftOpenAt = elapsedAt;
       this.#halfOpenAt = elapsedAt;
+      this.#countsFrom = Math.max(this.#countsFrom, elapsedAt);
       this.#half = halfOpenCounts(settings);
       out.push(this.#transition('HALF_OPEN', 'wait_elapsed', elapsedAt, 0, `open for ${this.#waitMs} ms; admitting ${settings.permittedCallsHalfOpen} probe call(s)`));
     }
@@ -216,6 +222,7 @@ export class HealthBreaker {
     else this.#window.tallies.setRule(tenantShare(settings.minimumCalls, settings.sharedMinTenants), settings.failureRateThreshold, settings.slowCallRateThreshold);
     this.tick(settings, out, at);
     this.lastCallAt = at;
+    if (call.startedAt !== undefined && call.startedAt < this.#countsFrom) return out;
     const flags = (call.failure ? FAILED : 0) | (call.slow ? SLOW : 0);
     switch (this.#state) {
       case 'CLOSED': {
@@ -248,6 +255,23 @@ export class HealthBreaker {
         break;
     }
     return out;
+  }
+
+  /** When the evidence the breaker counts begins (-Infinity: all of it). */
+  get countsFrom(): number {
+    return this.#countsFrom;
+  }
+
+  /**
+   * Drops the calls recorded up to `before` (and half-open counts) and ignores calls started before
+   * it: a recovery proven elsewhere (a shared breaker's probes, the tenant's promotion) is not undone by
+   * failures from the incident it ended.
+   */
+  forget(before: number, settings: ProviderHealthSettings): void {
+    if (before <= this.#countsFrom) return;
+    this.#countsFrom = before;
+    if (this.#state === 'CLOSED') this.#window.expire(before);
+    else if (this.#state === 'HALF_OPEN') this.#half = halfOpenCounts(settings);
   }
 
   rates(settings: ProviderHealthSettings): HealthRates {

@@ -6,7 +6,8 @@
 // - each tenant's own breakers per provider and per (provider, model), fed by its calls only,
 //   created at its first failed or slow call and dropped once quiet again.
 //
-// A tier is blocked for a tenant when any of the four that cover it is OPEN.
+// A tier is blocked for a tenant when any of the four that cover it is OPEN. When a shared breaker
+// passes its probes, every tenant's own breakers on the same calls forget the incident's failures.
 
 import type { ProviderHealthSettings } from './degradation-schema.js';
 import { HealthBreaker, type HealthBreakerView, type HealthCall, type HealthTransition } from './health-breaker.js';
@@ -63,21 +64,51 @@ export class ProviderHealth {
   ) {}
 
   /** Records a model call's health outcome as of `at`; appends every transition it caused to `out` and returns it. */
-  record(tenantId: string, provider: string, model: string, failure: boolean, slow: boolean, out: HealthTransition[] = [], at = this.now()): HealthTransition[] {
+  record(tenantId: string, provider: string, model: string, failure: boolean, slow: boolean, out: HealthTransition[] = [], at = this.now(), startedAt?: number): HealthTransition[] {
     const settings = this.settings();
-    const call = { failure, slow, tenantId };
+    const first = out.length;
+    const call: HealthCall = startedAt === undefined ? { failure, slow, tenantId } : { failure, slow, tenantId, startedAt };
     this.#sharedBreaker(provider, '', settings).record(call, settings, out, at);
     if (model !== '') this.#sharedBreaker(provider, model, settings).record(call, settings, out, at);
+    // Before the tenant's own breakers see the call: on old evidence they would re-open at once.
+    this.#afterRecoveries(out, first, settings);
     // A tenant with only good calls needs no breaker of its own.
     const bad = failure || slow;
     let mine = this.#own.get(tenantId);
-    if (mine === undefined) {
-      if (!bad) return out;
-      this.#own.set(tenantId, (mine = new BreakerTable()));
+    if (mine === undefined && bad) this.#own.set(tenantId, (mine = new BreakerTable()));
+    if (mine !== undefined) {
+      this.#recordOwn(mine, tenantId, provider, '', bad, call, settings, out, at);
+      if (model !== '') this.#recordOwn(mine, tenantId, provider, model, bad, call, settings, out, at);
     }
-    this.#recordOwn(mine, tenantId, provider, '', bad, call, settings, out, at);
-    if (model !== '') this.#recordOwn(mine, tenantId, provider, model, bad, call, settings, out, at);
     return out;
+  }
+
+  /**
+   * The tenant's own breakers covering `provider`/`model` forget the calls up to `before`: its
+   * promotion to that rung starts from a clean slate.
+   */
+  forget(tenantId: string, provider: string, model: string, before: number): void {
+    const mine = this.#own.get(tenantId);
+    if (mine === undefined) return;
+    const settings = this.settings();
+    mine.get(provider, '')?.forget(before, settings);
+    if (model !== '') mine.get(provider, model)?.forget(before, settings);
+  }
+
+  /** A shared breaker closed on passed probes: every tenant's own breakers on its calls forget what came before the probes. */
+  #afterRecoveries(out: readonly HealthTransition[], first: number, settings: ProviderHealthSettings): void {
+    for (let i = first; i < out.length; i++) {
+      const t = out[i] as HealthTransition;
+      if (t.key.tenantId !== '' || t.cause !== 'probes_passed') continue;
+      const before = this.#shared.get(t.key.provider, t.key.model)?.countsFrom ?? t.at;
+      for (const mine of this.#own.values()) {
+        for (const breaker of mine) {
+          // A provider's recovery covers all its models; a model's, that model and the provider breaker it feeds.
+          if (breaker.key.provider !== t.key.provider) continue;
+          if (t.key.model === '' || breaker.key.model === '' || breaker.key.model === t.key.model) breaker.forget(before, settings);
+        }
+      }
+    }
   }
 
   /** A tenant's own breaker for the provider (model '') or a model: created by a bad call only. */

@@ -5,7 +5,8 @@
 //   hard      a provider or model breaker covering it is OPEN, its provider key's quota is exhausted
 //             beyond what throttling can wait out, or a promotion probe on it just failed
 //   soft      the p95 latency of the tenant's own calls on it is over its SLA, or the tenant's spend
-//             rate calls for a cheaper tier (both with a hold time and a lower clearing level: hysteresis)
+//             rate calls for a cheaper tier (both with a hold time and a lower clearing level: hysteresis;
+//             the spend skips rungs priced like the current one)
 //   ok        none of these
 // and picks the best `ok` rung; with none, it stays on a `soft` current rung (a slow primary beats a
 // suspension), else the best `soft` one, else suspend (tier 4; HALT when 4 is not permitted).
@@ -514,8 +515,10 @@ export class TierTrack {
     if (rate > budget) {
       this.#costClearSince = null;
       this.#costOverSince ??= now;
-      if (current !== undefined && now - this.#costOverSince >= holdMs && current.tier + 1 > this.costMinTier) {
-        this.costMinTier = current.tier + 1;
+      // The next rung that costs less than the current one: a tier at the same price saves nothing.
+      const cheaper = current === undefined ? undefined : policy.tiers.find((e, i) => i > this.position && e.tier > current.tier && ctx.priceRatio(current.model, e.model) < 1);
+      if (current !== undefined && cheaper !== undefined && now - this.#costOverSince >= holdMs && cheaper.tier > this.costMinTier) {
+        this.costMinTier = cheaper.tier;
         // A further step down needs the overspend to hold again at the new tier.
         this.#costOverSince = null;
         this.#costTrigger = {

@@ -9,6 +9,10 @@
 // - failure: the provider failed (5xx, overloaded, timeouts, connection errors): opens provider breakers.
 // - client_error: a 4xx other than 408 and 429: the provider answered (healthy for breakers).
 // - other_error: an error that says nothing about the provider (the agent's own, or unknown).
+//
+// Provider-attributed: a `failure` of a model call to a named provider. The provider breakers
+// (src/degradation/provider-health.ts) own it; a tenant's or run's errorRatio never counts it, so a
+// provider outage degrades tenants instead of halting them.
 
 import type { AgentSpan } from '../contracts/agent-span.js';
 import type { AnyValue, KeyValue } from '../codecs/otlp-model.js';
@@ -170,6 +174,19 @@ export function errorClassOf(outcome: CallOutcome): ErrorClass {
 /** Counted in an error ratio: every error but a 429 (quota shapes traffic; it is not failure). */
 export function countsAsError(outcome: CallOutcome): boolean {
   return outcome.kind !== 'success' && outcome.kind !== 'rate_limited';
+}
+
+/**
+ * The provider failed a model call to a named provider (5xx, timeout, connection error): the
+ * provider breakers record it as a failure, and a tenant's or run's errorRatio does not count it.
+ */
+export function isProviderAttributed(outcome: CallOutcome, modelCall: boolean, provider: string): boolean {
+  return outcome.kind === 'failure' && modelCall && provider !== '';
+}
+
+/** Counted in a tenant's or run's errorRatio: the tenant's own errors, never a 429 or a provider-attributed failure. */
+export function countsAsTenantError(outcome: CallOutcome, modelCall: boolean, provider: string): boolean {
+  return countsAsError(outcome) && !isProviderAttributed(outcome, modelCall, provider);
 }
 
 function typeOutcome(type: string): CallOutcome | undefined {

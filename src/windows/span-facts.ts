@@ -2,7 +2,7 @@
 // run, tenant, provider and model windows it updates.
 
 import type { AgentSpan } from '../contracts/agent-span.js';
-import { classifyOutcome, countsAsError } from '../normalize/call-outcome.js';
+import { classifyOutcome, countsAsTenantError, isProviderAttributed } from '../normalize/call-outcome.js';
 import type { ModelPrice } from '../policy/policy-types.js';
 import { callCostUsd } from './cost.js';
 import { FUTURE_TOLERANCE_MS, nanosToMillis, secondOf } from './window-time.js';
@@ -35,7 +35,7 @@ export interface SpanFacts {
   kind: SpanKind;
   /** a model call or a tool call */
   isStep: boolean;
-  /** a step that errored, by call-outcome.ts (429s excluded); false for non-steps (they are not calls) */
+  /** a step that errored by the tenant's own doing (call-outcome.ts: no 429, no provider-attributed failure); false for non-steps */
   isErrorCall: boolean;
   /** a model call the provider failed (5xx, overloaded, timeout, connection): the provider windows' errors */
   isProviderFailure: boolean;
@@ -100,10 +100,10 @@ export function spanFacts(
 
   out.kind = kind;
   out.isStep = isStep;
-  // A 429 is quota, not failure: it shapes traffic (src/degradation) and never feeds an error ratio.
+  // A 429 shapes traffic and a provider's failure opens its breakers: neither is the tenant's error.
   const outcome = isStep ? classifyOutcome(span) : undefined;
-  out.isErrorCall = outcome !== undefined && countsAsError(outcome);
-  out.isProviderFailure = kind === 'model' && outcome?.kind === 'failure';
+  out.isErrorCall = outcome !== undefined && countsAsTenantError(outcome, kind === 'model', span.provider);
+  out.isProviderFailure = outcome !== undefined && isProviderAttributed(outcome, kind === 'model', span.provider);
   out.startMs = startMs;
   out.endMs = endMs;
   out.endSec = secondOf(endMs);

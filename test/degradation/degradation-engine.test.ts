@@ -278,6 +278,52 @@ describe('recovery', () => {
     expect(JSON.parse(log[2]!.details)).toMatchObject({ event: 'probes_passed' });
   });
 
+  it("after the provider heals, no tenant's own breaker re-opens on the storm's failures", async () => {
+    const t = setup(
+      section({
+        // a window long enough to still hold the storm when the tenants come back
+        providerHealth: { minimumCalls: 5, slidingWindowSize: 20, slidingWindowMs: 600_000, waitDurationOpenMs: 30_000, permittedCallsHalfOpen: 3, sharedMinTenants: 2 },
+        defaults: { tiers: LADDER, recovery: { windowMs: 60_000, probeCalls: 3 } },
+        tenants: { 'heal-careful': { consent: { required: true, fromTier: 1 } } },
+      }),
+    );
+    const tenants = ['heal-quiet', 'heal-a', 'heal-b'];
+    // a tenant that must consent, with storm failures of its own under its breaker's minimum too
+    t.send(span(t.at({ tenantId: 'heal-careful' })), ...times(3, () => failed(t.at({ tenantId: 'heal-careful' }))));
+    // the quiet tenant's failures stay under its own breaker's minimum; the busy ones open the shared breaker
+    t.send(span(t.at({ tenantId: 'heal-quiet' })), ...times(3, () => failed(t.at({ tenantId: 'heal-quiet' }))));
+    for (const tenantId of ['heal-a', 'heal-b']) t.send(span(t.at({ tenantId })), ...times(6, () => failed(t.at({ tenantId }))));
+    for (const tenantId of tenants) expect(t.bus.latest(tenantId)).toMatchObject({ action: 'DEGRADE', tier: 1 });
+    const [request] = t.engine.pendingConsents('heal-careful');
+    await t.engine.approve('heal-careful', request!.id, 'nurse');
+    tenants.push('heal-careful');
+    for (let s = 0; s < 90; s++) {
+      t.clock.advance(1_000);
+      t.engine.tick();
+    }
+    for (const tenantId of tenants) expect(t.bus.latest(tenantId)).toMatchObject({ action: 'ALLOW', tier: 0, state: 'HALF_OPEN' });
+    // the healed primary answers every call
+    for (let round = 0; round < 10; round++) {
+      t.clock.advance(200);
+      for (const tenantId of tenants) t.send(span(t.at({ tenantId })));
+    }
+    for (const tenantId of tenants) expect(t.bus.latest(tenantId)).toMatchObject({ action: 'ALLOW', tier: 0, state: 'CLOSED' });
+    expect(t.engine.providerBreakers('*').filter((b) => b.state !== 'CLOSED')).toEqual([]);
+    for (const tenantId of ['heal-quiet', 'heal-a', 'heal-b']) {
+      expect((await t.events(tenantId)).map((e) => `${e.oldState}->${e.newState}`)).toEqual(['TIER_0->TIER_1', 'TIER_1->TIER_0', 'TIER_0->TIER_0']);
+    }
+    // one consent request for the one incident, its answer cleared once the primary passed its probes
+    expect((await t.events('heal-careful')).map((e) => e.newState)).toEqual(['CONSENT_PENDING', 'CONSENT_APPROVED', 'TIER_1', 'TIER_0', 'TIER_0', 'CONSENT_RESET']);
+    // and still one after a while back on the healed primary
+    for (let s = 0; s < 30; s++) {
+      t.clock.advance(1_000);
+      for (const tenantId of tenants) t.send(span(t.at({ tenantId })));
+      t.engine.tick();
+    }
+    expect((await t.events('heal-careful')).filter((e) => e.newState === 'CONSENT_PENDING')).toHaveLength(1);
+    for (const tenantId of tenants) expect(t.bus.latest(tenantId)).toMatchObject({ action: 'ALLOW', state: 'CLOSED' });
+  });
+
   it('a failed probe demotes at once and doubles the window before the next try', async () => {
     const t = await degraded('rec2');
     t.clock.advance(90_000);
@@ -380,7 +426,9 @@ describe('latency and cost triggers', () => {
       prices: () => ({ 'gpt-4o': { input: 2.5, output: 10 }, 'llama-3.1-70b': { input: 0.5, output: 0.5 } }),
     });
     t.send(span(t.at({ tenantId: 'spender' })));
-    expect(t.bus.latest('spender')).toMatchObject({ action: 'DEGRADE', tier: 1, scope: 'TENANT', metric: 'costPerMinuteUsd' });
+    // tier 1 is gpt-4o too, at the same price: skipped
+    expect(t.bus.latest('spender')).toMatchObject({ action: 'DEGRADE', tier: 2, scope: 'TENANT', metric: 'costPerMinuteUsd' });
+    cost = 9;
     t.engine.tick();
     expect(t.bus.latest('spender')).toMatchObject({ action: 'DEGRADE', tier: 2 });
     // cheaper now, but gpt-4o costs 12.5× llama: 1 USD/min would be 12.5 there, over budget

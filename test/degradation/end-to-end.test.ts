@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/app/service.js';
-import { gql } from '../helpers/graphql.js';
+import { gql, subscribeSse } from '../helpers/graphql.js';
 import { startWithPolicy } from '../helpers/service.js';
 import { postSpans, runSteps, type StepSpec } from '../helpers/spans.js';
 
@@ -21,6 +21,9 @@ degradation:
     careful: { consent: { required: true, fromTier: 1 } }
     quota-t:
       tiers: [{ tier: 0, provider: anthropic, model: claude-sonnet-4-5 }]
+    tasky:
+      tasks:
+        summarize: { permittedTiers: [0, 1] }
 `;
 
 let service: Service;
@@ -50,6 +53,11 @@ async function decision(tenant: string) {
 
 describe('graceful degradation end to end', () => {
   it('a 5xx storm degrades the tenant that allows it and suspends the one that does not', async () => {
+    const subscribed = subscribeSse<{ breakerEvents: Record<string, unknown> }>(
+      url,
+      'subscription { breakerEvents(tenantId: "flex") { kind tenantId runId scope oldState newState metric threshold observed reason actor time details } }',
+      {},
+    );
     for (const tenant of ['flex', 'strict', 'careful']) await send(tenant, [ok]);
     await send('flex', Array.from({ length: 6 }, () => serverError));
     await send('strict', Array.from({ length: 6 }, () => serverError));
@@ -67,6 +75,12 @@ describe('graceful degradation end to end', () => {
       if (events.length === 0) await new Promise((r) => setTimeout(r, 50));
     }
     expect(events).toContainEqual({ oldState: 'TIER_0', newState: 'TIER_1' });
+
+    // the tier change reaches a subscriber selecting every field
+    const pushed = await subscribed.waitFor((m) => m.breakerEvents.kind === 'degradation' && m.breakerEvents.newState === 'TIER_1');
+    expect(JSON.stringify(subscribed.errors)).toBe('[]');
+    expect(pushed.breakerEvents).toMatchObject({ tenantId: 'flex', oldState: 'TIER_0', newState: 'TIER_1', actor: 'breakwater', details: { event: 'tier_change', cause: 'demote', from: { tier: 0 }, to: { tier: 1, provider: 'azure.ai.openai' } } });
+    subscribed.close();
   });
 
   it('asks a tenant that requires consent, and switches only once it is given through the API', async () => {
@@ -109,6 +123,18 @@ describe('graceful degradation end to end', () => {
     expect(throttled.retryAfterMs).toBeLessThanOrEqual(20_000);
     const breakers = service.core.degradation.providerBreakers('*').filter((b) => b.key.provider === 'anthropic');
     expect(breakers.every((b) => b.state === 'CLOSED')).toBe(true);
+  });
+
+  it('counts a task-level degradation in the fleet view and its tripping filter', async () => {
+    // The shared openai breaker is still open: the summarize run degrades by its task's ladder.
+    await send('tasky', [{ ...ok, attributes: { ...ok.attributes, 'breakwater.task': 'summarize' } }]);
+    const res = await gql<{ tripping: { edges: { node: { id: string; decision: { action: string; runId: string | null; tier: number } } }[] }; calm: { totalCount: number } }>(
+      url,
+      '{ tripping: tenants(filter: { tripping: true, idPrefix: "tasky" }) { edges { node { id decision { action runId tier } } } } calm: tenants(filter: { tripping: false, idPrefix: "tasky" }) { totalCount } }',
+    );
+    expect(res.errors).toBeUndefined();
+    expect(res.data!.tripping.edges.map((e) => e.node)).toEqual([{ id: 'tasky', decision: { action: 'DEGRADE', runId: 'tasky-run', tier: 1 } }]);
+    expect(res.data!.calm.totalCount).toBe(0);
   });
 
   it('reserves pre-flight tokens from the tenant bucket through the API', async () => {

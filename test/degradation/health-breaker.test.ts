@@ -81,6 +81,34 @@ describe('HealthBreaker (Resilience4j semantics)', () => {
     expect(breaker.record(ok, settings)[0]).toMatchObject({ from: 'HALF_OPEN', to: 'CLOSED', cause: 'probes_passed' });
   });
 
+  it('a call that started before probing began is no probe, and none counts once it closed', () => {
+    const clock = new Clock();
+    const breaker = new HealthBreaker(own, clock.now, settings);
+    for (let i = 0; i < 5; i++) breaker.record(bad, settings);
+    const stormAt = clock.ms;
+    clock.advance(30_000);
+    breaker.tick(settings);
+    // the storm's stragglers, exported after the wait elapsed
+    const straggler = { ...bad, startedAt: stormAt + 1_000 };
+    for (let i = 0; i < 3; i++) expect(breaker.record(straggler, settings)).toEqual([]);
+    expect(breaker.state()).toBe('HALF_OPEN');
+    for (let i = 0; i < 2; i++) breaker.record({ ...ok, startedAt: clock.ms }, settings);
+    expect(breaker.record({ ...ok, startedAt: clock.ms }, settings)[0]).toMatchObject({ to: 'CLOSED', cause: 'probes_passed' });
+    for (let i = 0; i < 5; i++) expect(breaker.record(straggler, settings)).toEqual([]);
+    expect(breaker.state()).toBe('CLOSED');
+    expect(breaker.rates(settings).failures).toBe(0);
+  });
+
+  it('forget() drops the failures before a recovery, so fresh calls are judged alone', () => {
+    const clock = new Clock();
+    const breaker = new HealthBreaker(own, clock.now, settings);
+    for (let i = 0; i < 4; i++) breaker.record(bad, settings);
+    clock.advance(1_000);
+    breaker.forget(clock.ms, settings);
+    for (let i = 0; i < 5; i++) expect(breaker.record({ ...ok, startedAt: clock.ms }, settings)).toEqual([]);
+    expect(breaker.rates(settings)).toMatchObject({ calls: 5, failures: 0 });
+  });
+
   it('re-opens from HALF_OPEN with a growing, capped wait', () => {
     const clock = new Clock();
     const breaker = new HealthBreaker(own, clock.now, settings);
@@ -125,6 +153,24 @@ describe('HealthBreaker (Resilience4j semantics)', () => {
 });
 
 describe('ProviderHealth', () => {
+  it("a shared breaker's passed probes clear the incident from every tenant's own breakers", () => {
+    const clock = new Clock();
+    const health = new ProviderHealth(clock.now, () => settings);
+    // a quiet tenant's failures stay under its own minimum; two busy tenants open the shared breaker
+    for (let i = 0; i < 3; i++) health.record('quiet', 'openai', 'gpt-4o', true, false);
+    for (const t of ['a', 'b']) for (let i = 0; i < 5; i++) health.record(t, 'openai', 'gpt-4o', true, false);
+    expect(health.views().filter((v) => v.state === 'OPEN')).toHaveLength(2);
+    clock.advance(30_000);
+    health.tick();
+    for (const t of ['a', 'b', 'a']) health.record(t, 'openai', 'gpt-4o', false, false, [], clock.ms, clock.ms);
+    expect(health.views().every((v) => v.state === 'CLOSED')).toBe(true);
+    // back on the healed provider: its good calls are judged alone
+    const moves = [];
+    for (let i = 0; i < 5; i++) moves.push(...health.record('quiet', 'openai', 'gpt-4o', false, false, [], clock.ms, clock.ms));
+    expect(moves).toEqual([]);
+    expect(health.blocking('quiet', 'openai', 'gpt-4o')).toEqual([]);
+  });
+
   it("one tenant's failures open its own breakers, not everyone's", () => {
     const clock = new Clock();
     const health = new ProviderHealth(clock.now, () => settings);

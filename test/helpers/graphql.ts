@@ -60,7 +60,7 @@ function handle<T>(start: (sink: { next(v: T): void; error(e: unknown): void; co
       const found = messages.find(predicate);
       if (found) return Promise.resolve(found);
       return new Promise<T>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching message in ${timeoutMs} ms; got ${JSON.stringify(messages).slice(0, 500)} errors ${String(errors)}`)), timeoutMs);
+        const timer = setTimeout(() => reject(new Error(`no matching message in ${timeoutMs} ms; got ${JSON.stringify(messages).slice(0, 500)} errors ${JSON.stringify(errors).slice(0, 500)}`)), timeoutMs);
         waiters.push({ predicate, resolve: (m) => (clearTimeout(timer), resolve(m)) });
       });
     },

@@ -103,8 +103,8 @@ describe('one classifier, read alike by the windows and by degradation', () => {
       const w = windowsRead(s);
       const d = degradationRead(s);
       expect({ ...w, ...d }).toEqual({
-        // a 429 never counts in an error ratio; every other error does
-        tenantError: c.expected !== 'ok' && c.expected !== 'rate_limited',
+        // a 429 never counts in a tenant's error ratio, nor a failure the provider breakers own; every other error does
+        tenantError: c.expected === 'client_error' || c.expected === 'other_error',
         // the provider's error ratio and its breaker count the same calls: its failures
         providerError: c.expected === 'provider_error',
         failures: c.expected === 'provider_error' ? 1 : 0,

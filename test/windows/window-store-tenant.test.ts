@@ -38,6 +38,23 @@ describe('WindowStore tenant metrics', () => {
     expect(store.runMetrics('t1', 'a')!.errorRatio).toBe(0); // each run is below minCalls
   });
 
+  it("leaves the provider's failures to the provider breakers and counts the tenant's own errors", () => {
+    const { store } = makeStore({ providerErrorRatio: { minCalls: 3, lastN: 5 } });
+    const storm = { provider: 'openai', httpStatusCode: 503, isError: true, errorType: '503' };
+    for (let i = 0; i < 6; i++) store.record(span({ runId: 'a', ...storm }));
+    store.record(span({ runId: 'a', provider: 'openai', errorType: 'APITimeoutError', isError: true }));
+    expect(store.tenantMetrics('t1')!.errorRatio).toBe(0);
+    expect(store.runMetrics('t1', 'a')!.errorRatio).toBe(0);
+    expect(store.providerMetrics('openai')!.errorRatio).toBe(1);
+    // the tenant's own: a 400, a tool's error, and a 5xx of a call no provider breaker sees (no provider named)
+    store.record(span({ runId: 'a', provider: 'openai', httpStatusCode: 400, isError: true, errorType: 'invalid_request_error' }));
+    store.record(span({ runId: 'a', operation: 'execute_tool', httpStatusCode: 503, isError: true }));
+    store.record(span({ runId: 'a', httpStatusCode: 503, isError: true }));
+    // the last 5 steps hold the three
+    expect(store.tenantMetrics('t1')!.errorRatio).toBeCloseTo(3 / 5, 12);
+    expect(store.runMetrics('t1', 'a')!.errorRatio).toBeCloseTo(3 / 5, 12);
+  });
+
   it('equals the sum (or max) over its runs for random traffic (fast-check)', () => {
     const spanArb = fc.record({
       runId: fc.constantFrom('r0', 'r1', 'r2', 'r3'),
