@@ -53,10 +53,18 @@ describe('the notifications section of the policy file', () => {
     expect(problems(`notifications:\n  tenants:\n    acme:\n      webhook: []\n`)).toContain('notifications.tenants.acme.webhook: unknown key (did you mean webhooks?)');
   });
 
-  it('keeps the secret and the URL out of a syntax error quoting the line', () => {
-    const message = problems(`notifications:\n  webhooks:\n    - { url: "${SLACK_URL}", secret: "${SECRET}" \n`);
-    expect(message).not.toContain(SECRET);
-    expect(message).not.toContain('XXXXSECRETXXXX');
+  it('keeps the secret and the URL out of messages that would quote them', () => {
+    for (const yaml of [
+      // a secret pasted where a key goes: the unknown key's path would carry it
+      `notifications:\n  webhooks:\n    - { url: "${SLACK_URL}", ${SECRET}: x }\n`,
+      `notifications:\n  tenants:\n    acme:\n      webhooks: [{ url: "${SLACK_URL}", secret: "${SECRET}" }]\n      ${SLACK_URL}: x\n`,
+      `notifications:\n  webhooks:\n    - { url: "${SLACK_URL}", secret: "${SECRET}" \n`,
+    ]) {
+      const message = problems(yaml);
+      expect(message).toContain('breakwater.yaml:');
+      expect(message).not.toContain(SECRET);
+      expect(message).not.toContain('XXXXSECRETXXXX');
+    }
   });
 
   it('stops the start naming the entry when the secret environment variable is not set', async () => {
