@@ -31,6 +31,7 @@ import { TenantIngestLimiter } from '../receivers/tenant-rate-limit.js';
 import type { Logger } from './log.js';
 import { SelfMetrics } from './self-metrics.js';
 import { resolveWebhookEndpoints } from '../notify/webhook-config.js';
+import { startNotifier } from '../notify/notifier.js';
 import { openStore, type Store, type StoreOptions } from '../storage/clickhouse.js';
 import { keepStorageThreadsLow } from '../storage/storage-thread-priority.js';
 import { applyRetention, migrate, migrationsApplied } from '../storage/migrations.js';
@@ -151,6 +152,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
 
   // Two engines publish (breakers, degradation): the bus keeps each one's latest and publishes the more severe.
   const bus = new SourcedDecisionBus({ initialSequence: sequenceSeed() });
+  const notifier = startNotifier({ bus, policy, metrics, refusals: refusalLog, log });
   const anomaly = new AnomalyDetector();
   await loadBaselines(store.client, anomaly);
   const windows = new WindowStore({
@@ -306,6 +308,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       if (!spansFlushed) otlpServer.closeAllConnections();
       await beforeDeadline(serversClosed, deadline);
       await beforeDeadline(degradation.flush(), deadline);
+      notifier.stop();
       const { pending } = await audit.close(deadline);
       await beforeDeadline(auditIntegrity.close(), deadline);
       stopLoweringStorage();
