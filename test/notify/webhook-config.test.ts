@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { SCHEMA_FILE } from '../../src/api/graphql-server.js';
 import { SecretError } from '../../src/api/secrets.js';
 import { parsePolicy } from '../../src/policy/load-policy.js';
 import { PolicyError } from '../../src/policy/policy-error.js';
@@ -76,5 +78,11 @@ describe('the notifications section of the policy file', () => {
 
   it('stops the start on a bad URL with the policy error', async () => {
     await expect(startWithPolicy(`notifications:\n  webhooks: [{ url: "ftp://x", secret: "${SECRET}" }]\n`)).rejects.toThrow(/notifications\.webhooks\[0\]\.url: must be an http\(s\) URL, not ftp:/);
+  });
+
+  it('has no API to set a webhook: a tenant token cannot choose where Breakwater sends requests', () => {
+    // guards SSRF: a mutation or input taking a URL or the notifications section would have to pass review here
+    const schema = readFileSync(SCHEMA_FILE, 'utf8');
+    expect(schema).not.toMatch(/webhook|notifications/i);
   });
 });
