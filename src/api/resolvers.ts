@@ -1,4 +1,5 @@
 import type { AuditEvent, AuditKind } from '../audit/audit-event.js';
+import { breakerEventView } from '../decisions/breaker-event-view.js';
 import { AUDIT_KINDS } from '../audit/audit-event.js';
 import type { Decision } from '../contracts/decision.js';
 import { ConsentError, type ConsentResult } from '../degradation/degradation-engine.js';
@@ -404,23 +405,7 @@ export const resolvers = {
     },
     breakerEvents: {
       subscribe(_: unknown, { tenantId }: { tenantId: string }, ctx: ApiContext) {
-        return ctx.subscriptions.registry.open(ctx.subscriptions.owner, 'breakerEvents', () => mapIterator(ctx.core.bus.subscribeBreakerEvents(tenantId), (event) => ({
-          breakerEvents: {
-            tenantId: event.tenantId,
-            runId: event.runId || null,
-            scope: event.scope || 'TENANT',
-            oldState: event.oldState || 'CLOSED',
-            newState: event.newState || 'CLOSED',
-            metric: event.metric,
-            threshold: event.threshold,
-            observed: event.observed,
-            reason: event.reason,
-            actor: event.actor,
-            time: event.eventTime,
-            kind: event.kind,
-            details: event.details,
-          },
-        })));
+        return ctx.subscriptions.registry.open(ctx.subscriptions.owner, 'breakerEvents', () => mapIterator(ctx.core.bus.subscribeBreakerEvents(tenantId), (event) => ({ breakerEvents: breakerEventView(event) })));
       },
     },
   },

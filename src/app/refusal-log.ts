@@ -16,7 +16,8 @@ export type RefusalReason =
   | 'subscriptions_per_connection'
   | 'subscriptions_per_token'
   | 'policy_change_rate'
-  | 'run_breakers';
+  | 'run_breakers'
+  | 'webhook_queue_full';
 
 type Counts = Readonly<Record<string, number>>;
 
@@ -58,6 +59,8 @@ const REASONS: Record<RefusalReason, ReasonSpec> = {
     message: 'operator actions refused: the tenant holds as many run breakers as it may',
     count: (m, c) => m.runBreakersRefused.inc(c.actions ?? 0),
   },
+  // counted per endpoint by the webhook dispatcher (breakwater_webhook_dropped_total)
+  webhook_queue_full: { message: "webhook notifications dropped: the endpoint's queue is full and the oldest give way" },
 };
 
 interface Pending {

@@ -31,6 +31,8 @@ import { createTraceReceiver } from '../receivers/otlp-http.js';
 import { TenantIngestLimiter } from '../receivers/tenant-rate-limit.js';
 import type { Logger } from './log.js';
 import { SelfMetrics } from './self-metrics.js';
+import { resolveWebhookEndpoints } from '../notify/webhook-config.js';
+import { startNotifier } from '../notify/notifier.js';
 import { openStore, type Store, type StoreOptions } from '../storage/clickhouse.js';
 import { keepStorageThreadsLow } from '../storage/storage-thread-priority.js';
 import { applyRetention, migrate, migrationsApplied } from '../storage/migrations.js';
@@ -92,6 +94,8 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   const fileDocument = await loadPolicyFile(config.policyFile, { explicit: config.policyFileExplicit });
   let authConfig = resolveAuthConfig(fileDocument.auth, process.env);
   let authenticator = createAuthenticator(authConfig);
+  // a webhook secret that cannot be read stops the start before storage is opened, as a token does
+  resolveWebhookEndpoints(fileDocument.notifications, process.env);
   // No API token is allowed on a loopback address, or with --insecure: at start and at every reload.
   const unprotected = (auth: Authenticator) => !isLoopback(config.host) && !auth.hasApiTokens && !config.insecure;
   if (unprotected(authenticator)) {
@@ -161,6 +165,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
 
   // Two engines publish (breakers, degradation): the bus keeps each one's latest and publishes the more severe.
   const bus = new SourcedDecisionBus({ initialSequence: sequenceSeed() });
+  const notifier = startNotifier({ bus, policy, metrics, refusals: refusalLog, log });
   const anomaly = new AnomalyDetector();
   await loadBaselines(store.client, anomaly);
   const windows = new WindowStore({
@@ -324,6 +329,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       gatewayServer.closeAllConnections();
       await beforeDeadline(serversClosed, deadline);
       await beforeDeadline(degradation.flush(), deadline);
+      notifier.stop();
       const { pending } = await audit.close(deadline);
       await beforeDeadline(auditIntegrity.close(), deadline);
       stopLoweringStorage();

@@ -57,6 +57,7 @@ export class DecisionBus {
   readonly #bucketMs: number;
   #sequence: number;
   #channels = new Map<string, TenantChannel>();
+  readonly #eventTaps = new Set<(event: AuditEvent) => void>();
 
   constructor(options: DecisionBusOptions = {}) {
     this.#now = options.now ?? Date.now;
@@ -142,7 +143,23 @@ export class DecisionBus {
     return queue;
   }
 
+  /**
+   * Every tenant's breaker events, as they are published (for the webhook notifier). The listener
+   * runs on the decision path: it must only enqueue, and what it throws is swallowed.
+   */
+  tapBreakerEvents(listener: (event: AuditEvent) => void): () => void {
+    this.#eventTaps.add(listener);
+    return () => this.#eventTaps.delete(listener);
+  }
+
   publishBreakerEvent(event: AuditEvent): void {
+    for (const tap of this.#eventTaps) {
+      try {
+        tap(event);
+      } catch {
+        // a notifier's bug must not cost a subscriber its event
+      }
+    }
     const channel = this.#channels.get(event.tenantId);
     if (!channel) return;
     for (const queue of channel.eventSubscribers) queue.push(event);

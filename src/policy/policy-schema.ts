@@ -7,6 +7,7 @@
 // and a threshold set to null is removed.
 
 import { degradationSectionSchema } from '../degradation/degradation-schema.js';
+import { notificationsSectionSchema } from '../notify/webhook-config.js';
 import { z } from 'zod';
 import { RUN_METRICS, type RunMetric } from '../windows/metric-names.js';
 import { DEFAULT_TIER_NAME } from './builtin-tiers.js';
@@ -187,6 +188,7 @@ export const POLICY_SECTIONS = {
   tenants: z.record(tenantIdSchema, tenantEntrySchema).default({}),
   auth: authSchema.default({ adminTokens: [], tenants: {} }),
   degradation: degradationSectionSchema.prefault({}),
+  notifications: notificationsSectionSchema(secretSchema, tenantIdSchema),
 };
 
 export const policyFileSchema = z.strictObject(POLICY_SECTIONS);

@@ -1,4 +1,5 @@
 import type { DegradationSection } from '../degradation/degradation-schema.js';
+import type { NotificationsSection } from '../notify/webhook-config.js';
 import type { RunMetric } from '../windows/metric-names.js';
 
 /** A threshold per metric; a metric with no threshold never trips. */
@@ -76,6 +77,8 @@ export interface PolicyDocument {
   auth: AuthSection;
   /** fallback ladders, consent, triggers, quota buckets, provider health (src/degradation/degradation-schema.ts) */
   degradation: DegradationSection;
+  /** webhooks for trips, escalations, consent requests and tier changes (src/notify/webhook-config.ts); set only by the file */
+  notifications: NotificationsSection;
 }
 
 /** A tenant's tier with its overrides applied: what the breakers evaluate against. */

@@ -1,4 +1,5 @@
-// Takes the secrets of a policy file's `auth:` section out of the problems reported about that
+// Takes the secrets of a policy file's `auth:` and `notifications:` sections (tokens, webhook
+// secrets, webhook URLs, which for Slack are secrets themselves) out of the problems reported about that
 // file: a parse error's key path, a wrong value quoted back, or a message of the YAML library may
 // otherwise carry a token into the log. Works on the raw lines, because a file that does not
 // parse has no trustworthy tree to read the tokens from.
@@ -11,16 +12,16 @@ export const REDACTED = '[redacted]';
 const MIN_CANDIDATE_LENGTH = 8;
 
 /** Keys the auth section is written with; the only long words in it that are not secrets. */
-const AUTH_KEY_NAMES = new Set(['adminTokens', 'agentTokens', 'apiTokens', 'ingestKeys', 'tenants']);
+const AUTH_KEY_NAMES = new Set(['adminTokens', 'agentTokens', 'apiTokens', 'ingestKeys', 'tenants', 'notifications', 'webhooks', 'delivery', 'maxQueue', 'maxAttempts', 'timeoutMs', 'backoffMs', 'maxBackoffMs', 'escalation', 'consent_request', 'tier_change']);
 
-/** The lines of the top-level `auth:` section: from `auth:` to the next line that starts at column 0. */
+/** The lines of the top-level sections holding secrets: from `auth:` or `notifications:` to the next line that starts at column 0. */
 function authLines(text: string): string[] {
   const lines = text.split(/\r?\n|\r/);
   const taken: string[] = [];
   let inside = false;
   for (const line of lines) {
     const topLevel = /^[^\s#]/.test(line);
-    if (topLevel) inside = /^["']?auth["']?\s*:/.test(line);
+    if (topLevel) inside = /^["']?(auth|notifications)["']?\s*:/.test(line);
     if (inside) taken.push(line);
   }
   return taken;

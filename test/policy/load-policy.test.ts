@@ -270,7 +270,7 @@ describe('parsePolicy: every problem names file:line:column and the key path', (
         line: 2,
         column: 1,
         path: 'limits',
-        message: 'unknown key; expected one of: defaultTier, prices, runKeys, tiers, tenants, auth, degradation',
+        message: 'unknown key; expected one of: defaultTier, prices, runKeys, tiers, tenants, auth, degradation, notifications',
       },
     ]);
   });
