@@ -18,7 +18,7 @@ export interface BreakerEventView {
   time: number;
   kind: string;
   /** the audit event's own JSON (a tier change's cause, from, to, trigger, probing) */
-  details: AuditEvent['details'];
+  details: unknown;
 }
 
 export function breakerEventView(event: AuditEvent): BreakerEventView {
@@ -35,6 +35,16 @@ export function breakerEventView(event: AuditEvent): BreakerEventView {
     actor: event.actor,
     time: event.eventTime,
     kind: event.kind,
-    details: event.details,
+    details: detailsOf(event.details),
   };
+}
+
+/** Details as an object, whether the event carries them parsed or as the stored JSON text. */
+function detailsOf(details: unknown): unknown {
+  if (typeof details !== 'string') return details ?? null;
+  try {
+    return JSON.parse(details) as unknown;
+  } catch {
+    return details;
+  }
 }

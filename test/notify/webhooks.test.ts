@@ -99,7 +99,7 @@ describe('webhook notifications', () => {
     const subscribers = service.core.bus.subscriberCount();
     const events = subscribeSse<{ breakerEvents: Record<string, unknown> }>(
       service.graphqlUrl,
-      'subscription($t: String!) { breakerEvents(tenantId: $t) { kind tenantId runId scope oldState newState metric threshold observed reason actor time } }',
+      'subscription($t: String!) { breakerEvents(tenantId: $t) { kind tenantId runId scope oldState newState metric threshold observed reason actor time details } }',
       { t: 'tenant-a' },
     );
     try {
