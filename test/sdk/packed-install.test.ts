@@ -37,6 +37,15 @@ await bw.shutdown();
 console.log(JSON.stringify({ halt: halt ?? null }));
 `;
 
+// The published types resolve and type an agent's use of them (declarations are tsc's own output, so skipLibCheck).
+const TYPED = `
+import { Breakwater, BreakwaterHaltError, type Decision, type StartOptions } from '@breakwater/sdk';
+const options: StartOptions = { tenantId: 't', graphqlUrl: ['http://a:4000', 'http://b:4000'], failMode: 'open' };
+const bw = await Breakwater.start(options);
+const decision: Decision = bw.currentDecision();
+export const seen: [string, string] = [decision.action, BreakwaterHaltError.name];
+`;
+
 let service: Service;
 
 beforeAll(async () => {
@@ -65,6 +74,13 @@ it('installs from its tarball without the server and halts an agent loop', { tim
   expect(existsSync(join(modules, 'chdb'))).toBe(false);
   expect(existsSync(join(modules, '@clickhouse/client'))).toBe(false);
   expect(existsSync(join(modules, 'breakwater'))).toBe(false);
+
+  writeFileSync(join(project, 'typed.ts'), TYPED);
+  writeFileSync(
+    join(project, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true }, files: ['typed.ts'] }),
+  );
+  await run(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', project], { cwd: project, env });
 
   writeFileSync(join(project, 'agent.mjs'), AGENT);
   const agent = await run(process.execPath, ['agent.mjs'], {
