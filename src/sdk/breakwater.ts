@@ -11,11 +11,12 @@ import { allowDecision, type Action, type Decision } from '../contracts/decision
 import { ATTR } from './attributes.js';
 import { DecisionCache, mostSevereEntry, retryAt, type CachedDecision } from './decision-cache.js';
 import { DecisionClient, type BackoffOptions } from './decision-client.js';
+import { apiToken, graphqlBases, otlpTracesUrl } from './endpoints.js';
 import { BreakwaterHaltError, BreakwaterUnavailableError } from './errors.js';
 import { LocalDecisionProcessor } from './local-decision-processor.js';
 import { applicableDecisions, LocalJudge } from './local-judge.js';
 import { consoleLogger, type SdkLogger } from './logger.js';
-import { fetchLocalPolicy } from './policy-client.js';
+import { fetchLocalPolicyFromAny } from './policy-client.js';
 import { activeScope, ensureContextManager, RUN_SCOPE_KEY, type RunScope } from './run-scope.js';
 import { BreakwaterSpanProcessor } from './span-processor.js';
 import { StepExportProcessor, type ExportStats } from './step-export-processor.js';
@@ -28,9 +29,13 @@ export type FailMode = 'open' | 'closed';
 
 export interface BreakwaterOptions {
   tenantId: string;
-  /** Breakwater's API, e.g. http://127.0.0.1:4000 (a trailing /graphql is accepted) */
-  graphqlUrl: string;
-  /** API token for the decisions subscription (Authorization: Bearer), when the API requires one */
+  /**
+   * Breakwater's API, e.g. http://127.0.0.1:4000 (a trailing /graphql is accepted); several (an
+   * array, or a comma-separated list) for failover: after a failed connection the subscription
+   * moves to the next. Default BREAKWATER_GRAPHQL_URL.
+   */
+  graphqlUrl?: string | readonly string[];
+  /** API token for the decisions subscription (Authorization: Bearer), when the API requires one; default BREAKWATER_API_TOKEN */
   apiToken?: string;
   /**
    * What checkpoint() does once the decision subscription has been down longer than `graceMs`:
@@ -66,9 +71,13 @@ export interface BreakwaterOptions {
 }
 
 export interface ExportOptions {
-  /** Breakwater's OTLP/HTTP receiver, e.g. http://127.0.0.1:4318 (a trailing /v1/traces is accepted) */
-  otlpUrl: string;
-  /** sent as Authorization: Bearer on every export, when Breakwater has ingest keys */
+  /**
+   * Breakwater's OTLP/HTTP receiver, e.g. http://127.0.0.1:4318 (a trailing /v1/traces is accepted).
+   * Breakwater.start defaults to OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (as is), else
+   * OTEL_EXPORTER_OTLP_ENDPOINT plus /v1/traces; attach() exports only when it is given.
+   */
+  otlpUrl?: string;
+  /** sent as Authorization: Bearer on every export, when Breakwater has ingest keys; Breakwater.start defaults to BREAKWATER_INGEST_KEY */
   ingestKey?: string;
   /**
    * The longest a finished span outside any run waits before it leaves (batched with others); a
@@ -174,6 +183,8 @@ export interface BreakwaterStatus {
 
 interface Internals {
   options: BreakwaterOptions;
+  /** GraphQL base URLs in failover order */
+  graphqlBases: string[];
   spanProcessor: SpanProcessor;
   exporting: StepExportProcessor | undefined;
   local: LocalDecisionProcessor | undefined;
@@ -195,6 +206,9 @@ export class Breakwater {
   readonly spanProcessor: SpanProcessor;
 
   readonly #o: BreakwaterOptions;
+  readonly #apiToken: string | undefined;
+  /** the GraphQL endpoints in failover order */
+  readonly #graphqlEndpoints: string[];
   readonly #owner: object;
   readonly #exporting: StepExportProcessor | undefined;
   readonly #tracer: () => Tracer;
@@ -238,10 +252,12 @@ export class Breakwater {
     this.#logger = o.logger ?? consoleLogger;
     this.#judge = internals.local?.judge;
     if (internals.local) internals.local.onDecision = (decision) => this.#tell(decision);
+    this.#apiToken = apiToken(o.apiToken, process.env);
+    this.#graphqlEndpoints = internals.graphqlBases.map((base) => `${base}/graphql`);
     this.#client = new DecisionClient({
-      endpoint: `${baseUrl(o.graphqlUrl, /\/graphql(\/stream)?$/)}/graphql/stream`,
+      endpoints: this.#graphqlEndpoints.map((endpoint) => `${endpoint}/stream`),
       tenantId: o.tenantId,
-      ...(o.apiToken ? { token: o.apiToken } : {}),
+      ...(this.#apiToken ? { token: this.#apiToken } : {}),
       ...(o.backoff ? { backoff: o.backoff } : {}),
       logger: this.#logger,
       onDecision: (decision) => this.#onDecision(decision),
@@ -262,6 +278,10 @@ export class Breakwater {
         `Breakwater: the global OpenTelemetry SDK is already started for tenant ${globalInstance.tenantId}; pass global: false for more tenants in one process`,
       );
     }
+    const graphqlUrls = graphqlBases(options.graphqlUrl, process.env);
+    const tracesUrl = otlpTracesUrl(options.otlpUrl, process.env);
+    if (tracesUrl === undefined) throw new TypeError('Breakwater: otlpUrl is required (the option, or OTEL_EXPORTER_OTLP_ENDPOINT)');
+    const ingestKey = options.ingestKey ?? process.env.BREAKWATER_INGEST_KEY;
     const owner = {};
     const serviceName = options.serviceName ?? 'agent';
     const resource = resourceFromAttributes({
@@ -270,7 +290,7 @@ export class Breakwater {
       [ATTR.tenantId]: options.tenantId,
     });
     const logger = options.logger ?? consoleLogger;
-    const exporting = exportingProcessor(options, logger, (spans) => local?.accepted(spans));
+    const exporting = exportingProcessor({ ...options, ingestKey }, tracesUrl, logger, (spans) => local?.accepted(spans));
     const local = localDecisionProcessor(options, exporting, logger);
     const spanProcessor = new BreakwaterSpanProcessor({ owner, next: local ?? exporting, forward: 'all' });
     let tracer: () => Tracer;
@@ -304,7 +324,7 @@ export class Breakwater {
       tracer = () => cached;
       shutdown = () => provider.shutdown();
     }
-    const bw = new Breakwater({ options, spanProcessor, exporting, local, tracer, shutdown, owner, agentName: options.agentName ?? serviceName });
+    const bw = new Breakwater({ options, graphqlBases: graphqlUrls, spanProcessor, exporting, local, tracer, shutdown, owner, agentName: options.agentName ?? serviceName });
     if (global) globalInstance = bw;
     await bw.#connect();
     return bw;
@@ -316,10 +336,13 @@ export class Breakwater {
    * toward Breakwater) to the application's provider, and subscribes to the tenant's decisions.
    */
   static async attach(options: AttachOptions): Promise<Breakwater> {
+    const graphqlUrls = graphqlBases(options.graphqlUrl, process.env);
     ensureContextManager();
     const owner = {};
     const logger = options.logger ?? consoleLogger;
-    const exporting = options.otlpUrl === undefined ? undefined : exportingProcessor({ ...options, otlpUrl: options.otlpUrl }, logger, (spans) => local?.accepted(spans));
+    // The application's own OTEL_EXPORTER_OTLP_* point at its collector, not at Breakwater: only the option counts here.
+    const tracesUrl = otlpTracesUrl(options.otlpUrl, {});
+    const exporting = tracesUrl === undefined ? undefined : exportingProcessor(options, tracesUrl, logger, (spans) => local?.accepted(spans));
     const local = exporting === undefined ? undefined : localDecisionProcessor(options, exporting, logger);
     const next = local ?? exporting;
     const spanProcessor = new BreakwaterSpanProcessor({ owner, ...(next ? { next } : {}), forward: 'runs' });
@@ -334,7 +357,7 @@ export class Breakwater {
       detach();
       await spanProcessor.shutdown();
     };
-    const bw = new Breakwater({ options, spanProcessor, exporting, local, tracer, shutdown, owner, agentName: options.agentName ?? 'agent' });
+    const bw = new Breakwater({ options, graphqlBases: graphqlUrls, spanProcessor, exporting, local, tracer, shutdown, owner, agentName: options.agentName ?? 'agent' });
     await bw.#connect();
     return bw;
   }
@@ -367,10 +390,11 @@ export class Breakwater {
     const judge = this.#judge;
     if (judge === undefined || this.#closedAt !== undefined) return;
     try {
-      const policy = await fetchLocalPolicy({
-        endpoint: `${baseUrl(this.#o.graphqlUrl, /\/graphql(\/stream)?$/)}/graphql`,
+      // The subscription's endpoint first (the one that answered last, or the next to try), then the others.
+      const current = this.#client.endpoint.replace(/\/stream$/, '');
+      const policy = await fetchLocalPolicyFromAny([current, ...this.#graphqlEndpoints.filter((e) => e !== current)], {
         tenantId: this.tenantId,
-        ...(this.#o.apiToken ? { token: this.#o.apiToken } : {}),
+        ...(this.#apiToken ? { token: this.#apiToken } : {}),
       });
       judge.setPolicy(policy);
       if (this.#policyError !== undefined) this.#logger.info('local decisions resumed: the run thresholds were read again', { tenantId: this.tenantId });
@@ -565,6 +589,10 @@ export class Breakwater {
       this.#client.close();
       try {
         await this.#shutdownTelemetry();
+      } catch (err) {
+        // An agent that fails open must not crash on its way out because telemetry could not close.
+        if (this.#failMode === 'closed') throw err;
+        this.#logger.warn('telemetry did not shut down cleanly; carrying on (failMode open)', { tenantId: this.tenantId, error: err instanceof Error ? err.message : String(err) });
       } finally {
         if (globalInstance === this) globalInstance = undefined;
       }
@@ -681,10 +709,10 @@ export class Breakwater {
   }
 }
 
-function exportingProcessor(options: ExportOptions, logger: SdkLogger, onAccepted: (spans: readonly ReadableSpan[]) => void): StepExportProcessor {
+function exportingProcessor(options: ExportOptions, tracesUrl: string, logger: SdkLogger, onAccepted: (spans: readonly ReadableSpan[]) => void): StepExportProcessor {
   const maxConcurrentExports = options.maxConcurrentExports ?? 4;
   const exporter = new OTLPTraceExporter({
-    url: `${baseUrl(options.otlpUrl, /\/v1\/traces$/)}/v1/traces`,
+    url: tracesUrl,
     headers: options.ingestKey ? { Authorization: `Bearer ${options.ingestKey}` } : {},
     timeoutMillis: 10_000,
     // The exporter frees a slot a tick after it answers, so its own limit stays above the processor's.
@@ -703,11 +731,6 @@ function exportingProcessor(options: ExportOptions, logger: SdkLogger, onAccepte
 function localDecisionProcessor(options: BreakwaterOptions, exporting: StepExportProcessor, logger: SdkLogger): LocalDecisionProcessor | undefined {
   if (options.localDecisions === false) return undefined;
   return new LocalDecisionProcessor({ judge: new LocalJudge({ tenantId: options.tenantId }), next: exporting, logger });
-}
-
-/** The URL without a known trailing path and slashes. */
-function baseUrl(url: string, suffix: RegExp): string {
-  return url.replace(/\/+$/, '').replace(suffix, '');
 }
 
 function globalDelegate(): TracerProvider {

@@ -1,6 +1,7 @@
 // One decisions subscription per tenant over the graphql-sse protocol (distinct connections mode),
 // kept open for the instance's lifetime: reconnects with capped exponential backoff and jitter after
-// any failure or end of stream, and tells its owner when it is connected and since when it is not.
+// any failure or end of stream, to the next of its endpoints when it has several, and tells its owner
+// when it is connected and since when it is not.
 
 import { createClient, type Client } from 'graphql-sse';
 import type { Decision } from '../contracts/decision.js';
@@ -15,8 +16,8 @@ export interface BackoffOptions {
 }
 
 export interface DecisionClientOptions {
-  /** the graphql-sse endpoint, e.g. http://127.0.0.1:4000/graphql/stream */
-  endpoint: string;
+  /** the graphql-sse endpoints in failover order, e.g. http://127.0.0.1:4000/graphql/stream */
+  endpoints: readonly string[];
   tenantId: string;
   /** API token sent as Authorization: Bearer */
   token?: string;
@@ -46,15 +47,19 @@ export class DecisionClient {
   #lastError: string | undefined;
   #lastLoggedError: string | undefined;
   #waiters: (() => void)[] = [];
+  /** the endpoint the next attempt uses; a failed attempt moves it on */
+  #endpoint = 0;
   reconnects = 0;
   nextRetryAt: number | undefined;
 
   constructor(options: DecisionClientOptions) {
+    if (options.endpoints.length === 0) throw new TypeError('DecisionClient: at least one endpoint is required');
     this.#o = options;
     this.#initialMs = Math.max(1, options.backoff?.initialMs ?? 250);
     this.#maxMs = Math.max(this.#initialMs, options.backoff?.maxMs ?? 10_000);
     this.#client = createClient({
-      url: options.endpoint,
+      // Read at each connection, so a reconnection goes to the endpoint chosen after the failure.
+      url: () => this.endpoint,
       headers: (): Record<string, string> => (options.token ? { authorization: `Bearer ${options.token}` } : {}),
       // Reconnection is ours (unbounded, with status); the library's own retries are off.
       retryAttempts: 0,
@@ -65,6 +70,11 @@ export class DecisionClient {
 
   get connected(): boolean {
     return this.#connected;
+  }
+
+  /** the endpoint of the current (or next) connection */
+  get endpoint(): string {
+    return this.#o.endpoints[this.#endpoint % this.#o.endpoints.length]!;
   }
 
   get lastError(): string | undefined {
@@ -158,8 +168,10 @@ export class DecisionClient {
     this.#o.onDisconnected(reason);
     if (reason !== this.#lastLoggedError) {
       this.#lastLoggedError = reason;
-      this.#o.logger.warn('decision subscription down; reconnecting', { tenantId: this.#o.tenantId, reason });
+      this.#o.logger.warn('decision subscription down; reconnecting', { tenantId: this.#o.tenantId, endpoint: this.endpoint, reason });
     }
+    // The cached decisions stay with the owner; only where the next attempt connects changes.
+    if (this.#o.endpoints.length > 1) this.#endpoint = (this.#endpoint + 1) % this.#o.endpoints.length;
     const delay = this.backoffDelay(this.#failures++);
     this.nextRetryAt = Date.now() + delay;
     this.reconnects++;
@@ -182,7 +194,7 @@ export class DecisionClient {
 }
 
 /** fetch, looked up at each call, with the network cause (ECONNREFUSED ...) kept in the message. */
-async function fetchWithCause(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+async function fetchWithCause(input: Parameters<typeof globalThis.fetch>[0], init?: RequestInit): Promise<Response> {
   try {
     return await globalThis.fetch(input, init);
   } catch (err) {

@@ -1,6 +1,6 @@
-// breakwater/sdk: the agent side of Breakwater.
+// @breakwater/sdk (packages/sdk builds it from here): the agent side of Breakwater.
 //
-//   const bw = await Breakwater.start({ tenantId, otlpUrl, graphqlUrl, failMode: 'open', onHalt });
+//   const bw = await Breakwater.start({ tenantId, otlpUrl, graphqlUrl, failMode: 'open', onHalt }); // URLs default to the environment (docs/sdk.md)
 //   await bw.run(async () => {
 //     for (;;) {
 //       const { model } = await bw.checkpoint({ model: 'gpt-4o' });  // HALT throws, THROTTLE waits

@@ -41,3 +41,16 @@ export async function fetchLocalPolicy(options: PolicyClientOptions): Promise<Lo
   if (typeof warnFraction !== 'number' || typeof cooldownMs !== 'number') throw new Error("could not read the tenant's policy: incomplete answer");
   return { run, warnFraction, cooldownMs };
 }
+
+/** Tries each GraphQL endpoint in turn (the one in use first) until one answers; throws the last failure. */
+export async function fetchLocalPolicyFromAny(endpoints: readonly string[], options: Omit<PolicyClientOptions, 'endpoint'>): Promise<LocalPolicy> {
+  let failure: unknown = new Error('no GraphQL endpoint');
+  for (const endpoint of endpoints) {
+    try {
+      return await fetchLocalPolicy({ ...options, endpoint });
+    } catch (err) {
+      failure = err;
+    }
+  }
+  throw failure;
+}

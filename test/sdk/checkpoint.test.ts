@@ -251,7 +251,7 @@ describe('connection loss', () => {
 
   it('backoff grows exponentially to its cap, with jitter', () => {
     const client = new DecisionClient({
-      endpoint: 'http://127.0.0.1:1/graphql/stream',
+      endpoints: ['http://127.0.0.1:1/graphql/stream'],
       tenantId: 'x',
       backoff: { initialMs: 100, maxMs: 1_000 },
       logger: memoryLogger(),
