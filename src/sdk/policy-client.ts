@@ -23,9 +23,13 @@ export async function fetchLocalPolicy(options: PolicyClientOptions): Promise<Lo
     signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),
   });
   const body = (await response.json().catch(() => ({}))) as {
-    data?: { tenant?: { policy?: { run?: Record<string, unknown>; warnFraction?: unknown; breaker?: { cooldownMs?: unknown } } } };
+    data?: { tenant?: null | { policy?: { run?: Record<string, unknown>; warnFraction?: unknown; breaker?: { cooldownMs?: unknown } } } };
     errors?: { message?: string }[];
   };
+  if (response.ok && body.data !== undefined && body.data.tenant === null) {
+    // The server answers null until the tenant is in its policy or has sent a span.
+    throw new Error(`Breakwater does not know tenant ${JSON.stringify(options.tenantId)} yet (no policy entry, no spans): local decisions start at a policy refresh after its first spans`);
+  }
   const policy = body.data?.tenant?.policy;
   if (!response.ok || policy === undefined || (body.errors?.length ?? 0) > 0) {
     const detail = body.errors?.map((e) => e.message ?? '').join('; ') ?? '';
