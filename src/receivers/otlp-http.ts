@@ -159,10 +159,13 @@ function ingestKey(req: IncomingMessage): string | undefined {
   return typeof header === 'string' ? header : undefined;
 }
 
+/** A 413 says how to take the body, not only that it was refused. */
+const RAISE_BODY_LIMIT = 'raise it with --max-body-bytes (BREAKWATER_MAX_BODY_BYTES) or send smaller batches (OTEL_BSP_MAX_EXPORT_BATCH_SIZE)';
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    return Promise.reject(new ReceiverError(413, `body of ${declared} bytes is over the ${limit}-byte limit`));
+    return Promise.reject(new ReceiverError(413, `body of ${declared} bytes is over the ${limit}-byte limit; ${RAISE_BODY_LIMIT}`));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -171,7 +174,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         cleanup();
-        reject(new ReceiverError(413, `body is over the ${limit}-byte limit`));
+        reject(new ReceiverError(413, `body is over the ${limit}-byte limit; ${RAISE_BODY_LIMIT}`));
         return;
       }
       chunks.push(chunk);
@@ -203,7 +206,7 @@ async function decompress(body: Buffer, contentEncoding: string | undefined, lim
     if (coding === 'deflate') return await inflateAsync(body, { maxOutputLength: limit });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
-      throw new ReceiverError(413, `decompressed body is over the ${limit}-byte limit`);
+      throw new ReceiverError(413, `decompressed body is over the ${limit}-byte limit; ${RAISE_BODY_LIMIT}`);
     }
     throw new ReceiverError(400, `invalid ${coding} body: ${(err as Error).message}`);
   }
