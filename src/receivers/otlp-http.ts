@@ -5,6 +5,7 @@ import type { AuthFailureLimiter } from '../api/auth.js';
 import type { SelfMetrics } from '../app/self-metrics.js';
 import { decodeTraceRequestJson } from '../codecs/decode-json.js';
 import { decodeTraceRequestProtobuf, peekResources } from '../codecs/decode-protobuf.js';
+import { droppedAttributeCounts } from '../codecs/dropped-counts.js';
 import { resourceTenant } from '../normalize/normalize.js';
 import { OtlpDecodeError, type OtlpTraceRequest } from '../codecs/otlp-model.js';
 import type { AttributeLimits } from '../codecs/attribute-limits.js';
@@ -104,6 +105,9 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
     if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(peekResources(decoded, options.attributeLimits)?.map(resourceTenant) ?? []);
     const request = decode(decoded, encoding, options.attributeLimits);
     if (request.droppedAttributes) metrics.attributesDropped.inc(request.droppedAttributes);
+    // The decoder added its own drops to the counts it read: the rest are the sender's.
+    const senderDropped = droppedAttributeCounts(request) - (request.droppedAttributes ?? 0);
+    if (senderDropped > 0) metrics.senderAttributesDropped.inc(senderDropped);
     const spans = countSpans(request);
     metrics.spansReceived.inc({ encoding }, spans);
     const refusal = options.limiter?.admit(spansByTenant(request, keyTenant));
