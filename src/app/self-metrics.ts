@@ -57,6 +57,11 @@ export class SelfMetrics {
     help: 'Attributes dropped while decoding for the per-span, resource, scope, event and link limit (--max-attributes), counted in their droppedAttributesCount',
     registers: [this.registry],
   });
+  readonly senderAttributesDropped = new Counter({
+    name: 'breakwater_sender_dropped_attributes_total',
+    help: 'Attributes the sender said it dropped (droppedAttributesCount on spans, resources, scopes, events and links as received), for its SDK attribute count limit; Breakwater\'s own drops not included',
+    registers: [this.registry],
+  });
   readonly requests = new Counter({
     name: 'breakwater_otlp_requests_total',
     help: 'OTLP export requests by HTTP status',

@@ -6,6 +6,7 @@
 
 import { ERROR_TEXT_KEYS } from '../normalize/call-outcome.js';
 import { CONVENTION_KEYS } from '../normalize/conventions.js';
+import { RATE_LIMIT_HEADER_KEYS } from '../normalize/rate-limit-headers.js';
 import type { KeyValue } from './otlp-model.js';
 
 export interface AttributeLimits {
@@ -13,25 +14,6 @@ export interface AttributeLimits {
   perList: number;
 }
 
-/** Provider rate-limit headers the normalizer and the degradation path read, bare or as http.response.header.* */
-const RATE_LIMIT_HEADERS = [
-  'x-ratelimit-remaining-requests',
-  'x-ratelimit-remaining-tokens',
-  'x-ratelimit-limit-requests',
-  'x-ratelimit-limit-tokens',
-  'x-ratelimit-reset-requests',
-  'x-ratelimit-reset-tokens',
-  'retry-after',
-  'retry-after-ms',
-  'anthropic-ratelimit-requests-remaining',
-  'anthropic-ratelimit-requests-limit',
-  'anthropic-ratelimit-tokens-remaining',
-  'anthropic-ratelimit-tokens-limit',
-  'anthropic-ratelimit-requests-reset',
-  'anthropic-ratelimit-tokens-reset',
-  'anthropic-ratelimit-input-tokens-reset',
-  'anthropic-ratelimit-output-tokens-reset',
-];
 
 /**
  * Keys the normalizer, the windows and the degradation path read (normalize.ts, conventions.ts, span-signals.ts):
@@ -70,8 +52,7 @@ export const READ_ATTRIBUTES: ReadonlySet<string> = new Set([
   'gen_ai.provider.key',
   'provider.key',
   'breakwater.provider.key',
-  ...RATE_LIMIT_HEADERS,
-  ...RATE_LIMIT_HEADERS.map((name) => `http.response.header.${name}`),
+  ...RATE_LIMIT_HEADER_KEYS,
   ...CONVENTION_KEYS,
   ...ERROR_TEXT_KEYS,
 ]);

@@ -6,6 +6,7 @@ import type { AgentSpan } from '../contracts/agent-span.js';
 import type { AnyValue } from '../codecs/otlp-model.js';
 import { retryAfterMs } from '../normalize/normalize.js';
 import { textOf } from '../normalize/call-outcome.js';
+import { headerName } from '../normalize/rate-limit-headers.js';
 
 export { errorTexts, textOf } from '../normalize/call-outcome.js';
 
@@ -23,8 +24,6 @@ const EXTRA_KEY_LENGTHS = [PREFLIGHT_TOKENS_ATTRIBUTE, PREFLIGHT_RESERVED_ATTRIB
   (bits, key) => (key.length < 32 ? bits | (1 << key.length) : bits),
   0,
 );
-
-const HEADER_PREFIX = 'http.response.header.';
 
 export function numberOf(value: AnyValue | undefined): number {
   const v = Array.isArray(value) ? value[0] : value;
@@ -96,12 +95,12 @@ export interface ResetHeaders {
 /**
  * OpenAI's `x-ratelimit-reset-requests` / `-tokens` ("1s", "6m0s", "20ms", "1h2m3.5s") and
  * Anthropic's `anthropic-ratelimit-requests-reset` / `-tokens-reset` (RFC 3339 times), bare or
- * under `http.response.header.`.
+ * under `http.response.header.`, with `-` or `_`.
  */
 export function resetHeaders(span: AgentSpan, spanEndMs: number): ResetHeaders {
   const out: ResetHeaders = { requestsResetMs: -1, tokensResetMs: -1 };
   for (const { key, value } of span.spanAttributes) {
-    const name = key.startsWith(HEADER_PREFIX) ? key.slice(HEADER_PREFIX.length) : key;
+    const name = headerName(key);
     switch (name) {
       case 'x-ratelimit-reset-requests':
         out.requestsResetMs = durationMs(textOf(value));

@@ -2,6 +2,8 @@ import type { AgentSpan } from '../contracts/agent-span.js';
 import type { AnyValue, KeyValue, OtlpResource, OtlpResourceSpans, OtlpScopeSpans, OtlpSpan, OtlpTraceRequest } from '../codecs/otlp-model.js';
 import { listWeight, overBudgetReason, RequestAttributeBudget, spanWeight, type AttributeBudget } from './attribute-budget.js';
 import { conventionLookup, providerName, type KeySource, type RankedField } from './conventions.js';
+import { liftChildRateLimits } from './child-rate-limits.js';
+import { headerName } from './rate-limit-headers.js';
 
 // Reads the GenAI semantic conventions, and the older and neighbouring spellings seen in the wild
 // (OpenLLMetry's gen_ai.system / prompt_tokens, OpenInference's span kinds and token counts), into
@@ -97,6 +99,7 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
     rejected += count;
     lines.push(`${count} span(s) rejected: ${reason}`);
   }
+  liftChildRateLimits(spans);
   return { spans, rejected, errorMessage: lines.join('; '), overBudget, attributeBytes: budget?.usedBytes ?? 0, attributeBytesByTenant: bytesByTenant };
 }
 
@@ -324,15 +327,13 @@ function readAttribute(out: AgentSpan, { key, value }: KeyValue): void {
   }
 }
 
-const HEADER_PREFIX = 'http.response.header.';
-
 /**
  * Provider rate-limit headers, recorded bare or under http.response.header.* (as semconv names
- * them): OpenAI's `x-ratelimit-*`, and Anthropic's `anthropic-ratelimit-*` into the same columns
+ * them), with `-` or `_` (rate-limit-headers.ts): OpenAI's `x-ratelimit-*`, and Anthropic's `anthropic-ratelimit-*` into the same columns
  * where no `x-ratelimit-*` value is set (that one wins whatever the attribute order).
  */
 function readRateLimitHeader(out: AgentSpan, key: string, value: AnyValue): void {
-  const name = key.startsWith(HEADER_PREFIX) ? key.slice(HEADER_PREFIX.length) : key;
+  const name = headerName(key);
   if (name.startsWith(ANTHROPIC_PREFIX)) {
     readAnthropicRateLimit(out, name, value);
     return;

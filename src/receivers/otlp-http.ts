@@ -5,6 +5,7 @@ import type { AuthFailureLimiter } from '../api/auth.js';
 import type { SelfMetrics } from '../app/self-metrics.js';
 import { decodeTraceRequestJson } from '../codecs/decode-json.js';
 import { decodeTraceRequestProtobuf, peekResources } from '../codecs/decode-protobuf.js';
+import { droppedAttributeCounts } from '../codecs/dropped-counts.js';
 import { resourceTenant } from '../normalize/normalize.js';
 import { OtlpDecodeError, type OtlpTraceRequest } from '../codecs/otlp-model.js';
 import type { AttributeLimits } from '../codecs/attribute-limits.js';
@@ -104,6 +105,9 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
     if (keyTenant === undefined && encoding === 'protobuf' && options.limiter) refuseIfLimited(peekResources(decoded, options.attributeLimits)?.map(resourceTenant) ?? []);
     const request = decode(decoded, encoding, options.attributeLimits);
     if (request.droppedAttributes) metrics.attributesDropped.inc(request.droppedAttributes);
+    // The decoder added its own drops to the counts it read: the rest are the sender's.
+    const senderDropped = droppedAttributeCounts(request) - (request.droppedAttributes ?? 0);
+    if (senderDropped > 0) metrics.senderAttributesDropped.inc(senderDropped);
     const spans = countSpans(request);
     metrics.spansReceived.inc({ encoding }, spans);
     const refusal = options.limiter?.admit(spansByTenant(request, keyTenant));
@@ -159,10 +163,13 @@ function ingestKey(req: IncomingMessage): string | undefined {
   return typeof header === 'string' ? header : undefined;
 }
 
+/** A 413 says how to take the body, not only that it was refused. */
+const RAISE_BODY_LIMIT = 'raise it with --max-body-bytes (BREAKWATER_MAX_BODY_BYTES) or send smaller batches (OTEL_BSP_MAX_EXPORT_BATCH_SIZE)';
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    return Promise.reject(new ReceiverError(413, `body of ${declared} bytes is over the ${limit}-byte limit`));
+    return Promise.reject(new ReceiverError(413, `body of ${declared} bytes is over the ${limit}-byte limit; ${RAISE_BODY_LIMIT}`));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -171,7 +178,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         cleanup();
-        reject(new ReceiverError(413, `body is over the ${limit}-byte limit`));
+        reject(new ReceiverError(413, `body is over the ${limit}-byte limit; ${RAISE_BODY_LIMIT}`));
         return;
       }
       chunks.push(chunk);
@@ -203,7 +210,7 @@ async function decompress(body: Buffer, contentEncoding: string | undefined, lim
     if (coding === 'deflate') return await inflateAsync(body, { maxOutputLength: limit });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
-      throw new ReceiverError(413, `decompressed body is over the ${limit}-byte limit`);
+      throw new ReceiverError(413, `decompressed body is over the ${limit}-byte limit; ${RAISE_BODY_LIMIT}`);
     }
     throw new ReceiverError(400, `invalid ${coding} body: ${(err as Error).message}`);
   }

@@ -7,6 +7,10 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({ host: '127.0.0.1', otlpPort: 4318, graphqlPort: 4000, dataDir: './data', clickhouseUrl: undefined, requireTenant: true });
   });
 
+  it('takes bodies up to the OpenTelemetry Collector OTLP/HTTP default, 20 MiB', () => {
+    expect(loadConfig([], {}).maxBodyBytes).toBe(20 * 1024 * 1024);
+  });
+
   it('reads env vars and lets flags override them', () => {
     const env = { BREAKWATER_OTLP_PORT: '5318', BREAKWATER_DATA_DIR: '/tmp/x', CLICKHOUSE_URL: 'http://ch:8123', BREAKWATER_REQUIRE_TENANT: 'false' };
     const config = loadConfig(['--otlp-port', '6318', '--log-level=warn'], env);

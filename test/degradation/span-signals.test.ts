@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PROVIDER_KEY_ATTRIBUTES, readSpanExtras } from '../../src/degradation/span-signals.js';
+import { PROVIDER_KEY_ATTRIBUTES, readSpanExtras, resetHeaders } from '../../src/degradation/span-signals.js';
 import type { AnyValue } from '../../src/codecs/otlp-model.js';
 import { blankAgentSpan } from '../helpers/agent-span.js';
 
@@ -31,5 +31,13 @@ describe('readSpanExtras', () => {
     expect(readSpanExtras(spanWith({ [long]: 'summarize' }), long).task).toBe('summarize');
     expect(readSpanExtras(spanWith({ t: 'short' }), 't').task).toBe('short');
     expect(readSpanExtras(spanWith({ 'provider.key': 'as task' }), 'provider.key')).toMatchObject({ task: 'as task', providerKey: 'openai' });
+  });
+});
+
+describe('resetHeaders', () => {
+  it('reads the reset headers with either separator, bare or as semconv string arrays', () => {
+    const span = spanWith({ 'http.response.header.x_ratelimit_reset_requests': ['1m30s'], x_ratelimit_reset_tokens: '20ms' });
+    expect(resetHeaders(span, 0)).toEqual({ requestsResetMs: 90_000, tokensResetMs: 20 });
+    expect(resetHeaders(spanWith({ 'http.response.header.x-ratelimit-reset-tokens': ['6m0s'] }), 0).tokensResetMs).toBe(360_000);
   });
 });

@@ -8,16 +8,18 @@ import {
   SimpleSpanProcessor,
   type ReadableSpan,
   type SpanExporter,
+  type SpanLimits,
 } from '@opentelemetry/sdk-trace-base';
 import type { Attributes, Tracer } from '@opentelemetry/api';
 
 export type WireEncoding = 'protobuf' | 'json';
 
 /** A real tracer whose finished spans are collected in memory, to be exported explicitly. */
-export function recordingTracer(resource: Attributes): { tracer: Tracer; finished: () => ReadableSpan[]; provider: BasicTracerProvider } {
+export function recordingTracer(resource: Attributes, spanLimits?: SpanLimits): { tracer: Tracer; finished: () => ReadableSpan[]; provider: BasicTracerProvider } {
   const memory = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes(resource),
+    ...(spanLimits ? { spanLimits } : {}),
     spanProcessors: [new SimpleSpanProcessor(memory)],
   });
   return { tracer: provider.getTracer('breakwater-test', '1.2.3'), finished: () => memory.getFinishedSpans(), provider };

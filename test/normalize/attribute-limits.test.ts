@@ -32,6 +32,29 @@ describe('the attributes kept past the limit', () => {
     const headers = read.filter((key) => key.startsWith('x-ratelimit') || key.startsWith('anthropic-ratelimit') || key.startsWith('retry-after'));
     expect(missing).toEqual([]);
     expect(headers.filter((key) => !READ_ATTRIBUTES.has(`http.response.header.${key}`))).toEqual([]);
+    // Python's HTTP instrumentations write header names with `_` for `-`.
+    expect(headers.filter((key) => !READ_ATTRIBUTES.has(`http.response.header.${key.replaceAll('-', '_')}`))).toEqual([]);
+  });
+
+  it("keep OpenInference's token counts, system and provider after hundreds of flattened messages", () => {
+    const read = attrs({
+      'openinference.span.kind': 'LLM',
+      'llm.system': 'openai',
+      'llm.provider': 'openai',
+      'llm.model_name': 'gpt-4o-mini-2024-07-18',
+      'llm.token_count.prompt': 900n,
+      'llm.token_count.completion': 40n,
+      'session.id': 'conv-9',
+      'tenant.id': 'acme',
+    });
+    const messages = Array.from({ length: 150 }, (_, i) => [
+      { key: `llm.input_messages.${i}.message.role`, value: 'user' },
+      { key: `llm.input_messages.${i}.message.content`, value: 'hello' },
+    ]).flat();
+    const body = referenceEncode(modelRequest(attrs({ 'service.name': 'agent' }), [modelSpan([...messages, ...read])]));
+    const [capped] = normalizeRequest(decodeTraceRequestProtobuf(body, { perList: 128 }), { requireTenant: true }).spans;
+    expect(capped!.droppedAttributesCount).toBe(300 - 128);
+    expect(capped).toMatchObject({ tenantId: 'acme', provider: 'openai', requestModel: 'gpt-4o-mini-2024-07-18', inputTokens: 900, outputTokens: 40, runId: 'conv-9' });
   });
 
   it('leave a chat span with hundreds of prompt messages normalized, and read for degradation, as without the limit', () => {

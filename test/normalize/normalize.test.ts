@@ -136,6 +136,33 @@ describe('normalization of GenAI semantic conventions and their neighbours', () 
     ).toMatchObject({ rateLimitRemainingRequests: 12, rateLimitRemainingTokens: 3400, rateLimitLimitRequests: 500, rateLimitLimitTokens: 90000, retryAfterMs: 1500 });
   });
 
+  it('reads rate-limit headers spelled with underscores, as Python HTTP instrumentations record them', () => {
+    expect(
+      one({
+        'http.response.header.x_ratelimit_remaining_requests': ['12'],
+        'x_ratelimit_remaining_tokens': '3400',
+        'http.response.header.x_ratelimit_limit_tokens': ['90000'],
+        'http.response.header.retry_after': ['2'],
+        'http.response.header.anthropic_ratelimit_requests_limit': ['50'],
+      }),
+    ).toMatchObject({ rateLimitRemainingRequests: 12, rateLimitRemainingTokens: 3400, rateLimitLimitTokens: 90000, retryAfterMs: 2000, rateLimitLimitRequests: 50 });
+  });
+
+  it('gives a model call the rate-limit headers of its HTTP child span, keeping its own where it has them', () => {
+    const req = request({ 'gen_ai.operation.name': 'chat', 'x-ratelimit-limit-tokens': '500' });
+    const spans = req.resourceSpans[0]!.scopeSpans[0]!.spans;
+    const parent = spans[0]!;
+    const child = { ...parent, spanId: '1112131415161718', parentSpanId: parent.spanId, attributes: [
+      { key: 'http.response.header.x_ratelimit_remaining_tokens', value: ['70'] },
+      { key: 'http.response.header.x_ratelimit_limit_tokens', value: ['1000'] },
+    ] };
+    const stranger = { ...child, spanId: '2122232425262728', parentSpanId: 'ffffffffffffffff' };
+    spans.unshift(child, stranger);
+    const { spans: out } = normalizeRequest(req, { requireTenant: true });
+    const call = out.find((s) => s.spanId === parent.spanId)!;
+    expect(call).toMatchObject({ rateLimitRemainingTokens: 70, rateLimitLimitTokens: 500, rateLimitRemainingRequests: -1 });
+  });
+
   it("reads Anthropic's rate-limit headers into the same columns; OpenAI's x-ratelimit-* wins when both are there", () => {
     expect(
       one({

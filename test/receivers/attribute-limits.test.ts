@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/app/service.js';
 import { ExportTraceServiceResponseType, referenceEncode } from '../../src/codecs/otlp-proto-schema.js';
 import { queryRows } from '../../src/storage/clickhouse.js';
-import { startTestService, tempDataDir } from '../helpers/service.js';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { recordingTracer } from '../helpers/otel.js';
+import { counterValue, startTestService, tempDataDir } from '../helpers/service.js';
 import { attrs, filler, modelRequest, modelSpan } from '../helpers/otlp-model.js';
 import { postSpans, runSteps } from '../helpers/spans.js';
 
@@ -64,5 +66,25 @@ describe('attribute-heavy requests, over HTTP', () => {
     const metrics = await (await fetch(`${service.otlpUrl}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`breakwater_attributes_dropped_total ${100_000 - 128}\\b`));
     expect(metrics).toMatch(/breakwater_spans_rejected_total\{reason="attribute_budget"\} [1-9]/);
+  });
+
+  it("counts and stores what the sender's own attribute limit dropped, apart from Breakwater's", async () => {
+    // A real SDK at its default 128-attribute limit, as OpenInference fills it: the token counts set
+    // after 150 flattened messages are dropped by the sender, before Breakwater sees the span.
+    const { tracer, finished } = recordingTracer({ 'tenant.id': 'oi-js', 'service.name': 'agent' }, { attributeCountLimit: 128 });
+    const span = tracer.startSpan('ChatCompletion', { attributes: { 'openinference.span.kind': 'LLM', 'llm.model_name': 'gpt-4o-mini', 'agent.run.id': 'oi' } });
+    for (let i = 0; i < 150; i++) span.setAttribute(`llm.input_messages.${i}.message.content`, 'hi');
+    span.setAttributes({ 'llm.token_count.prompt': 900, 'llm.token_count.completion': 40 });
+    span.end();
+    const before = await counterValue(service, 'breakwater_sender_dropped_attributes_total');
+    // The first test's 99,872 drops were Breakwater's own, not the sender's.
+    expect(before).toBe(0);
+    const ownBefore = await counterValue(service, 'breakwater_attributes_dropped_total');
+    expect((await postSpans(service.otlpUrl, ProtobufTraceSerializer.serializeRequest(finished())!)).status).toBe(200);
+    const sent = 3 + 150 + 2;
+    expect(await counterValue(service, 'breakwater_sender_dropped_attributes_total')).toBe(before + sent - 128);
+    expect(await counterValue(service, 'breakwater_attributes_dropped_total')).toBe(ownBefore);
+    const [stored] = await queryRows<{ dropped: string; tokens: string }>(service.store.client, "SELECT toString(DroppedAttributesCount) AS dropped, toString(InputTokens) AS tokens FROM spans WHERE RunId = 'oi'");
+    expect(stored).toEqual({ dropped: String(sent - 128), tokens: '0' });
   });
 });

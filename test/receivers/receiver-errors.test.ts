@@ -114,9 +114,12 @@ describe('malformed, oversized and hostile OTLP bodies', () => {
     expect((await statusOf(res)).message).toMatch(/nested deeper/);
   });
 
-  it('answers 413 for a body over the limit', async () => {
-    const res = await post(new Uint8Array(MAX_BODY + 1), PROTO);
+  it('answers 413 for a body over the limit, naming the limit and the flag that raises it', async () => {
+    const res = await post(new Uint8Array(MAX_BODY + 1), JSON_TYPE);
     expect(res.status).toBe(413);
+    const { message } = await statusOf(res);
+    expect(message).toContain(`${MAX_BODY}-byte limit`);
+    expect(message).toMatch(/--max-body-bytes \(BREAKWATER_MAX_BODY_BYTES\)/);
   });
 
   it('answers 413 for a gzip bomb, checked on the decompressed size', async () => {
@@ -124,7 +127,7 @@ describe('malformed, oversized and hostile OTLP bodies', () => {
     expect(bomb.length).toBeLessThan(MAX_BODY);
     const res = await post(bomb, { ...PROTO, 'content-encoding': 'gzip' });
     expect(res.status).toBe(413);
-    expect(Buffer.from(await res.arrayBuffer()).toString('latin1')).toMatch(/decompressed body is over/);
+    expect(Buffer.from(await res.arrayBuffer()).toString('latin1')).toMatch(/decompressed body is over the \d+-byte limit; raise it with --max-body-bytes/);
   });
 
   it('answers 400 for a corrupt gzip body', async () => {
