@@ -125,7 +125,7 @@ describe('bad input gets the error the provider would give', () => {
   it.each([
     ['malformed JSON', () => post('/v1/chat/completions', '{"model": "gpt-4o-mini", '), 400, /not a JSON object/],
     ['no model', () => post('/v1/chat/completions', '{"messages": []}'), 400, /model: a model name/],
-    ['a body past the limit', () => post('/v1/chat/completions', JSON.stringify({ model: 'm', pad: 'x'.repeat(17 * 1024 * 1024) })), 413, /byte limit \(--max-body-bytes\)/],
+    ['a body past the limit', () => post('/v1/chat/completions', JSON.stringify({ model: 'm', pad: 'x'.repeat(21 * 1024 * 1024) })), 413, /byte limit \(--max-body-bytes\)/],
     ['a wrong key', () => post('/v1/chat/completions', '{"model": "gpt-4o-mini"}', 'nope-0123456789abcdef'), 401, /unknown gateway key/],
     ['a run id with control characters', () => post('/v1/chat/completions', '{"model": "gpt-4o-mini"}', KEY_B, { 'x-breakwater-run-id': 'a\tb' }), 400, /x-breakwater-run-id/],
     ['an unknown path', () => post('/v1/fine_tuning/jobs', '{}'), 404, /no POST \/v1\/fine_tuning\/jobs here/],
