@@ -21,7 +21,7 @@ export type TimeseriesMetric =
 const METRIC_SQL: Record<TimeseriesMetric, { rollup: string; raw: string }> = {
   SPANS: { rollup: 'sum(Spans)', raw: 'count()' },
   MODEL_CALLS: { rollup: 'sum(ModelCalls)', raw: "countIf(Operation IN ('chat', 'generate_content', 'text_completion', 'embeddings'))" },
-  TOOL_CALLS: { rollup: 'sum(ToolCalls)', raw: "countIf(Operation = 'execute_tool')" },
+  TOOL_CALLS: { rollup: 'sum(ToolCalls)', raw: "sum(ToolCalls)" },
   ERRORS: { rollup: 'sum(Errors)', raw: "countIf(ErrorClass IN ('provider_error', 'client_error', 'other_error'))" },
   INPUT_TOKENS: { rollup: 'sum(InputTokens)', raw: 'sum(InputTokens)' },
   OUTPUT_TOKENS: { rollup: 'sum(OutputTokens)', raw: 'sum(OutputTokens)' },

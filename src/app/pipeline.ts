@@ -7,6 +7,7 @@ import { RecentDeliveries } from './recent-deliveries.js';
 import { callCostUsd } from '../windows/cost.js';
 import type { AgentSpan } from '../contracts/agent-span.js';
 import { normalizeRequest } from '../normalize/normalize.js';
+import { DEFAULT_TOOL_SPAN_TRACES, ToolSpanTraces } from '../normalize/tool-calls.js';
 import type { OtlpTraceRequest } from '../codecs/otlp-model.js';
 import type { AttributeBudget } from '../normalize/attribute-budget.js';
 
@@ -63,6 +64,8 @@ export class IngestPipeline {
   /** the same shares of the queue's attribute bytes */
   readonly #byteShares: WriteQueueShares;
   readonly #deliveries = new RecentDeliveries();
+  /** traces that had a tool span, so their model spans' requested tool calls are not counted again */
+  readonly #toolSpanTraces = new ToolSpanTraces(DEFAULT_TOOL_SPAN_TRACES);
 
   constructor(
     private readonly writer: SpanWriter,
@@ -92,6 +95,7 @@ export class IngestPipeline {
       acceptedStart: { nowMs: Date.now(), retentionDays: this.options.retentionDays },
       ...(this.options.attributeBudget !== undefined ? { attributeBudget: this.options.attributeBudget } : {}),
       ...(this.options.runKeys !== undefined ? { runKeys: this.options.runKeys() } : {}),
+      toolSpanTraces: this.#toolSpanTraces,
     });
     const invalid = normalized.rejected - normalized.overBudget;
     if (invalid > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, invalid);

@@ -4,7 +4,7 @@ import type { Logger } from '../app/log.js';
 import type { RefusalLog } from '../app/refusal-log.js';
 import type { PolicyStore } from '../policy/policy-store.js';
 import type { EffectivePolicy } from '../policy/policy-types.js';
-import { spanKind } from '../windows/span-facts.js';
+import { spanSteps } from '../windows/span-facts.js';
 import type { WindowStore } from '../windows/window-store.js';
 import type { AnomalyDetector } from './anomaly.js';
 import type { AuditEvent, AuditEventInput } from '../audit/audit-event.js';
@@ -77,8 +77,7 @@ export class BreakerEngine implements SpanObserver {
     for (const span of spans) {
       let runs = touched.get(span.tenantId);
       if (!runs) touched.set(span.tenantId, (runs = new Map()));
-      const kind = spanKind(span.operation);
-      runs.set(span.runId, (runs.get(span.runId) ?? 0) + (kind === 'model' || kind === 'tool' ? 1 : 0));
+      runs.set(span.runId, (runs.get(span.runId) ?? 0) + spanSteps(span));
     }
     for (const [tenantId, runs] of touched) this.#evaluateTenant(tenantId, runs);
     this.o.onDecisionLatency?.((performance.now() - receivedAt) / 1000);

@@ -31,13 +31,22 @@ export interface AgentSpan {
   droppedEventsCount: number;
   droppedLinksCount: number;
 
-  /** gen_ai.operation.name, normalised: chat, execute_tool, invoke_agent, ... ('' if not a GenAI span) */
+  /**
+   * gen_ai.operation.name, normalised: chat, execute_tool, invoke_agent, ... ('' if not a GenAI span);
+   * from the other instrumentations' span kinds when absent (normalize/conventions.ts). The step kind.
+   */
   operation: string;
   /** gen_ai.provider.name (or gen_ai.system) */
   provider: string;
   requestModel: string;
   responseModel: string;
+  /** the tool an execute_tool span ran; on a model span, the tools its response asked for when they count (toolCalls), comma-separated */
   toolName: string;
+  /**
+   * Tool calls this span stands for: 1 for a tool span, on a model span the calls its response
+   * asked for when its trace has no tool span (normalize/tool-calls.ts), else 0.
+   */
+  toolCalls: number;
   agentId: string;
   agentName: string;
   conversationId: string;

@@ -1,23 +1,29 @@
 import type { AgentSpan } from '../contracts/agent-span.js';
 import type { AnyValue, KeyValue, OtlpResource, OtlpResourceSpans, OtlpScopeSpans, OtlpSpan, OtlpTraceRequest } from '../codecs/otlp-model.js';
 import { listWeight, overBudgetReason, RequestAttributeBudget, spanWeight, type AttributeBudget } from './attribute-budget.js';
-import { conventionLookup, providerName, type KeySource, type RankedField } from './conventions.js';
+import {
+  conventionLookup,
+  MODEL_OPERATIONS,
+  OPERATION_CONVENTIONS,
+  providerName,
+  TOOL_NAME_KEYS,
+  TOOL_OPERATION,
+  TRACELOOP_ENTITY_NAME,
+  type KeySource,
+  type RankedField,
+} from './conventions.js';
+import { RequestedToolCalls, settleRequestedToolCalls, type ToolSpanTraces } from './tool-calls.js';
 import { liftChildRateLimits } from './child-rate-limits.js';
 import { headerName } from './rate-limit-headers.js';
 
 // Reads the GenAI semantic conventions, and the older and neighbouring spellings seen in the wild
 // (OpenLLMetry's gen_ai.system / prompt_tokens, OpenInference's span kinds and token counts), into
-// the agent columns of an AgentSpan. The raw attributes are kept whole beside them. Run, provider
-// and models come from the table in conventions.ts.
+// the agent columns of an AgentSpan. The raw attributes are kept whole beside them. Run, provider,
+// models, the step kind and tool names come from the tables in conventions.ts.
 
-/** OpenInference's openinference.span.kind to the GenAI operation it corresponds to. */
-const OPENINFERENCE_OPERATIONS: Record<string, string> = {
-  LLM: 'chat',
-  TOOL: 'execute_tool',
-  AGENT: 'invoke_agent',
-  EMBEDDING: 'embeddings',
-  RETRIEVER: 'retrieval',
-};
+/** Position of each OPERATION_CONVENTIONS key: a lower one decides. */
+const OPERATION_KEY_RANK: ReadonlyMap<string, number> = new Map(OPERATION_CONVENTIONS.map(([key], rank) => [key, rank]));
+const TOOL_NAME_RANK: ReadonlyMap<string, number> = new Map(TOOL_NAME_KEYS.map((key, rank) => [key, rank]));
 
 export interface NormalizeOptions {
   /** reject spans without tenant.id (default) instead of storing them under '' */
@@ -32,6 +38,8 @@ export interface NormalizeOptions {
   attributeBudget?: AttributeBudget;
   /** the policy's `runKeys`: attributes naming a run, after `agent.run.id` and before the conversation ids */
   runKeys?: readonly string[];
+  /** traces seen with a tool span in earlier requests (tool-calls.ts); without it only this request's count */
+  toolSpanTraces?: ToolSpanTraces;
 }
 
 /** Span start times storage accepts: within the retention window, and not too far ahead of the clock. */
@@ -93,6 +101,7 @@ export function normalizeRequest(request: OtlpTraceRequest, options: NormalizeOp
       }
     }
   }
+  settleRequestedToolCalls(spans, options.toolSpanTraces);
   let rejected = 0;
   const lines: string[] = [];
   for (const [reason, count] of rejections) {
@@ -200,6 +209,7 @@ function normalizeSpan(span: OtlpSpan, scopeSpans: OtlpScopeSpans, resourceSpans
     requestModel: '',
     responseModel: '',
     toolName: '',
+    toolCalls: 0,
     agentId: '',
     agentName: '',
     conversationId: '',
@@ -215,12 +225,24 @@ function normalizeSpan(span: OtlpSpan, scopeSpans: OtlpScopeSpans, resourceSpans
     rateLimitLimitTokens: -1,
     retryAfterMs: -1,
   };
-  fallbacks.openInferenceKind = '';
+  fallbacks.operation = fallbacks.entityName = '';
+  fallbacks.operationRank = fallbacks.toolNameRank = UNSET;
+  requested.reset();
   ranked.runId = ranked.provider = ranked.requestModel = ranked.responseModel = UNSET;
   for (const attribute of span.attributes) readAttribute(out, attribute);
   if (out.runId === '') out.runId = span.traceId;
   out.provider = providerName(out.provider);
-  if (out.operation === '') out.operation = OPENINFERENCE_OPERATIONS[fallbacks.openInferenceKind] ?? (out.toolName !== '' ? 'execute_tool' : '');
+  if (out.operation === '') out.operation = fallbacks.operation !== '' ? fallbacks.operation : out.toolName !== '' ? TOOL_OPERATION : '';
+  if (out.operation === TOOL_OPERATION) {
+    if (out.toolName === '') out.toolName = fallbacks.entityName;
+    out.toolCalls = 1;
+  } else if (MODEL_OPERATIONS.has(out.operation)) {
+    const calls = requested.calls();
+    if (calls.count > 0) {
+      out.toolCalls = calls.count;
+      out.toolName = calls.names.join(',');
+    }
+  }
   if (out.errorType !== '') out.isError = true;
   else if (out.isError) out.errorType = '_OTHER';
   return out;
@@ -231,9 +253,10 @@ function normalizeSpan(span: OtlpSpan, scopeSpans: OtlpScopeSpans, resourceSpans
  * state, reset per span (normalization is synchronous): closures over locals cost an allocation
  * per span.
  */
-const fallbacks = { openInferenceKind: '' };
-
 const UNSET = Number.MAX_SAFE_INTEGER;
+const fallbacks = { operation: '', operationRank: UNSET, toolNameRank: UNSET, entityName: '' };
+const requested = new RequestedToolCalls();
+
 const NO_RUN_KEYS: readonly string[] = [];
 
 /**
@@ -289,9 +312,8 @@ function readAttribute(out: AgentSpan, { key, value }: KeyValue): void {
     case 'gen_ai.operation.name':
       out.operation = text(value).toLowerCase();
       return;
-    case 'gen_ai.tool.name':
-    case 'tool.name':
-      out.toolName = text(value);
+    case TRACELOOP_ENTITY_NAME:
+      fallbacks.entityName = text(value);
       return;
     case 'gen_ai.agent.id':
       out.agentId = text(value);
@@ -319,12 +341,38 @@ function readAttribute(out: AgentSpan, { key, value }: KeyValue): void {
     case 'http.status_code':
       out.httpStatusCode = Math.max(0, Math.min(999, Math.trunc(number(value, 0))));
       return;
-    case 'openinference.span.kind':
-      fallbacks.openInferenceKind = text(value).toUpperCase();
-      return;
     default:
-      if (source === undefined) readRateLimitHeader(out, key, value);
+      if (source !== undefined) return;
+      if (readStepConvention(out, key, value) || requested.read(key, value)) return;
+      readRateLimitHeader(out, key, value);
   }
+}
+
+/** The other instrumentations' span kinds and tool names (conventions.ts); true when `key` was one. */
+function readStepConvention(out: AgentSpan, key: string, value: AnyValue): boolean {
+  const operationRank = OPERATION_KEY_RANK.get(key);
+  if (operationRank !== undefined) {
+    if (operationRank < fallbacks.operationRank) {
+      const values = OPERATION_CONVENTIONS[operationRank]![1];
+      const v = text(value);
+      const operation = values[v] ?? values[v.toLowerCase()] ?? values[v.toUpperCase()];
+      if (operation !== undefined) {
+        fallbacks.operation = operation;
+        fallbacks.operationRank = operationRank;
+      }
+    }
+    return true;
+  }
+  const toolRank = TOOL_NAME_RANK.get(key);
+  if (toolRank !== undefined) {
+    const v = text(value);
+    if (toolRank < fallbacks.toolNameRank && v !== '') {
+      out.toolName = v;
+      fallbacks.toolNameRank = toolRank;
+    }
+    return true;
+  }
+  return false;
 }
 
 /**

@@ -87,6 +87,7 @@ export const SPAN_BLOCK_COLUMNS: ReadonlyArray<{ name: string; type: string }> =
   { name: 'RateLimitLimitRequests', type: 'Int64' },
   { name: 'RateLimitLimitTokens', type: 'Int64' },
   { name: 'RetryAfterMs', type: 'Int64' },
+  { name: 'ToolCalls', type: 'UInt16' },
 ];
 
 /** `INSERT INTO <table> (<these columns>) ... FORMAT Native` */
@@ -835,6 +836,7 @@ export class SpanBlockEncoder {
   readonly isError = new WordColumn(1);
   readonly errorClass = new LowCardinalityColumn();
   readonly depth = new WordColumn(2);
+  readonly toolCalls = new WordColumn(2);
   readonly rateLimitRemainingRequests = new Words();
   readonly rateLimitRemainingTokens = new Words();
   readonly rateLimitLimitRequests = new Words();
@@ -945,6 +947,7 @@ export class SpanBlockEncoder {
     this.isError.words.push(span.isError ? 1 : 0);
     this.errorClass.add(errorClassOf(classifyOutcome(span)));
     this.depth.words.push(Math.max(-1, Math.min(32767, span.depth)) & 0xffff);
+    this.toolCalls.words.push(Math.max(0, Math.min(0xffff, span.toolCalls)));
     pushInt64(this.rateLimitRemainingRequests, span.rateLimitRemainingRequests);
     pushInt64(this.rateLimitRemainingTokens, span.rateLimitRemainingTokens);
     pushInt64(this.rateLimitLimitRequests, span.rateLimitLimitRequests);
@@ -1072,6 +1075,7 @@ export class SpanBlockEncoder {
     words(this.rateLimitLimitRequests);
     words(this.rateLimitLimitTokens);
     words(this.retryAfterMs);
+    plain(this.toolCalls);
     if (column !== SPAN_BLOCK_COLUMNS.length) throw new Error(`span block wrote ${column} of ${SPAN_BLOCK_COLUMNS.length} columns`);
     this.#lastBlockBytes = out.pos;
     return out.view();

@@ -78,6 +78,7 @@ export function spanRow(span: AgentSpan, costUsd: number): Record<string, unknow
     IsError: span.isError,
     ErrorClass: errorClassOf(classifyOutcome(span)),
     Depth: Math.max(-1, Math.min(32767, span.depth)),
+    ToolCalls: Math.max(0, Math.min(0xffff, span.toolCalls)),
     RateLimitRemainingRequests: span.rateLimitRemainingRequests,
     RateLimitRemainingTokens: span.rateLimitRemainingTokens,
     RateLimitLimitRequests: span.rateLimitLimitRequests,

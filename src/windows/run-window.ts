@@ -158,10 +158,10 @@ export class RunWindow implements LruNode<RunWindow> {
     this.inputTokens += f.inputTokens;
     this.outputTokens += f.outputTokens;
     this.costUsd += f.costUsd;
+    this.stepCount += f.steps;
+    this.toolCalls += f.toolCalls;
     if (f.isStep) {
-      this.stepCount++;
       if (f.kind === 'model') this.modelCalls++;
-      else this.toolCalls++;
       if (f.isErrorCall) this.errorCalls++;
     }
 

@@ -5,36 +5,20 @@ import type { AgentSpan } from '../contracts/agent-span.js';
 import { classifyOutcome, countsAsTenantError, isProviderAttributed } from '../normalize/call-outcome.js';
 import type { ModelPrice } from '../policy/policy-types.js';
 import { callCostUsd } from './cost.js';
+import { AGGREGATE_OPERATIONS, spanKind, type SpanKind } from '../normalize/conventions.js';
 import { FUTURE_TOLERANCE_MS, nanosToMillis, secondOf } from './window-time.js';
 
-/** Operations that are model calls (steps, counted by modelCallsPerMinute and the provider windows). */
-export const MODEL_OPERATIONS: ReadonlySet<string> = new Set([
-  'chat',
-  'generate_content',
-  'text_completion',
-  'embeddings',
-]);
-export const TOOL_OPERATION = 'execute_tool';
-export const AGENT_OPERATION = 'invoke_agent';
-/**
- * Operations whose token attributes are roll-ups of their children's usage (agent frameworks put
- * the run's total usage on the agent span); counting them too would count every token twice.
- */
-export const AGGREGATE_OPERATIONS: ReadonlySet<string> = new Set([AGENT_OPERATION, 'create_agent']);
-
-export type SpanKind = 'model' | 'tool' | 'agent' | 'other';
-
-export function spanKind(operation: string): SpanKind {
-  if (MODEL_OPERATIONS.has(operation)) return 'model';
-  if (operation === TOOL_OPERATION) return 'tool';
-  if (operation === AGENT_OPERATION) return 'agent';
-  return 'other';
-}
+// The step kinds are defined with the other conventions, in normalize/conventions.ts.
+export { AGENT_OPERATION, AGGREGATE_OPERATIONS, MODEL_OPERATIONS, spanKind, TOOL_OPERATION, type SpanKind } from '../normalize/conventions.js';
 
 export interface SpanFacts {
   kind: SpanKind;
-  /** a model call or a tool call */
+  /** a model call or a tool call: one call, with one outcome for the error ratios */
   isStep: boolean;
+  /** tool calls the span stands for (AgentSpan.toolCalls; 1 for a tool span) */
+  toolCalls: number;
+  /** steps the span counts for: the model call and the tool calls its response asked for, or the tool call */
+  steps: number;
   /** a step that errored by the tenant's own doing (call-outcome.ts: no 429, no provider-attributed failure); false for non-steps */
   isErrorCall: boolean;
   /** a model call the provider failed (5xx, overloaded, timeout, connection): the provider windows' errors */
@@ -58,6 +42,18 @@ export interface SpanFacts {
   inWindow: boolean;
 }
 
+/** Tool calls a span stands for: 1 for a tool span, a model span's counted requested calls, else 0. */
+export function spanToolCalls(span: Pick<AgentSpan, 'operation' | 'toolCalls'>): number {
+  const kind = spanKind(span.operation);
+  if (kind === 'tool') return 1;
+  return kind === 'model' && Number.isFinite(span.toolCalls) && span.toolCalls > 0 ? span.toolCalls : 0;
+}
+
+/** Steps a span counts for (SpanFacts.steps), for those that count steps without the facts. */
+export function spanSteps(span: Pick<AgentSpan, 'operation' | 'toolCalls'>): number {
+  return (spanKind(span.operation) === 'model' ? 1 : 0) + spanToolCalls(span);
+}
+
 /** The model a span is keyed by: responseModel, else requestModel ('' when neither); prices fall back further (cost.ts). */
 export function spanModel(span: Pick<AgentSpan, 'responseModel' | 'requestModel'>): string {
   return span.responseModel !== '' ? span.responseModel : span.requestModel;
@@ -68,7 +64,7 @@ function tokenCount(n: number): number {
 }
 
 export function blankFacts(): SpanFacts {
-  return { kind: 'other', isStep: false, isErrorCall: false, isProviderFailure: false, startMs: 0, endMs: 0, endSec: 0, latencyMs: 0, inputTokens: 0, outputTokens: 0, tokens: 0, costUsd: 0, depth: -1, inWindow: true };
+  return { kind: 'other', isStep: false, toolCalls: 0, steps: 0, isErrorCall: false, isProviderFailure: false, startMs: 0, endMs: 0, endSec: 0, latencyMs: 0, inputTokens: 0, outputTokens: 0, tokens: 0, costUsd: 0, depth: -1, inWindow: true };
 }
 
 /**
@@ -100,6 +96,8 @@ export function spanFacts(
 
   out.kind = kind;
   out.isStep = isStep;
+  out.toolCalls = spanToolCalls(span);
+  out.steps = (kind === 'model' ? 1 : 0) + out.toolCalls;
   // A 429 shapes traffic and a provider's failure opens its breakers: neither is the tenant's error.
   const outcome = isStep ? classifyOutcome(span) : undefined;
   out.isErrorCall = outcome !== undefined && countsAsTenantError(outcome, kind === 'model', span.provider);

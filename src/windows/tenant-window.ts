@@ -39,7 +39,7 @@ export class TenantWindow implements LruNode<TenantWindow> {
 
   /** Add a span already recorded in `run` (one of this tenant's runs). */
   record(f: SpanFacts, run: RunWindow, windowSecond: number, lastN: number): void {
-    if (f.isStep) this.stepCount++;
+    this.stepCount += f.steps;
     this.costUsd += f.costUsd;
     if (run.subAgentDepth > this.maxDepth) this.maxDepth = run.subAgentDepth;
     if (run.durationSeconds > this.maxDurationSeconds) this.maxDurationSeconds = run.durationSeconds;

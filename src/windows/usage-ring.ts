@@ -59,8 +59,8 @@ export class UsageRing extends RollingCounter {
     if (slot < 0) return;
     if (f.tokens > 0) this.addAmountAt(slot, TOKENS, f.tokens);
     if (f.costUsd > 0) this.addAmountAt(slot, COST, f.costUsd);
-    if (f.kind === 'tool') this.addCountAt(slot, TOOL_CALLS);
-    else if (f.kind === 'model') this.addCountAt(slot, MODEL_CALLS);
+    if (f.toolCalls > 0) this.addCountAt(slot, TOOL_CALLS, f.toolCalls);
+    if (f.kind === 'model') this.addCountAt(slot, MODEL_CALLS);
     if (f.isErrorCall) this.addCountAt(slot, ERRORS);
   }
 

@@ -34,6 +34,7 @@ export function blankAgentSpan(overrides: Partial<AgentSpan> = {}): AgentSpan {
     requestModel: '',
     responseModel: '',
     toolName: '',
+    toolCalls: 0,
     agentId: '',
     agentName: '',
     conversationId: '',

@@ -32,7 +32,10 @@ function at(init: Parameters<typeof span>[0]): AgentSpan {
 async function insert(spans: AgentSpan[], withClass: boolean): Promise<void> {
   const values = spans.map((s) => {
     const row = spanRow(s, 0);
-    if (!withClass) delete row.ErrorClass;
+    if (!withClass) {
+      delete row.ErrorClass;
+      delete row.ToolCalls;
+    }
     return row;
   });
   await store.client.insert({ table: 'spans', values, format: 'JSONEachRow' });
@@ -50,7 +53,7 @@ describe('migration 007_error_class', () => {
       ],
       false,
     );
-    expect((await migrate(store.client)).applied).toEqual([7]);
+    expect((await migrate(store.client)).applied).toEqual([7, 8]);
     await insert(
       [
         at({ tenantId: 'new', spanId: 'b1', httpStatusCode: 0, isError: true, errorType: 'RateLimitError' }),

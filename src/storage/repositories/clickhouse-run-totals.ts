@@ -38,17 +38,19 @@ export async function recentRunTotals(client: ClickHouseClient, query: RunTotals
   const model = `Operation IN (${list(MODEL_OPERATIONS)})`;
   const step = `(${model} OR Operation = '${TOOL_OPERATION}')`;
   const counted = `Operation NOT IN (${list(AGGREGATE_OPERATIONS)})`;
+  // As spanToolCalls: a tool span is one call, a model span its counted requested calls.
+  const toolCalls = `if(Operation = '${TOOL_OPERATION}', 1, if(${model}, toUInt64(SpanToolCalls), 0))`;
   const rows = await queryRows<Row>(
     client,
-    `SELECT TenantId, RunId, toString(count()) AS Spans, toString(countIf(${step})) AS Steps,
-            toString(countIf(${model})) AS ModelCalls, toString(countIf(Operation = '${TOOL_OPERATION}')) AS ToolCalls,
+    `SELECT TenantId, RunId, toString(count()) AS Spans, toString(countIf(${model}) + sum(${toolCalls})) AS Steps,
+            toString(countIf(${model})) AS ModelCalls, toString(sum(${toolCalls})) AS ToolCalls,
             toString(countIf(${step} AND IsError AND HttpStatusCode != 429)) AS ErrorCalls,
             toString(sumIf(InputTokens, ${counted})) AS InputTokens, toString(sumIf(OutputTokens, ${counted})) AS OutputTokens,
             sumIf(CostUsd, ${counted}) AS CostUsd,
             toString(toUnixTimestamp64Milli(min(StartTime))) AS StartMs, toString(toUnixTimestamp64Milli(max(EndTime))) AS EndMs,
             max(Depth) AS MaxDepth
      FROM (
-       SELECT TenantId, RunId, TraceId, SpanId, Operation, IsError, HttpStatusCode, InputTokens, OutputTokens, CostUsd, StartTime, EndTime, Depth, IngestedAt
+       SELECT TenantId, RunId, TraceId, SpanId, Operation, ToolCalls AS SpanToolCalls, IsError, HttpStatusCode, InputTokens, OutputTokens, CostUsd, StartTime, EndTime, Depth, IngestedAt
        FROM spans
        WHERE StartTime >= fromUnixTimestamp64Milli({readFrom:Int64})
          AND (TenantId, RunId) IN (
