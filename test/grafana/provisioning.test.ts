@@ -154,9 +154,19 @@ describe('alert rules', () => {
       }
       expect(['info', 'warning', 'critical']).toContain(rule.labels?.severity);
       expect(rule.annotations?.summary, rule.uid).toEqual(expect.any(String));
-      expect(String(rule.annotations?.runbook ?? '').length, `${rule.uid} has a runbook note`).toBeGreaterThan(80);
+      expect(String(rule.annotations?.description ?? '').length, `${rule.uid} has a short description`).toBeGreaterThan(20);
+      // Grafana's standard annotation, a literal URL: provisioning does not expand variables in annotations
+      expect(rule.annotations?.runbook_url, rule.uid).toBe(`http://localhost:4000/runbooks#${rule.uid}`);
+      expect(rule.annotations, `${rule.uid}: the runbook text lives in docs/runbooks.md`).not.toHaveProperty('runbook');
     });
   }
+
+  it('each have a runbook section in docs/runbooks.md, headed by the uid', () => {
+    const runbooks = read('docs/runbooks.md');
+    const sections = new Map(runbooks.split(/^## /m).slice(1).map((section) => [section.split('\n')[0]!.trim(), section] as const));
+    expect([...sections.keys()].sort()).toEqual(rules.map((r) => r.rule.uid).sort());
+    for (const { rule } of rules) expect(sections.get(rule.uid)!.length, `${rule.uid}: what to do`).toBeGreaterThan(200);
+  });
 
   it('link to dashboard panels that exist', () => {
     for (const { rule } of rules) {
@@ -321,6 +331,7 @@ describe('Breakwater image and policy', () => {
     expect(dockerfile).toMatch(/^RUN npm install --no-audit --no-fund$/m);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^COPY schema \.\/schema$/m);
+    expect(dockerfile, 'GET /runbooks reads it').toMatch(/^COPY docs\/runbooks\.md \.\/docs\/runbooks\.md$/m);
     expect(dockerfile).toMatch(/^CMD \["node", "--max-semi-space-size=64", "--no-memory-reducer", "dist\/cli\.js", "serve", "--host", "0\.0\.0\.0"\]$/m);
     expect(dockerfile).toMatch(/^EXPOSE 4318 4000$/m);
     const ignored = read('.dockerignore').split('\n');
