@@ -11,6 +11,12 @@ const MINUTE = 60_000;
 
 export const TENANTS = { runaway: 'acme', healthy: 'globex', agents: 'initech' } as const;
 
+/** initech's run whose breaker opened long ago and is still open */
+export const STUCK_RUN = 'initech-stuck';
+
+/** a tenant known only from its audit log: a run breaker opened 3 hours ago and closed since */
+export const RECOVERED_TENANT = 'hooli';
+
 interface Recorder {
   tracer: ReturnType<typeof recordingTracer>['tracer'];
   finished: ReturnType<typeof recordingTracer>['finished'];
@@ -278,6 +284,26 @@ async function seedAudit(service: Service, now: number): Promise<void> {
     actor: 'sre@example.com',
     reason: 'reset by sre@example.com',
   });
+  // breakers opened long ago: initech's run still open, hooli's closed again
+  for (const [tenantId, runId, openedAt, closedAt] of [[TENANTS.agents, STUCK_RUN, now - 40 * MINUTE, undefined], [RECOVERED_TENANT, 'hooli-flaky', now - 180 * MINUTE, now - 170 * MINUTE]] as const) {
+    await audit.append({
+      tenantId,
+      kind: 'breaker_transition',
+      eventTime: openedAt,
+      scope: 'RUN',
+      runId,
+      metric: 'toolCallsPerMinute',
+      threshold: 30,
+      observed: 45,
+      oldState: 'CLOSED',
+      newState: 'OPEN',
+      actor: 'breakwater',
+      reason: `run ${runId} exceeded its threshold`,
+    });
+    if (closedAt !== undefined) {
+      await audit.append({ tenantId, kind: 'breaker_transition', eventTime: closedAt, scope: 'RUN', runId, oldState: 'HALF_OPEN', newState: 'CLOSED', actor: 'breakwater', reason: 'probe steps passed' });
+    }
+  }
   // as src/audit/audit-integrity.ts records a finding at start
   await audit.append({
     tenantId: TENANTS.agents,
