@@ -11,6 +11,9 @@ const MINUTE = 60_000;
 
 export const TENANTS = { runaway: 'acme', healthy: 'globex', agents: 'initech' } as const;
 
+/** the latency SLOs the queries test's policy gives acme and globex (initech has none) */
+export const LATENCY_SLO_MS = { runaway: 1500, healthy: 30_000 } as const;
+
 /** initech's run whose breaker opened long ago and is still open */
 export const STUCK_RUN = 'initech-stuck';
 
@@ -204,7 +207,7 @@ async function seedBurst(service: Service, now: number): Promise<void> {
       ...(failed ? { error: 'Internal Server Error' } : {}),
     });
   }
-  // ...and slow: a quarter of its model calls in the last minutes took 26 s (its latency SLO is 20 s)
+  // ...and slow: a quarter of its model calls in the last minutes took 26 s (under its 30 s latency SLO)
   for (let i = 0; i < 8; i++) record(globex, { at: now - 60_000 + i * 1000, durationMs: 26_000, attributes: chat('globex-live', 'claude-sonnet-4-5', 'anthropic', 100, 20) });
   await post(service, globex);
   // spans without a tenant are rejected (and counted as such in the self-metrics)
