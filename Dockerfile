@@ -16,8 +16,10 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # migrations are read from schema/clickhouse next to dist/
 COPY schema ./schema
+# served at GET /runbooks on the API port, where the alert rules' runbook_url points
+COPY docs/runbooks.md ./docs/runbooks.md
 USER node
-# OTLP/HTTP (/v1/traces) and the API (/graphql, /healthz, /readyz, /metrics)
+# OTLP/HTTP (/v1/traces) and the API (/graphql, /healthz, /readyz, /metrics, /runbooks)
 EXPOSE 4318 4000
 # Listening beyond loopback needs API tokens in the policy file (see deploy/breakwater/breakwater.yaml).
 # A young generation of 64 MB semi-spaces, and no memory reducer: see "Node flags" in the README.

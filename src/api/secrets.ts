@@ -12,7 +12,9 @@ export function resolveSecret(ref: SecretRef, env: NodeJS.ProcessEnv, where: str
   if (typeof ref === 'string') return ref;
   if ('env' in ref) {
     const value = env[ref.env];
-    if (value === undefined || value.trim() === '') throw new SecretError(`${where}: environment variable ${ref.env} is not set`);
+    // Compose passes an unset variable as empty (`${NAME:-}`), so "empty" is the case to name.
+    if (value === undefined) throw new SecretError(`${where}: environment variable ${ref.env} is not set`);
+    if (value.trim() === '') throw new SecretError(`${where}: environment variable ${ref.env} is empty: set it (16 characters or more) to start`);
     return longEnough(value.trim(), where, `environment variable ${ref.env}`);
   }
   let text: string;

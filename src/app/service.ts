@@ -24,6 +24,7 @@ import { RuntimePolicy } from '../policy/runtime-policy.js';
 import { WindowStore } from '../windows/window-store.js';
 import { RunAdmission } from './run-admission.js';
 import { RefusalLog } from './refusal-log.js';
+import { createRunbooksHandler } from './runbooks-page.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { openAudit } from './open-audit.js';
 import { IngestPipeline } from './pipeline.js';
@@ -287,9 +288,10 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     maxSubscriptionsPerConnection: config.maxSubscriptionsPerConnection,
     maxSubscriptionsPerToken: config.maxSubscriptionsPerToken,
   });
+  const runbooks = createRunbooksHandler();
   const graphqlServer = createServer(serverOptions, (req, res) => {
     const path = pathOf(req);
-    if (!graphql.handle(req, res, path) && !ops(req, res, path)) notFound(res);
+    if (!graphql.handle(req, res, path) && !ops(req, res, path) && !runbooks(req, res, path)) notFound(res);
   });
   graphql.attachWebSocket(graphqlServer);
   const gatewayServer = createGatewayServer(

@@ -1,7 +1,9 @@
 import { hostname } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Registry } from 'prom-client';
+import type { DegradationSection } from '../degradation/degradation-schema.js';
 import type { Job } from './scheduler.js';
+import { tenantLatencySloRows } from './tenant-latency-slo-rows.js';
 
 // Breakwater's Prometheus registry, copied into ClickHouse (table self_metrics, migration 004) so the
 // bundled Grafana dashboards and alert rules need nothing but the ClickHouse data source.
@@ -34,6 +36,8 @@ export interface TenantThresholdSources {
   };
   policy: {
     forTenant(tenantId: string): { tenant: Readonly<Partial<Record<string, number>>>; warnFraction: number };
+    /** the document in force (a PolicyStore has it): also write each active tenant's latency SLO */
+    current?(): { degradation: DegradationSection };
   };
   /** write a row only for a tenant metric at or above this fraction of its threshold (default 0.25) */
   minRatio?: number;
@@ -115,7 +119,15 @@ export class SelfMetricsSnapshotter {
         rows.push({ Time: time, Instance: this.#instance, Name: name, Kind: kind, Labels: labels, Value: value, Delta: delta });
       }
     }
-    if (this.options.tenantThresholds) rows.push(...tenantThresholdRows(this.options.tenantThresholds, time, this.#instance));
+    const tenants = this.options.tenantThresholds;
+    if (tenants) {
+      rows.push(...tenantThresholdRows(tenants, time, this.#instance));
+      const { policy } = tenants;
+      if (policy.current) {
+        const degradation = () => policy.current!().degradation;
+        rows.push(...tenantLatencySloRows({ windows: tenants.windows, degradation, maxRows: tenants.maxRows ?? DEFAULT_MAX_TENANT_ROWS }, time, this.#instance));
+      }
+    }
     return { rows, next };
   }
 }

@@ -6,7 +6,7 @@ import { resolveAuthConfig } from '../../src/api/secrets.js';
 import { SETTINGS } from '../../src/app/config.js';
 import { loadPolicyFile } from '../../src/policy/load-policy.js';
 import { readMigrations } from '../../src/storage/migrations.js';
-import { bindMounts, composeReadmeProblems, hostVariables, publishedPorts } from './compose.js';
+import { bindMounts, composeDocProblems, dockerfileCmd, hostVariables, interpolate, interpolateValues, portBinding, publishedPorts } from './compose.js';
 import {
   alertRules, allPanels, CLICKHOUSE_PLUGIN, DATASOURCE_VARIABLE, loadAlertFiles, loadDashboards, parseInterval, REPO_ROOT, type Json,
 } from './grafana-files.js';
@@ -154,9 +154,19 @@ describe('alert rules', () => {
       }
       expect(['info', 'warning', 'critical']).toContain(rule.labels?.severity);
       expect(rule.annotations?.summary, rule.uid).toEqual(expect.any(String));
-      expect(String(rule.annotations?.runbook ?? '').length, `${rule.uid} has a runbook note`).toBeGreaterThan(80);
+      expect(String(rule.annotations?.description ?? '').length, `${rule.uid} has a short description`).toBeGreaterThan(20);
+      // Grafana's standard annotation, a literal URL: provisioning does not expand variables in annotations
+      expect(rule.annotations?.runbook_url, rule.uid).toBe(`http://localhost:4000/runbooks#${rule.uid}`);
+      expect(rule.annotations, `${rule.uid}: the runbook text lives in docs/runbooks.md`).not.toHaveProperty('runbook');
     });
   }
+
+  it('each have a runbook section in docs/runbooks.md, headed by the uid', () => {
+    const runbooks = read('docs/runbooks.md');
+    const sections = new Map(runbooks.split(/^## /m).slice(1).map((section) => [section.split('\n')[0]!.trim(), section] as const));
+    expect([...sections.keys()].sort()).toEqual(rules.map((r) => r.rule.uid).sort());
+    for (const { rule } of rules) expect(sections.get(rule.uid)!.length, `${rule.uid}: what to do`).toBeGreaterThan(200);
+  });
 
   it('link to dashboard panels that exist', () => {
     for (const { rule } of rules) {
@@ -248,11 +258,19 @@ describe('docker-compose.yml', () => {
     expect(breakwater.healthcheck.test.join(' ')).toContain('http://127.0.0.1:4000/readyz');
     expect(grafana.healthcheck.test.join(' ')).toContain('/api/health');
     expect(breakwater.depends_on).toEqual({ clickhouse: { condition: 'service_healthy' } });
-    expect(grafana.depends_on.clickhouse).toEqual({ condition: 'service_healthy' });
+  });
+
+  it('starts Grafana on ClickHouse alone: its dashboards are needed most when Breakwater is down', () => {
+    expect(grafana.depends_on).toEqual({ clickhouse: { condition: 'service_healthy' } });
+  });
+
+  it("runs the Dockerfile's command, Node flags included", () => {
+    expect(breakwater.command).toEqual(dockerfileCmd(read('Dockerfile')));
+    expect(breakwater.command).toEqual(expect.arrayContaining(['--max-semi-space-size=64', '--no-memory-reducer']));
   });
 
   it('runs Breakwater on 0.0.0.0 against the ClickHouse service, with settings Breakwater knows', () => {
-    expect(breakwater.command).toEqual(['node', 'dist/cli.js', 'serve', '--host', '0.0.0.0']);
+    expect(breakwater.command.slice(-4)).toEqual(['dist/cli.js', 'serve', '--host', '0.0.0.0']);
     expect(breakwater.environment.CLICKHOUSE_URL).toBe('http://clickhouse:8123');
     expect(breakwater.environment.CLICKHOUSE_DATABASE).toBe(clickhouse.environment.CLICKHOUSE_DB);
     expect(breakwater.environment.CLICKHOUSE_USER).toBe(clickhouse.environment.CLICKHOUSE_USER);
@@ -265,13 +283,40 @@ describe('docker-compose.yml', () => {
     expect(configMount.split(':')[1]).toBe(breakwater.environment.BREAKWATER_CONFIG);
   });
 
-  it('requires the admin token from the environment instead of shipping one', () => {
-    expect(breakwater.environment.BREAKWATER_ADMIN_TOKEN).toMatch(/^\$\{BREAKWATER_ADMIN_TOKEN:\?/);
+  it('takes the admin token from the environment instead of shipping one', () => {
+    expect(breakwater.environment.BREAKWATER_ADMIN_TOKEN).toBe('${BREAKWATER_ADMIN_TOKEN:-}');
     expect(hostVariables(text)).toContain('BREAKWATER_ADMIN_TOKEN');
   });
 
-  it('is documented: ports, images and variables in the README, its settings there or in docs/configuration.md', () => {
-    expect(composeReadmeProblems(read('README.md'), compose, text, read('docs/configuration.md'))).toEqual([]);
+  it('interpolates in a new shell with nothing exported, so down, ps and logs work (compose reads the whole file for each)', () => {
+    const interpolated = interpolateValues(compose, {});
+    expect(interpolated.services.breakwater.environment.BREAKWATER_ADMIN_TOKEN).toBe('');
+    expect(interpolated.services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD).toBe('admin');
+  });
+
+  it('publishes OTLP on loopback unless told otherwise, as the bundled policy has no ingest keys', async () => {
+    const otlp = (breakwater.ports as string[]).find((p) => p.endsWith(':4318'))!;
+    expect(portBinding(interpolate(otlp, {}))).toEqual({ host: '127.0.0.1', published: 4318, target: 4318 });
+    expect(portBinding(interpolate(otlp, { BREAKWATER_OTLP_BIND: '0.0.0.0' }))).toEqual({ host: '0.0.0.0', published: 4318, target: 4318 });
+    const document = await loadPolicyFile(join(REPO_ROOT, 'deploy/breakwater/breakwater.yaml'), { explicit: true });
+    const keys = Object.values(document.auth.tenants).flatMap((t) => t.ingestKeys);
+    expect(keys, 'with ingest keys in the bundled policy, a wider default could be argued').toEqual([]);
+    // the API needs a token for everything but /healthz, /readyz, /metrics and /runbooks
+    expect(portBinding(interpolate((breakwater.ports as string[]).find((p) => p.endsWith(':4000'))!, {})).published).toBe(4000);
+  });
+
+  it('comes with a .env.example to copy to .env (git-ignored) naming every variable it reads', () => {
+    const example = read('.env.example');
+    const assigned = [...example.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]!);
+    expect(assigned.sort()).toEqual(hostVariables(text));
+    expect(example).toMatch(/^BREAKWATER_ADMIN_TOKEN=$/m); // a secret is never shipped, not even an example one
+    expect(example).toMatch(/^BREAKWATER_OTLP_BIND=127\.0\.0\.1$/m);
+    expect(read('.gitignore').split('\n')).toContain('.env');
+    expect(read('.dockerignore').split('\n')).toContain('.env');
+  });
+
+  it('is documented in docs/compose.md: ports, images and variables, its settings there or in docs/configuration.md', () => {
+    expect(composeDocProblems(read('docs/compose.md'), compose, text, read('docs/configuration.md'))).toEqual([]);
   });
 });
 
@@ -286,6 +331,7 @@ describe('Breakwater image and policy', () => {
     expect(dockerfile).toMatch(/^RUN npm install --no-audit --no-fund$/m);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^COPY schema \.\/schema$/m);
+    expect(dockerfile, 'GET /runbooks reads it').toMatch(/^COPY docs\/runbooks\.md \.\/docs\/runbooks\.md$/m);
     expect(dockerfile).toMatch(/^CMD \["node", "--max-semi-space-size=64", "--no-memory-reducer", "dist\/cli\.js", "serve", "--host", "0\.0\.0\.0"\]$/m);
     expect(dockerfile).toMatch(/^EXPOSE 4318 4000$/m);
     const ignored = read('.dockerignore').split('\n');

@@ -8,7 +8,7 @@ import {
   alertQueries, alertRules, allPanels, dashboardQueries, loadDashboards, type AlertRule, type DashboardQuery, type Json,
 } from './grafana-files.js';
 import { expandDashboardQuery, expandMacros, type VariableValue } from './grafana-sql.js';
-import { seedTraffic, TENANTS } from './seed.js';
+import { LATENCY_SLO_MS, RECOVERED_TENANT, seedTraffic, STUCK_RUN, TENANTS } from './seed.js';
 
 // Every panel, variable and annotation query of every bundled dashboard, and every alert rule query,
 // run against the embedded ClickHouse after real traffic went through real ingest: each must run,
@@ -31,7 +31,12 @@ let now: number;
 beforeAll(async () => {
   const dataDir = tempDataDir();
   const policyFile = join(dataDir, 'breakwater.yaml');
-  writeFileSync(policyFile, 'prices:\n  gpt-4o: { input: 2.5, output: 10 }\n  gpt-4o-mini: { input: 0.15, output: 0.6 }\n  claude-sonnet-4-5: { input: 3, output: 15 }\n');
+  writeFileSync(
+    policyFile,
+    'prices:\n  gpt-4o: { input: 2.5, output: 10 }\n  gpt-4o-mini: { input: 0.15, output: 0.6 }\n  claude-sonnet-4-5: { input: 3, output: 15 }\n' +
+      // each tenant's own latency SLO: a fixed number would get one of them wrong (initech has none)
+      `degradation:\n  tenants:\n    ${TENANTS.runaway}: { triggers: { latencyP95Ms: ${LATENCY_SLO_MS.runaway} } }\n    ${TENANTS.healthy}: { triggers: { latencyP95Ms: ${LATENCY_SLO_MS.healthy} } }\n`,
+  );
   service = await startTestService({ dataDir, policyFile, policyFileExplicit: true });
   const snapshots = new SelfMetricsSnapshotter(service.metrics.registry, service.store.client, {
     tenantThresholds: { windows: service.core.windows, policy: service.core.policy },
@@ -185,10 +190,16 @@ describe('dashboard queries against seeded ClickHouse', () => {
 const EXPECTED_FIRING: Record<string, { fires: string[]; quiet: string[] }> = {
   'bw-tenant-threshold-50': { fires: [`${TENANTS.healthy}/tokenVelocity60s`], quiet: [`${TENANTS.runaway}/tokenVelocity60s`] },
   'bw-tenant-threshold-90': { fires: [`${TENANTS.runaway}/tokenVelocity60s`], quiet: [`${TENANTS.healthy}/tokenVelocity60s`] },
-  'bw-breaker-opened': { fires: [`${TENANTS.runaway}/TENANT`, `${TENANTS.runaway}/RUN`], quiet: [`${TENANTS.agents}/TENANT`, `${TENANTS.healthy}/MODEL`] },
+  // initech's run breaker opened 40 minutes ago and is still open; hooli's opened 3 hours ago and
+  // closed since; initech's tenant breaker was forced open and reset
+  'bw-breaker-opened': {
+    fires: [`${TENANTS.runaway}/TENANT`, `${TENANTS.runaway}/RUN`, `${TENANTS.agents}/RUN`],
+    quiet: [`${TENANTS.agents}/TENANT`, `${TENANTS.healthy}/MODEL`, `${RECOVERED_TENANT}/RUN`],
+  },
   'bw-tenant-repeated-trips': { fires: [TENANTS.runaway], quiet: [TENANTS.healthy, TENANTS.agents] },
   'bw-audit-integrity': { fires: [TENANTS.agents], quiet: [TENANTS.runaway, TENANTS.healthy] },
-  'bw-tenant-latency-slo': { fires: [TENANTS.healthy], quiet: [TENANTS.runaway] },
+  // acme's p95 (about 1.8 s) is over its 1.5 s SLO; globex's 26 s p95 is under its 30 s SLO
+  'bw-tenant-latency-slo': { fires: [`${TENANTS.runaway}/${LATENCY_SLO_MS.runaway}`], quiet: [`${TENANTS.healthy}/${LATENCY_SLO_MS.healthy}`] },
   'bw-quota-70': { fires: ['openai/openai-globex'], quiet: ['openai/openai'] },
   'bw-quota-90': { fires: ['openai/openai'], quiet: ['openai/openai-globex'] },
   'bw-provider-5xx': { fires: ['anthropic'], quiet: ['openai'] },
@@ -229,6 +240,14 @@ function alertProblems({ rule }: AlertRule, rawSql: string, result: Result): str
   return problems;
 }
 
+/** The instances a rule fires for when Grafana evaluates it at `at`. */
+async function evaluate(entry: AlertRule, at: number): Promise<{ result: Result; firing: string[] }> {
+  const query = alertQueries(entry)[0]!;
+  const sql = expandMacros(query.rawSql, { fromMs: at - query.fromSeconds * 1000, toMs: at - query.toSeconds * 1000, intervalMs: 1000 });
+  const result = await run(sql);
+  return { result, firing: firingInstances(entry.rule, result) };
+}
+
 describe('alert rule queries against seeded ClickHouse', () => {
   const rules = alertRules();
 
@@ -240,17 +259,34 @@ describe('alert rule queries against seeded ClickHouse', () => {
     it(`${entry.rule.uid}: runs, returns labels and one value, and fires on the seeded incident`, async () => {
       const queries = alertQueries(entry);
       expect(queries).toHaveLength(1);
-      const query = queries[0]!;
-      const sql = expandMacros(query.rawSql, { fromMs: now - query.fromSeconds * 1000, toMs: now - query.toSeconds * 1000, intervalMs: 1000 });
-      const result = await run(sql);
-      expect(alertProblems(entry, query.rawSql, result)).toEqual([]);
-      const firing = firingInstances(entry.rule, result);
+      const { result, firing } = await evaluate(entry, now);
+      expect(alertProblems(entry, queries[0]!.rawSql, result)).toEqual([]);
       const expected = EXPECTED_FIRING[entry.rule.uid]!;
       for (const instance of expected.fires) expect(firing, `${instance} fires`).toContain(instance);
       for (const instance of expected.quiet) expect(firing, `${instance} stays quiet`).not.toContain(instance);
       if (expected.fires.length === 0) expect(firing).toEqual([]);
     });
   }
+});
+
+describe('the breaker alert follows the breaker', () => {
+  it('fires while a run breaker opened 40 minutes ago stays open, and resolves once it closes', async () => {
+    const entry = alertRules().find((r) => r.rule.uid === 'bw-breaker-opened')!;
+    const instance = `${TENANTS.agents}/RUN`;
+    expect((await evaluate(entry, now)).firing).toContain(instance);
+    await service.core.audit.append({
+      tenantId: TENANTS.agents,
+      kind: 'breaker_transition',
+      eventTime: now,
+      scope: 'RUN',
+      runId: STUCK_RUN,
+      oldState: 'HALF_OPEN',
+      newState: 'CLOSED',
+      actor: 'breakwater',
+      reason: 'probe steps passed',
+    });
+    expect((await evaluate(entry, now + 1000)).firing).not.toContain(instance);
+  });
 });
 
 describe('the seeded incidents, as the panels show them', () => {

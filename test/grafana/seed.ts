@@ -11,6 +11,15 @@ const MINUTE = 60_000;
 
 export const TENANTS = { runaway: 'acme', healthy: 'globex', agents: 'initech' } as const;
 
+/** the latency SLOs the queries test's policy gives acme and globex (initech has none) */
+export const LATENCY_SLO_MS = { runaway: 1500, healthy: 30_000 } as const;
+
+/** initech's run whose breaker opened long ago and is still open */
+export const STUCK_RUN = 'initech-stuck';
+
+/** a tenant known only from its audit log: a run breaker opened 3 hours ago and closed since */
+export const RECOVERED_TENANT = 'hooli';
+
 interface Recorder {
   tracer: ReturnType<typeof recordingTracer>['tracer'];
   finished: ReturnType<typeof recordingTracer>['finished'];
@@ -198,7 +207,7 @@ async function seedBurst(service: Service, now: number): Promise<void> {
       ...(failed ? { error: 'Internal Server Error' } : {}),
     });
   }
-  // ...and slow: a quarter of its model calls in the last minutes took 26 s (its latency SLO is 20 s)
+  // ...and slow: a quarter of its model calls in the last minutes took 26 s (under its 30 s latency SLO)
   for (let i = 0; i < 8; i++) record(globex, { at: now - 60_000 + i * 1000, durationMs: 26_000, attributes: chat('globex-live', 'claude-sonnet-4-5', 'anthropic', 100, 20) });
   await post(service, globex);
   // spans without a tenant are rejected (and counted as such in the self-metrics)
@@ -278,6 +287,26 @@ async function seedAudit(service: Service, now: number): Promise<void> {
     actor: 'sre@example.com',
     reason: 'reset by sre@example.com',
   });
+  // breakers opened long ago: initech's run still open, hooli's closed again
+  for (const [tenantId, runId, openedAt, closedAt] of [[TENANTS.agents, STUCK_RUN, now - 40 * MINUTE, undefined], [RECOVERED_TENANT, 'hooli-flaky', now - 180 * MINUTE, now - 170 * MINUTE]] as const) {
+    await audit.append({
+      tenantId,
+      kind: 'breaker_transition',
+      eventTime: openedAt,
+      scope: 'RUN',
+      runId,
+      metric: 'toolCallsPerMinute',
+      threshold: 30,
+      observed: 45,
+      oldState: 'CLOSED',
+      newState: 'OPEN',
+      actor: 'breakwater',
+      reason: `run ${runId} exceeded its threshold`,
+    });
+    if (closedAt !== undefined) {
+      await audit.append({ tenantId, kind: 'breaker_transition', eventTime: closedAt, scope: 'RUN', runId, oldState: 'HALF_OPEN', newState: 'CLOSED', actor: 'breakwater', reason: 'probe steps passed' });
+    }
+  }
   // as src/audit/audit-integrity.ts records a finding at start
   await audit.append({
     tenantId: TENANTS.agents,

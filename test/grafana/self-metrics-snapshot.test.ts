@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SelfMetricsSnapshotter, selfMetricsSnapshotJob, TENANT_THRESHOLD_RATIO, tenantThresholdRows } from '../../src/jobs/self-metrics-snapshot.js';
 import type { Service } from '../../src/app/service.js';
 import { queryRows } from '../../src/storage/clickhouse.js';
+import { parsePolicy } from '../../src/policy/load-policy.js';
+import { TENANT_LATENCY_SLO, tenantLatencySloRows } from '../../src/jobs/tenant-latency-slo-rows.js';
 import { startTestService, tempDataDir } from '../helpers/service.js';
 
 // The snapshot job against a running service's own registry and embedded ClickHouse.
@@ -139,6 +141,24 @@ describe('self-metrics snapshot', () => {
       tenantThresholds: { windows: service.core.windows, policy: service.core.policy, minRatio: 0 },
     });
     expect(await snap.rows()).not.toHaveLength(0);
+  });
+
+  it("writes each active tenant's latency SLO from the policy in force, and none for a tenant without one", async () => {
+    const document = parsePolicy(
+      'degradation:\n  defaults:\n    triggers: { latencyP95Ms: 8000 }\n  tenants:\n    fast: { triggers: { latencyP95Ms: 2000 } }\n    none: { triggers: { latencyP95Ms: null } }\n',
+      'test policy',
+    );
+    const windows = { tenants: () => ['fast', 'none', 'other'], tenantMetrics: () => undefined };
+    const policy = { forTenant: () => ({ tenant: {}, warnFraction: 0.8 }), current: () => document };
+    const snap = new SelfMetricsSnapshotter(service.metrics.registry, service.store.client, { instance: 'slos', now: () => clock, tenantThresholds: { windows, policy } });
+    await snap.snapshot();
+    const rows = await stored('slos', TENANT_LATENCY_SLO);
+    expect(rows.map((r) => [r.Labels.tenant, r.Value])).toEqual([
+      ['fast', 2000],
+      ['other', 8000],
+    ]);
+    // bounded like the threshold rows
+    expect(tenantLatencySloRows({ windows, degradation: () => document.degradation, maxRows: 1 }, at(0), 'x')).toHaveLength(1);
   });
 
   it('is a 10-second scheduler job', () => {
