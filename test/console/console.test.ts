@@ -17,7 +17,9 @@ tenants:
   acme:
     tier: free
     overrides: { run: { toolCallsPerMinute: 3 } }
-  globex: { tier: free }
+  globex:
+    tier: free
+    overrides: { run: { toolCallsPerMinute: 10 } }
 degradation:
   defaults:
     tiers:
@@ -117,6 +119,18 @@ describe('the console in a real browser with no network but Breakwater', () => {
     expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     expect(await page.$$eval('table.steps tbody tr', (trs) => trs.length)).toBe(5);
     expect(tab.problems.filter((p) => !p.includes('401'))).toEqual([]);
+  });
+
+  it('shows a new trip on the fleet page without a reload', async () => {
+    const { page } = tab;
+    await page.goto(`${service.graphqlUrl}/#/`);
+    await shown(page, 'tr[data-tenant="globex"]');
+    await page.evaluate(() => Object.assign(window, { notReloaded: true }));
+    expect(await page.$eval('tr[data-tenant="globex"] .breakers', (td) => td.textContent)).toContain('none');
+    // over globex's 10 tool calls a minute
+    await post(service, 'globex', 'g-burst', tools(12));
+    await page.waitForFunction(() => document.querySelector('tr[data-tenant="globex"] .breakers')?.textContent?.includes('g-burst'), { timeout: 15_000 });
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
   });
 
   it("refuses another tenant's page to a tenant token, showing the API's error and no data", async () => {
