@@ -17,12 +17,12 @@ const FLEET = `query Fleet {
   }
 }`;
 
-const EVENTS = 'subscription Events($t: String!) { breakerEvents(tenantId: $t) { kind newState } }';
+const EVENTS = 'subscription Decisions($t: String!) { decisions(tenantId: $t) { action state sequence } }';
 
 export function Fleet() {
   const { data, error, loading, reload } = useQuery(FLEET, {}, { pollMs: 5000 });
   const tenants = data?.tenants.edges.map((e) => e.node) ?? [];
-  // one breaker-event subscription per listed tenant, on the page's single stream
+  // one decisions subscription (all its runs) per listed tenant, on the page's single stream
   const events = useLive(tenants.slice(0, 20).map((t) => [EVENTS, { t: t.id }]), reload);
   if (error) return html`<${ErrorBox} error=${error} />`;
   if (loading) return html`<${Loading} />`;
