@@ -141,6 +141,7 @@ describe('the console in a real browser with no network but Breakwater', () => {
       await own.page.type('input[name="token"]', GLOBEX);
       await own.page.click('.token button');
       await shown(own.page, 'tr[data-tenant="globex"]');
+      expect(await own.page.$('tr[data-tenant="acme"]')).toBeNull();
       await own.page.goto(`${service.graphqlUrl}/#/tenant/acme`);
       await shown(own.page, '.error[data-code="FORBIDDEN"]');
       expect(await own.page.$('section.tenant')).toBeNull();
