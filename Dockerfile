@@ -6,6 +6,8 @@ COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+# the console's sources, bundled by `npm run build` into dist/console-assets
+COPY console ./console
 RUN npm run build && npm prune --omit=dev
 
 FROM node:24-slim

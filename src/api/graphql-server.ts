@@ -11,6 +11,8 @@ import { createSchema, createYoga, type Plugin, type YogaInitialContext } from '
 import { WebSocketServer } from 'ws';
 import type { Core } from '../app/service.js';
 import { useGraphqlSse } from './graphql-sse.js';
+import { GRAPHIQL_CSP } from '../console/console-routes.js';
+import { GRAPHIQL_OPTIONS, renderLocalGraphiQL } from '../console/graphiql-page.js';
 import { streamTokenOf } from './stream-reservations.js';
 import { AuthFailureLimiter, bearerToken, type Authenticator, type Principal } from './auth.js';
 import { withAuthority } from './authority.js';
@@ -165,7 +167,8 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
   const yoga = createYoga<ServerContext, ApiContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    graphiql: { title: 'Breakwater', subscriptionsProtocol: 'WS' },
+    graphiql: GRAPHIQL_OPTIONS,
+    renderGraphiQL: renderLocalGraphiQL,
     landingPage: false,
     logging: false,
     // Batched operations are allowed, but each is checked like a single one.
@@ -213,6 +216,8 @@ export function createGraphqlService(core: Core, limits: GraphqlLimits = DEFAULT
         req.resume();
         return true;
       }
+      // GraphiQL's page, when yoga answers with it, loads only this server's scripts.
+      if (req.method === 'GET' && req.headers.accept?.includes('text/html')) res.setHeader('Content-Security-Policy', GRAPHIQL_CSP);
       // The node adapter passes { req, res } as the server context.
       void yoga.requestListener(req, res);
       return true;

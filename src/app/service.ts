@@ -6,6 +6,7 @@ import { AuthFailureLimiter, createAuthenticator, type AuthConfig, type Authenti
 import { authCounts, authDropped } from '../api/auth-reload.js';
 import type { PolicyDocument } from '../policy/policy-types.js';
 import { createGraphqlService, DEFAULT_LIMITS } from '../api/graphql-server.js';
+import { createConsoleRoutes } from '../console/console-routes.js';
 import { resolveAuthConfig } from '../api/secrets.js';
 import { AnomalyDetector } from '../breakers/anomaly.js';
 import { recentRunTotals } from '../storage/repositories/clickhouse-run-totals.js';
@@ -289,9 +290,10 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     maxSubscriptionsPerToken: config.maxSubscriptionsPerToken,
   });
   const runbooks = createRunbooksHandler();
+  const consoleRoutes = createConsoleRoutes();
   const graphqlServer = createServer(serverOptions, (req, res) => {
     const path = pathOf(req);
-    if (!graphql.handle(req, res, path) && !ops(req, res, path) && !runbooks(req, res, path)) notFound(res);
+    if (!graphql.handle(req, res, path) && !consoleRoutes(req, res, path) && !ops(req, res, path) && !runbooks(req, res, path)) notFound(res);
   });
   graphql.attachWebSocket(graphqlServer);
   const gatewayServer = createGatewayServer(
