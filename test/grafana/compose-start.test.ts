@@ -7,7 +7,7 @@ import { tempDataDir } from '../helpers/service.js';
 
 const serve = (env: NodeJS.ProcessEnv) =>
   collectOutput(
-    runCli(['serve', '--config', 'deploy/breakwater/breakwater.yaml', '--host', '0.0.0.0', '--otlp-port', '0', '--graphql-port', '0', '--data-dir', tempDataDir()], env),
+    runCli(['serve', '--config', 'deploy/breakwater/breakwater.yaml', '--host', '0.0.0.0', '--otlp-port', '0', '--graphql-port', '0', '--gateway-port', '0', '--data-dir', tempDataDir()], env),
   );
 
 describe('breakwater serve with the compose policy file', () => {
