@@ -28,7 +28,7 @@ describe('the audit checkpoint key', () => {
 
   it('refuses a short or empty key from any source, naming the source and never the value', () => {
     expect(() => resolveAuditKey({ BREAKWATER_AUDIT_KEY: 'short' }, undefined, dir())).toThrow('audit key: environment variable BREAKWATER_AUDIT_KEY holds fewer than 16 characters');
-    expect(() => resolveAuditKey({ BREAKWATER_AUDIT_KEY: '  ' }, undefined, dir())).toThrow(/BREAKWATER_AUDIT_KEY is not set/);
+    expect(() => resolveAuditKey({ BREAKWATER_AUDIT_KEY: '  ' }, undefined, dir())).toThrow(/BREAKWATER_AUDIT_KEY is empty: set it/);
     const file = join(dir(), 'k');
     writeFileSync(file, 'tiny');
     expect(() => resolveAuditKey({}, file, dir())).toThrow(`audit key: ${file} holds fewer than 16 characters`);
