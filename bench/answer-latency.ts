@@ -46,6 +46,7 @@ for (let r = 0; r < repeats; r++) {
     const result = await phase({ concurrency: senders, requests: Math.max(200, senders * 20), spansPerRequest: 10 });
     record(`answer.${senders}.p50`, result.latencyMs.p50);
     record(`answer.${senders}.p99`, result.latencyMs.p99);
+    record(`answer.${senders}.rate`, result.spansAcked / result.seconds);
   }
   const saturated = await phase({ concurrency: 128, requests: 1600, spansPerRequest: 500 });
   record('ingest.128.rate', saturated.spansAcked / saturated.seconds);

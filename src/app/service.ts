@@ -228,6 +228,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
   });
   const ingestWal = config.ingestWal ? IngestWal.open(join(config.dataDir, 'ingest-wal'), { maxBytes: config.ingestWalMaxBytes }) : undefined;
   const walCommitter = ingestWal && new WalCommitter(ingestWal.wal, writer, {
+    earlyAckMaxQueuedRows: config.batchMaxSpans,
     onRetry: (error, spans) => log.error({ error: error.message.slice(0, 300), spans }, 'insert of acknowledged spans failed; retrying from the ingest write-ahead file'),
     onDropped: (error, spans) => {
       metrics.spansRejected.inc({ reason: 'storage_refused' }, spans);

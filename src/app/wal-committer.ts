@@ -9,6 +9,13 @@ export interface WalCommitterOptions {
   onRetry?: (error: Error, spans: number) => void;
   /** ClickHouse refused acknowledged spans for what they hold: they cannot be stored, and are dropped */
   onDropped?: (error: Error, spans: number) => void;
+  /**
+   * Answer from the file only while the write queue holds fewer rows than this (default: no
+   * limit); past it the answer also waits for the insert, as without the file: senders answered
+   * at once outrun storage and their requests are refused 503 once the queue is full, each
+   * decoded for nothing, where waiting for the commit paces them.
+   */
+  earlyAckMaxQueuedRows?: number;
 }
 
 /**
@@ -35,9 +42,20 @@ export class WalCommitter {
    * Throws when the record cannot be written (nothing was accepted).
    */
   accept(record: IngestRecord, spans: readonly AgentSpan[], costs: ArrayLike<number>, bytes: number, settled: () => void): Promise<void> {
+    const early = this.writer.queuedRows + spans.length <= (this.options.earlyAckMaxQueuedRows ?? Infinity);
     const { id, durable } = this.wal.append(record);
-    this.#commit(id, spans, costs, bytes, settled);
-    return durable;
+    if (early) {
+      this.#commit(id, spans, costs, bytes, settled);
+      return durable;
+    }
+    // Durable either way: an insert that fails is retried from the file, so the answer need only wait for its first attempt.
+    const attempted = new Promise<void>((resolve) =>
+      this.#commit(id, spans, costs, bytes, () => {
+        settled();
+        resolve();
+      }),
+    );
+    return Promise.all([durable, attempted]).then(() => {});
   }
 
   /** Stops retrying (the records stay for the next start) and closes the file. */

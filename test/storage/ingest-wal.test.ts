@@ -70,4 +70,16 @@ describe('ingest write-ahead file', () => {
     await eventually(async () => (await count('second')) === 20);
     expect(await count('second')).toBe(20);
   });
+
+  it('answers after the commit, as without the file, once the write queue holds a batch', async () => {
+    await service?.stop();
+    service = await startTestService({ dataDir, ingestWal: true, batchMaxSpans: 100, batchMaxDelayMs: 3000 });
+    // 60 rows fit under the 100-row batch: answered from the file while the batch waits out its delay.
+    expect((await postSpans(service.otlpUrl, runSteps('wal', 'early', steps(60)))).status).toBe(200);
+    expect(await count('early')).toBe(0);
+    // 60 more would pass the batch: the answer waits for the insert, pacing senders storage cannot keep up with.
+    expect((await postSpans(service.otlpUrl, runSteps('wal', 'paced', steps(60)))).status).toBe(200);
+    expect(service.writer.queuedRows).toBe(0);
+    expect(await count('paced')).toBe(60);
+  });
 });
