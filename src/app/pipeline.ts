@@ -130,7 +130,7 @@ export class IngestPipeline {
       this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
       return Promise.resolve({ kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' });
     }
-    const wal = context.raw === undefined ? undefined : this.options.wal;
+    const wal = context.raw === undefined || this.options.wal?.answersEarly(spans.length) !== true ? undefined : this.options.wal;
     if (wal !== undefined && !wal.hasRoomFor(context.raw!.body.length)) {
       this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
       return Promise.resolve({ kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write-ahead file full, retry later' });

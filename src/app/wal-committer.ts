@@ -11,9 +11,9 @@ export interface WalCommitterOptions {
   onDropped?: (error: Error, spans: number) => void;
   /**
    * Answer from the file only while the write queue holds fewer rows than this (default: no
-   * limit); past it the answer also waits for the insert, as without the file: senders answered
-   * at once outrun storage and their requests are refused 503 once the queue is full, each
-   * decoded for nothing, where waiting for the commit paces them.
+   * limit); past it requests take the commit path, as without the file: senders answered at once
+   * outrun storage and their requests are refused 503 once the queue is full, each decoded for
+   * nothing, where waiting for the commit paces them (and saturation pays nothing for the file).
    */
   earlyAckMaxQueuedRows?: number;
 }
@@ -42,20 +42,14 @@ export class WalCommitter {
    * Throws when the record cannot be written (nothing was accepted).
    */
   accept(record: IngestRecord, spans: readonly AgentSpan[], costs: ArrayLike<number>, bytes: number, settled: () => void): Promise<void> {
-    const early = this.writer.queuedRows + spans.length <= (this.options.earlyAckMaxQueuedRows ?? Infinity);
     const { id, durable } = this.wal.append(record);
-    if (early) {
-      this.#commit(id, spans, costs, bytes, settled);
-      return durable;
-    }
-    // Durable either way: an insert that fails is retried from the file, so the answer need only wait for its first attempt.
-    const attempted = new Promise<void>((resolve) =>
-      this.#commit(id, spans, costs, bytes, () => {
-        settled();
-        resolve();
-      }),
-    );
-    return Promise.all([durable, attempted]).then(() => {});
+    this.#commit(id, spans, costs, bytes, settled);
+    return durable;
+  }
+
+  /** Whether a request of `rows` spans is to be answered from the file; else it takes the commit path. */
+  answersEarly(rows: number): boolean {
+    return this.writer.queuedRows + rows <= (this.options.earlyAckMaxQueuedRows ?? Infinity);
   }
 
   /** Stops retrying (the records stay for the next start) and closes the file. */
