@@ -40,6 +40,10 @@ export interface ServiceConfig {
   batchMaxDelayMs: number;
   /** spans waiting for ClickHouse; past it the receiver answers 503 with Retry-After */
   queueMaxSpans: number;
+  /** answer OTLP requests once durable in a local write-ahead file, committing to ClickHouse behind the answer */
+  ingestWal: boolean;
+  /** bytes of requests the ingest write-ahead file holds uncommitted before ingest answers 503 */
+  ingestWalMaxBytes: number;
   /** reject spans without tenant.id in partial_success (the default) instead of filing them under '' */
   requireTenant: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -105,6 +109,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'batchMaxSpans', flag: 'batch-max-spans', env: 'BREAKWATER_BATCH_MAX_SPANS', kind: 'int', default: '20000', min: 1, help: 'spans per ClickHouse insert' },
   { key: 'batchMaxDelayMs', flag: 'batch-max-delay-ms', env: 'BREAKWATER_BATCH_MAX_DELAY_MS', kind: 'int', default: '50', min: 0, help: 'longest a span waits for its batch' },
   { key: 'queueMaxSpans', flag: 'queue-max-spans', env: 'BREAKWATER_QUEUE_MAX_SPANS', kind: 'int', default: '200000', min: 1, help: 'spans waiting for ClickHouse before ingest answers 503' },
+  { key: 'ingestWal', flag: 'ingest-wal', env: 'BREAKWATER_INGEST_WAL', kind: 'bool', default: 'false', help: 'answer OTLP requests once fsync\'d to <data-dir>/ingest-wal instead of once committed to ClickHouse (replayed at start)' },
+  { key: 'ingestWalMaxBytes', flag: 'ingest-wal-max-bytes', env: 'BREAKWATER_INGEST_WAL_MAX_BYTES', kind: 'int', default: String(256 * 1024 * 1024), min: 1024, help: 'request bytes the ingest write-ahead file holds uncommitted before ingest answers 503' },
   { key: 'tenantQueueSharePercent', flag: 'tenant-queue-share', env: 'BREAKWATER_TENANT_QUEUE_SHARE', kind: 'int', default: '25', min: 1, max: 100, help: 'percent of the write queue one tenant may hold before its requests get 429' },
   { key: 'tenantIngestRate', flag: 'tenant-ingest-rate', env: 'BREAKWATER_TENANT_INGEST_RATE', kind: 'int', default: '50000', min: 0, help: 'spans/s per tenant before 429 (burst 5 s; 0 = unlimited)' },
   { key: 'unknownTenantIngestRate', flag: 'unknown-tenant-ingest-rate', env: 'BREAKWATER_UNKNOWN_TENANT_INGEST_RATE', kind: 'int', default: '500000', min: 0, help: 'spans/s all tenants not named in the policy share without ingest keys (burst 5 s; 0 = unlimited)' },

@@ -10,6 +10,9 @@ import { normalizeRequest } from '../normalize/normalize.js';
 import { DEFAULT_TOOL_SPAN_TRACES, ToolSpanTraces } from '../normalize/tool-calls.js';
 import type { OtlpTraceRequest } from '../codecs/otlp-model.js';
 import type { AttributeBudget } from '../normalize/attribute-budget.js';
+import type { IngestRecord } from '../storage/ingest-wal.js';
+import type { OtlpEncoding } from '../codecs/otlp-responses.js';
+import { WalCommitter } from './wal-committer.js';
 
 /** Sees every accepted span before it is stored: the decision path (windows, rules, breakers). Must not change the spans. */
 export interface SpanObserver {
@@ -47,6 +50,20 @@ export interface PipelineOptions {
   refusals?: Pick<RefusalLog, 'refused'>;
   /** an observer threw (a bug): the spans are stored all the same */
   onObserverError?: (err: unknown) => void;
+  /** acknowledge requests once they are in this write-ahead file, committing to ClickHouse behind the answer */
+  wal?: WalCommitter;
+}
+
+/** What ingest got over the wire, for the write-ahead file: the decompressed body and its encoding. */
+export interface RawRequest {
+  encoding: OtlpEncoding;
+  body: Buffer;
+}
+
+export interface IngestContext {
+  keyTenant?: string;
+  receivedAt: number;
+  raw?: RawRequest;
 }
 
 export type IngestOutcome =
@@ -80,7 +97,7 @@ export class IngestPipeline {
     this.#observers.push(observer);
   }
 
-  ingest(request: OtlpTraceRequest, context: { keyTenant?: string; receivedAt: number }): Promise<IngestOutcome> {
+  ingest(request: OtlpTraceRequest, context: IngestContext): Promise<IngestOutcome> {
     try {
       return this.#admit(request, context);
     } catch (err) {
@@ -88,15 +105,19 @@ export class IngestPipeline {
     }
   }
 
-  #admit(request: OtlpTraceRequest, context: { keyTenant?: string; receivedAt: number }): Promise<IngestOutcome> {
-    const normalized = normalizeRequest(request, {
+  #normalize(request: OtlpTraceRequest, keyTenant: string | undefined) {
+    return normalizeRequest(request, {
       requireTenant: this.options.requireTenant,
-      ...(context.keyTenant !== undefined ? { keyTenant: context.keyTenant } : {}),
+      ...(keyTenant !== undefined ? { keyTenant } : {}),
       acceptedStart: { nowMs: Date.now(), retentionDays: this.options.retentionDays },
       ...(this.options.attributeBudget !== undefined ? { attributeBudget: this.options.attributeBudget } : {}),
       ...(this.options.runKeys !== undefined ? { runKeys: this.options.runKeys() } : {}),
       toolSpanTraces: this.#toolSpanTraces,
     });
+  }
+
+  #admit(request: OtlpTraceRequest, context: IngestContext): Promise<IngestOutcome> {
+    const normalized = this.#normalize(request, context.keyTenant);
     const invalid = normalized.rejected - normalized.overBudget;
     if (invalid > 0) this.metrics.spansRejected.inc({ reason: 'invalid' }, invalid);
     if (normalized.overBudget > 0) this.metrics.spansRejected.inc({ reason: 'attribute_budget' }, normalized.overBudget);
@@ -112,6 +133,11 @@ export class IngestPipeline {
     if (!this.writer.hasRoomFor(spans.length, normalized.attributeBytes)) {
       this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
       return Promise.resolve({ kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write queue full, retry later' });
+    }
+    const wal = context.raw === undefined || this.options.wal?.answersEarly(spans.length) !== true ? undefined : this.options.wal;
+    if (wal !== undefined && !wal.hasRoomFor(context.raw!.body.length)) {
+      this.metrics.spansRejected.inc({ reason: 'queue_full' }, spans.length);
+      return Promise.resolve({ kind: 'retry', status: 503, retryAfterSeconds: 1, message: 'write-ahead file full, retry later' });
     }
     const share = this.#shares.tryTake(spans);
     if (!share.ok) {
@@ -134,8 +160,64 @@ export class IngestPipeline {
     }
     if (earlier === 'observed') this.metrics.spansRedelivered.inc({ skipped: 'observers' }, spans.length);
     else this.#observe(spans, context.receivedAt, digest);
+    if (wal !== undefined) {
+      const giveBack = () => {
+        this.#shares.give(share.taken);
+        this.#byteShares.give(byteShare.taken);
+      };
+      // Partly refused requests keep the accepted span ids: a replay must not store the refused ones.
+      const record: IngestRecord = { ...context.raw!, ...(context.keyTenant !== undefined ? { keyTenant: context.keyTenant } : {}), ...(rejected > 0 ? { spanIds: spans.map((s) => s.spanId) } : {}) };
+      let durable: Promise<void>;
+      try {
+        durable = wal.accept(record, spans, costs, normalized.attributeBytes, giveBack);
+      } catch (err) {
+        giveBack();
+        return Promise.resolve(this.#unstored(err as Error, spans.length));
+      }
+      return this.#settleDurable(durable, digest, spans.length, rejected, errorMessage);
+    }
     const committed = this.writer.write(spans, costs, normalized.attributeBytes);
     return this.#settle(committed, [share.taken, byteShare.taken], digest, spans.length, rejected, errorMessage);
+  }
+
+  /** As #settle, once the request is durable in the write-ahead file (its commit to ClickHouse follows on its own). */
+  async #settleDurable(durable: Promise<void>, digest: string, accepted: number, rejected: number, errorMessage: string): Promise<IngestOutcome> {
+    try {
+      await durable;
+    } catch (err) {
+      return this.#unstored(err as Error, accepted);
+    }
+    if (accepted > 0) this.#deliveries.committed(digest);
+    this.metrics.spansAccepted.inc(accepted);
+    return { kind: 'stored', accepted, rejected, errorMessage };
+  }
+
+  #unstored(err: Error, spans: number): IngestOutcome {
+    this.metrics.spansRejected.inc({ reason: 'storage_unavailable' }, spans);
+    const refusal = refusalReason(err);
+    const message = refusal === undefined ? `storage unavailable: ${err.name}` : `storage refused these spans: ${refusal}`;
+    return { kind: 'retry', status: 503, retryAfterSeconds: 2, message };
+  }
+
+  /** The spans a write-ahead record holds, normalized as the receiver did (less the spans it had refused). */
+  replayable(record: IngestRecord, request: OtlpTraceRequest): AgentSpan[] {
+    const spans = this.#normalize(request, record.keyTenant).spans;
+    if (record.spanIds === undefined) return spans;
+    const accepted = new Set(record.spanIds);
+    return spans.filter((s) => accepted.has(s.spanId));
+  }
+
+  /**
+   * Spans a previous process acknowledged from the write-ahead file and did not store: the
+   * decision path sees them (the run budgets resumed from storage do not hold them), then they
+   * are written. Resolves once they are committed.
+   */
+  async replay(spans: readonly AgentSpan[]): Promise<void> {
+    if (spans.length === 0) return;
+    const prices = this.options.prices();
+    const costs = spans.map((span) => callCostUsd(prices, span.responseModel, span.requestModel, span.inputTokens, span.outputTokens));
+    this.#observe(spans, performance.now(), RecentDeliveries.digest(spans));
+    await this.writer.write(spans, costs);
   }
 
   /** Counts a request refused for a tenant's share of the write queue (spans, or attribute bytes), and logs it. */
@@ -183,10 +265,7 @@ export class IngestPipeline {
     try {
       await committed;
     } catch (err) {
-      this.metrics.spansRejected.inc({ reason: 'storage_unavailable' }, accepted);
-      const refusal = refusalReason(err as Error);
-      const message = refusal === undefined ? `storage unavailable: ${(err as Error).name}` : `storage refused these spans: ${refusal}`;
-      return { kind: 'retry', status: 503, retryAfterSeconds: 2, message };
+      return this.#unstored(err as Error, accepted);
     } finally {
       this.#shares.give(shares);
       this.#byteShares.give(byteShares);

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { createGatewayServer } from '../gateway/gateway-listener.js';
 import { AuthFailureLimiter, createAuthenticator, type AuthConfig, type Authenticator } from '../api/auth.js';
 import { authCounts, authDropped } from '../api/auth-reload.js';
@@ -39,6 +40,9 @@ import { openStore, type Store, type StoreOptions } from '../storage/clickhouse.
 import { keepStorageThreadsLow } from '../storage/storage-thread-priority.js';
 import { applyRetention, migrate, migrationsApplied } from '../storage/migrations.js';
 import { SpanWriter } from '../storage/span-writer.js';
+import { IngestWal } from '../storage/ingest-wal.js';
+import { WalCommitter } from './wal-committer.js';
+import { replayIngestWal } from './replay-ingest-wal.js';
 
 export interface Service {
   otlpUrl: string;
@@ -242,6 +246,15 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     },
     onQueueDepth: (rows) => metrics.queueDepth.set(rows),
   });
+  const ingestWal = config.ingestWal ? IngestWal.open(join(config.dataDir, 'ingest-wal'), { maxBytes: config.ingestWalMaxBytes }) : undefined;
+  const walCommitter = ingestWal && new WalCommitter(ingestWal.wal, writer, {
+    earlyAckMaxQueuedRows: config.batchMaxSpans,
+    onRetry: (error, spans) => log.error({ error: error.message.slice(0, 300), spans }, 'insert of acknowledged spans failed; retrying from the ingest write-ahead file'),
+    onDropped: (error, spans) => {
+      metrics.spansRejected.inc({ reason: 'storage_refused' }, spans);
+      log.error({ error: error.message.slice(0, 300), spans }, 'ClickHouse refused acknowledged spans; dropped from the ingest write-ahead file');
+    },
+  });
   const pipeline = new IngestPipeline(writer, metrics, {
     requireTenant: config.requireTenant,
     prices: () => policy.current().prices,
@@ -252,10 +265,15 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
     refusals: refusalLog,
     attributeBudget: { maxAttributes: config.maxRequestAttributes, maxBytes: config.maxRequestAttributeBytes },
     onObserverError: (err) => log.error({ error: (err as Error).message }, 'the decision path failed on a batch; its spans are stored'),
+    ...(walCommitter ? { wal: walCommitter } : {}),
   });
   pipeline.addObserver(engine);
   // After the breaker engine: it reads the windows that engine.observe has just updated.
   pipeline.addObserver(degradation);
+  if (ingestWal && ingestWal.records.length > 0) {
+    const replayed = await replayIngestWal(ingestWal.records, pipeline, ingestWal.wal, store.client, { attributeLimits: { perList: config.maxAttributes }, chunkSpans: 10_000 });
+    log.info(replayed, 'acknowledged spans replayed from the ingest write-ahead file');
+  }
   const receiveTraces = createTraceReceiver(pipeline, metrics, {
     maxBodyBytes: config.maxBodyBytes,
     attributeLimits: { perList: config.maxAttributes },
@@ -325,6 +343,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
       policy.close();
       await jobs.stop();
       const spansFlushed = await beforeDeadline(writer.close(), deadline);
+      walCommitter?.close();
       // Subscription streams (SSE) never end on their own; close them so the servers can. Requests
       // whose spans missed the deadline were never acknowledged: their exporters retry them.
       graphqlServer.closeAllConnections();

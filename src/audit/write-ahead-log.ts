@@ -32,6 +32,9 @@ export class WriteAheadLog {
   #dirty = false;
   #released = 0;
   #closed = false;
+  /** fdatasync calls under way, and descriptors of rotated segments they may still be using */
+  #syncing = 0;
+  readonly #retired: number[] = [];
 
   private constructor(dir: string, segmentBytes: number, nextId: number, existing: Segment[]) {
     this.#dir = dir;
@@ -99,7 +102,14 @@ export class WriteAheadLog {
     if (!this.#dirty || this.#closed) return Promise.resolve();
     this.#dirty = false;
     const fd = this.#fd;
-    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    this.#syncing++;
+    return new Promise((resolve, reject) =>
+      fdatasync(fd, (err) => {
+        if (--this.#syncing === 0) for (const old of this.#retired.splice(0)) closeSync(old);
+        if (err) reject(err);
+        else resolve();
+      }),
+    );
   }
 
   /** Records up to and including `throughId` are no longer needed: drops the segments they fill. */
@@ -127,7 +137,8 @@ export class WriteAheadLog {
     if (this.#closed) return;
     this.#closed = true;
     fsyncSync(this.#fd);
-    closeSync(this.#fd);
+    if (this.#syncing > 0) this.#retired.push(this.#fd);
+    else closeSync(this.#fd);
   }
 
   #active(): Segment {
@@ -136,7 +147,9 @@ export class WriteAheadLog {
 
   #rotate(): void {
     fsyncSync(this.#fd);
-    closeSync(this.#fd);
+    // A sync under way may still be on this descriptor: closing it now would fail that sync.
+    if (this.#syncing > 0) this.#retired.push(this.#fd);
+    else closeSync(this.#fd);
     this.#fd = this.#openSegment();
     while (this.#segments.length > 1 && this.#segments[0]!.lastId <= this.#released) unlinkSync(this.#segments.shift()!.path);
   }

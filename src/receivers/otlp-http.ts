@@ -117,7 +117,7 @@ export function createTraceReceiver(pipeline: IngestPipeline, metrics: SelfMetri
       options.refusals?.refused(refusal.tenantId, refusal.reason, { requests: 1, spans });
       throw new ReceiverError(429, REFUSAL_MESSAGES[refusal.reason], Math.ceil(refusal.waitMs / 1000));
     }
-    return pipeline.ingest(request, { receivedAt, ...(keyTenant !== undefined ? { keyTenant } : {}) });
+    return pipeline.ingest(request, { receivedAt, raw: { encoding, body: decoded }, ...(keyTenant !== undefined ? { keyTenant } : {}) });
   }
 
   /** Refuses a request whose tenant was refused for its rate a moment ago, before its spans are decoded. */
