@@ -1,6 +1,6 @@
 // docs/api.md's example queries, run as written against `breakwater demo --keep-running` (what the
-// docs say they return data against): each answers without errors and with data, and the demo keeps
-// its other tenants' traffic going after the verdict.
+// docs say they return data against): each answers without errors and with data, the console shows
+// the halted run, and the demo keeps its other tenants' traffic going after the verdict.
 
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { REPO_ROOT, runCli } from '../helpers/child-service.js';
 import { gql, subscribeSse } from '../helpers/graphql.js';
+import { launchBrowser, offlinePage } from '../console/browser.js';
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -65,6 +66,18 @@ it('answers every docs/api.md example with data against the kept-running demo', 
       expect(res.errors, example).toBeUndefined();
       expect(emptyLists(res.data, 'data', []), example).toEqual([]);
       expect(JSON.stringify(res.data), example).not.toMatch(/"tenant":null|"run":null/);
+    }
+
+    // The console shows the demo's halted run, with no network but Breakwater.
+    const browser = await launchBrowser();
+    try {
+      const tab = await offlinePage(browser, url);
+      await tab.page.goto(`${url}/#/run/initech/${encodeURIComponent(run)}`);
+      await tab.page.waitForSelector('.halt-reason', { timeout: 15_000 });
+      expect(await tab.page.$eval('.halt-reason', (e) => e.textContent)).toMatch(/toolCallsPerMinute/);
+      expect(tab.blocked).toEqual([]);
+    } finally {
+      await browser.close();
     }
 
     // The other tenants still send after the verdict.
