@@ -9,6 +9,7 @@ import { judge, ProbeLimiter, type Verdict } from './gate.js';
 import { gatewaySpanRequest, type GatewayCall } from './gateway-span.js';
 import { errorBody, presentedKey, routeOf, type ProviderApi, type RefusalDetail, type RefusalKind, type Route } from './provider-api.js';
 import { ResponseUsage, StreamReader } from './response-usage.js';
+import { readBody, ReceiverError } from '../receivers/otlp-http.js';
 
 export interface Upstream {
   /** base URL the API paths are appended to, such as https://api.openai.com */
@@ -69,9 +70,15 @@ async function handle(deps: GatewayDeps, probes: ProbeLimiter, req: IncomingMess
     return;
   }
 
-  const body = await readBody(req, deps.maxBodyBytes);
-  if (body === 'too_large') {
-    send(res, 413, route.api, 'too_large', `request body over the gateway's ${deps.maxBodyBytes}-byte limit (--max-body-bytes)`);
+  let body: Buffer;
+  try {
+    body = await readBody(req, deps.maxBodyBytes);
+  } catch (err) {
+    if (!(err instanceof ReceiverError)) throw err;
+    // The rest of an oversized body is not read: the connection cannot carry another request.
+    if (err.status === 413) res.setHeader('connection', 'close');
+    const message = err.status === 413 ? `request body over the gateway's ${deps.maxBodyBytes}-byte limit (--max-body-bytes)` : err.message;
+    send(res, err.status, route.api, err.status === 413 ? 'too_large' : 'invalid_request', message);
     return;
   }
   let parsed: Record<string, unknown>;
@@ -233,31 +240,6 @@ function runIdOf(req: IncomingMessage, body: Record<string, unknown>): string | 
   if (value === '') return '';
   // eslint-disable-next-line no-control-regex -- control characters are what is refused
   return value.length <= MAX_RUN_ID && !/[\u0000-\u001f\u007f]/.test(value) ? value : null;
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      req.resume();
-      resolve('too_large');
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        resolve('too_large');
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 function send(res: ServerResponse, status: number, api: ProviderApi, kind: RefusalKind, message: string, detail?: RefusalDetail): void {

@@ -37,7 +37,7 @@ export interface ReceiverOptions {
 }
 
 /** An HTTP failure with the status and message the OTLP spec asks for. */
-class ReceiverError extends Error {
+export class ReceiverError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -166,7 +166,8 @@ function ingestKey(req: IncomingMessage): string | undefined {
 /** A 413 says how to take the body, not only that it was refused. */
 const RAISE_BODY_LIMIT = 'raise it with --max-body-bytes (BREAKWATER_MAX_BODY_BYTES) or send smaller batches (OTEL_BSP_MAX_EXPORT_BATCH_SIZE)';
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** The request body, refused with 413 past `limit` bytes (declared or sent) and 400 when it cannot be read. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     return Promise.reject(new ReceiverError(413, `body of ${declared} bytes is over the ${limit}-byte limit; ${RAISE_BODY_LIMIT}`));
