@@ -490,8 +490,10 @@ export class DegradationEngine implements SpanObserver {
 
     for (const track of state.tracks.values()) {
       const entry = track.currentEntry();
-      // A call that started before the tenant was moved here says nothing about the promotion.
+      // A call that started before the tenant was moved here, or before the fleet's probes proved the
+      // provider back, says nothing about the promotion.
       if (entry === undefined || startMs < track.since || !entryMatches(entry, span, key)) continue;
+      if (healthy === false && startMs < this.#health.cleanSince(entry.provider, entry.model)) continue;
       const detail = outcome.kind === 'failure' ? outcome.cause : outcome.kind;
       for (const change of track.onCall(track.position, healthy, now, detail)) state.buffered.push({ track, change });
     }

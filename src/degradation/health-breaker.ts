@@ -10,7 +10,8 @@
 // slidingWindowMs drop out). What counts as a failure is decided by the caller (classify.ts: 5xx,
 // timeouts, connection errors; a 429 is never recorded here). Calls reported while OPEN are
 // ignored: they were in flight when the breaker opened. So are calls that started before probing
-// began (or before forget()): a recovery starts from a clean slate, not on the storm's stragglers.
+// began, before the probes closed it, or before forget(): a recovery starts from a clean slate, not
+// on the storm's stragglers.
 //
 // A shared breaker (tenantId '', fed by every tenant) opens only when at least `sharedMinTenants`
 // tenants are over its thresholds on their own calls in the window (each with at least its share of
@@ -246,6 +247,8 @@ export class HealthBreaker {
             const rates = this.#ratesOf(half, half.tallies.over, settings, true);
             this.#window.clear();
             this.#reopens = 0;
+            // Calls still in flight began before the probes proved the recovery (gobreaker's generations).
+            this.#countsFrom = Math.max(this.#countsFrom, at);
             out.push(this.#transition('CLOSED', 'probes_passed', at, 0, `${half.calls} probe call(s) passed`, rates));
           }
         }
@@ -294,9 +297,12 @@ export class HealthBreaker {
     };
   }
 
-  /** CLOSED with no failed or slow call left in its window: holds nothing worth keeping. */
+  /**
+   * CLOSED with no failed or slow call left in its window, and no recent clean slate to remember (a
+   * breaker made afresh would count the stragglers its recovery ignores): holds nothing worth keeping.
+   */
   isQuiet(settings: ProviderHealthSettings): boolean {
-    if (this.#state !== 'CLOSED') return false;
+    if (this.#state !== 'CLOSED' || this.now() - this.#countsFrom < settings.slidingWindowMs) return false;
     this.#window.expire(this.now() - settings.slidingWindowMs);
     return this.#window.failures === 0 && this.#window.slowCalls === 0;
   }

@@ -159,6 +159,15 @@ export class ProviderHealth {
     return { open, leftOpenAt };
   }
 
+  /**
+   * Since when the shared breakers covering `provider`/`model` count calls (-Infinity: always): a
+   * probe of a tenant's that started before the fleet proved the recovery is the incident's, not the rung's.
+   */
+  cleanSince(provider: string, model: string): number {
+    const byProvider = this.#shared.get(provider, '')?.countsFrom ?? -Infinity;
+    return model === '' ? byProvider : Math.max(byProvider, this.#shared.get(provider, model)?.countsFrom ?? -Infinity);
+  }
+
   /** The OPEN breakers that block `provider`/`model` for the tenant (shared or its own). */
   blocking(tenantId: string, provider: string, model: string): HealthBreakerView[] {
     return this.coverage(tenantId, provider, model).open;

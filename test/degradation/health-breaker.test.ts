@@ -99,6 +99,43 @@ describe('HealthBreaker (Resilience4j semantics)', () => {
     expect(breaker.rates(settings).failures).toBe(0);
   });
 
+  it('a probe-era call still in flight when the probes close the breaker does not re-open it', () => {
+    const clock = new Clock();
+    const breaker = new HealthBreaker(own, clock.now, settings);
+    for (let i = 0; i < 5; i++) breaker.record(bad, settings);
+    clock.advance(30_000);
+    breaker.tick(settings);
+    // sent while probing, before the provider healed; answered only after the probes passed
+    const inFlight = { ...bad, startedAt: clock.ms + 10 };
+    clock.advance(100);
+    for (let i = 0; i < 3; i++) breaker.record({ ...ok, startedAt: clock.ms }, settings);
+    expect(breaker.state()).toBe('CLOSED');
+    clock.advance(200);
+    for (let i = 0; i < 5; i++) expect(breaker.record(inFlight, settings)).toEqual([]);
+    expect(breaker.state()).toBe('CLOSED');
+    // calls sent after the close are judged as usual
+    for (let i = 0; i < 5; i++) breaker.record({ ...bad, startedAt: clock.ms }, settings);
+    expect(breaker.state()).toBe('OPEN');
+  });
+
+  it('a tenant breaker that recovered is kept for the window, so stragglers find its clean slate', () => {
+    const clock = new Clock();
+    const health = new ProviderHealth(clock.now, () => settings);
+    for (let i = 0; i < 5; i++) health.record('t1', 'openai', '', true, false);
+    clock.advance(30_000);
+    health.tick();
+    const inFlight = clock.ms + 10;
+    clock.advance(100);
+    for (let i = 0; i < 3; i++) health.record('t1', 'openai', '', false, false, [], clock.ms, clock.ms);
+    health.tick();
+    expect(health.views('t1').filter((v) => v.key.tenantId === 't1').map((v) => v.state)).toEqual(['CLOSED']);
+    for (let i = 0; i < 5; i++) health.record('t1', 'openai', '', true, false, [], clock.ms, inFlight);
+    expect(health.blocking('t1', 'openai', '')).toEqual([]);
+    clock.advance(settings.slidingWindowMs);
+    health.tick();
+    expect(health.views('t1').filter((v) => v.key.tenantId === 't1')).toEqual([]);
+  });
+
   it('forget() drops the failures before a recovery, so fresh calls are judged alone', () => {
     const clock = new Clock();
     const breaker = new HealthBreaker(own, clock.now, settings);
