@@ -302,8 +302,9 @@ export class HealthBreaker {
    * breaker made afresh would count the stragglers its recovery ignores): holds nothing worth keeping.
    */
   isQuiet(settings: ProviderHealthSettings): boolean {
-    if (this.#state !== 'CLOSED' || this.now() - this.#countsFrom < settings.slidingWindowMs) return false;
-    this.#window.expire(this.now() - settings.slidingWindowMs);
+    const at = this.now();
+    if (this.#state !== 'CLOSED' || at - this.#countsFrom < settings.slidingWindowMs) return false;
+    this.#window.expire(at - settings.slidingWindowMs);
     return this.#window.failures === 0 && this.#window.slowCalls === 0;
   }
 
