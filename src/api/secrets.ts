@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { MIN_SECRET_LENGTH } from '../policy/policy-schema.js';
 import type { AuthSection, SecretRef } from '../policy/policy-types.js';
 import type { AuthConfig } from './auth.js';
+
+/** Shortest secret accepted, from the policy file, the environment or a secret file alike. */
+export const MIN_SECRET_LENGTH = 16;
 
 export class SecretError extends Error {
   override name = 'SecretError';

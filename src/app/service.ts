@@ -36,6 +36,7 @@ import type { Logger } from './log.js';
 import { SelfMetrics } from './self-metrics.js';
 import { resolveWebhookEndpoints } from '../notify/webhook-config.js';
 import { startNotifier } from '../notify/notifier.js';
+import { WebhookOutbox } from '../notify/webhook-outbox.js';
 import { openStore, type Store, type StoreOptions } from '../storage/clickhouse.js';
 import { keepStorageThreadsLow } from '../storage/storage-thread-priority.js';
 import { applyRetention, migrate, migrationsApplied } from '../storage/migrations.js';
@@ -171,7 +172,7 @@ export async function startService(config: ServiceConfig, log: Logger): Promise<
 
   // Two engines publish (breakers, degradation): the bus keeps each one's latest and publishes the more severe.
   const bus = new SourcedDecisionBus({ initialSequence: sequenceSeed() });
-  const notifier = startNotifier({ bus, policy, metrics, refusals: refusalLog, log });
+  const notifier = startNotifier({ bus, policy, metrics, refusals: refusalLog, log, outboxDir: WebhookOutbox.dirIn(config.dataDir) });
   const anomaly = new AnomalyDetector();
   await loadBaselines(store.client, anomaly);
   const windows = new WindowStore({

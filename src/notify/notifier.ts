@@ -1,6 +1,7 @@
 // Wires webhooks into the service: the policy's `notifications:` section (re-read at every policy
 // change) configures the dispatcher, and the decision bus's breaker events feed it, the same feed
-// the breakerEvents subscription serves.
+// the breakerEvents subscription serves. With a data directory, the queues are kept in its
+// webhook outbox and what the previous process still owed is sent first.
 
 import type { Logger } from '../app/log.js';
 import type { RefusalLog } from '../app/refusal-log.js';
@@ -10,6 +11,7 @@ import type { PolicyStore } from '../policy/policy-store.js';
 import { resolveWebhookEndpoints } from './webhook-config.js';
 import { WebhookDispatcher } from './webhook-dispatcher.js';
 import { WebhookMetrics } from './webhook-metrics.js';
+import { WebhookOutbox } from './webhook-outbox.js';
 
 export interface NotifierOptions {
   bus: Pick<DecisionBus, 'tapBreakerEvents'>;
@@ -18,16 +20,25 @@ export interface NotifierOptions {
   refusals: RefusalLog;
   log: Logger;
   env?: NodeJS.ProcessEnv;
+  /** where the queues are kept across restarts (WebhookOutbox.dirIn); unset: in memory only */
+  outboxDir?: string;
 }
 
 /** Starts notifying; throws SecretError when a webhook's secret cannot be read at start. */
 export function startNotifier(o: NotifierOptions): { dispatcher: WebhookDispatcher; stop(): void } {
   const env = o.env ?? process.env;
-  const dispatcher = new WebhookDispatcher({ metrics: new WebhookMetrics(o.metrics.registry), log: o.log, refusals: o.refusals });
   let applied = o.policy.current().notifications;
   const endpoints = resolveWebhookEndpoints(applied, env);
+  const opened = o.outboxDir === undefined ? undefined : WebhookOutbox.open(o.outboxDir, o.log);
+  const dispatcher = new WebhookDispatcher({ metrics: new WebhookMetrics(o.metrics.registry), log: o.log, refusals: o.refusals, outbox: opened?.outbox });
   dispatcher.configure(endpoints, applied.delivery);
   if (endpoints.length > 0) o.log.info({ endpoints: endpoints.map((e) => e.name) }, 'webhook notifications on');
+  if (opened !== undefined && (opened.owed.length > 0 || opened.unreadable > 0)) {
+    const { resumed, settled } = dispatcher.resume(opened.owed);
+    const summary = { resumed, noLongerRouted: settled, unreadableRecords: opened.unreadable };
+    // a record that is not the outbox's own means the directory was edited or damaged
+    (opened.unreadable > 0 ? o.log.warn : o.log.info).call(o.log, summary, 'webhook notifications owed by the previous process queued again');
+  }
   const stopListening = o.policy.onChange((document) => {
     if (JSON.stringify(document.notifications) === JSON.stringify(applied)) return;
     try {
@@ -45,6 +56,7 @@ export function startNotifier(o: NotifierOptions): { dispatcher: WebhookDispatch
       untap();
       stopListening();
       dispatcher.stop();
+      opened?.outbox.close();
     },
   };
 }

@@ -6,11 +6,17 @@ import type { WebhookEndpointConfig, DeliverySettings } from './webhook-config.j
 import { slackPayload, type Notification } from './notification-event.js';
 import { SIGNATURE_HEADER, signatureHeader } from './webhook-signer.js';
 
+/** A notification waiting on an endpoint, with its place in the outbox (undefined: kept in memory only). */
+export interface QueuedNotification {
+  notification: Notification;
+  outboxId: number | undefined;
+}
+
 export interface EndpointHooks {
-  delivered(endpoint: WebhookEndpointConfig, n: Notification, attempts: number): void;
-  failed(endpoint: WebhookEndpointConfig, n: Notification, attempts: number, why: string): void;
-  dropped(endpoint: WebhookEndpointConfig, n: Notification): void;
-  retried(endpoint: WebhookEndpointConfig, n: Notification, why: string, delayMs: number): void;
+  delivered(endpoint: WebhookEndpointConfig, q: QueuedNotification, attempts: number): void;
+  failed(endpoint: WebhookEndpointConfig, q: QueuedNotification, attempts: number, why: string): void;
+  dropped(endpoint: WebhookEndpointConfig, q: QueuedNotification): void;
+  retried(endpoint: WebhookEndpointConfig, q: QueuedNotification, why: string, delayMs: number): void;
 }
 
 type Outcome = { ok: true } | { ok: false; retry: boolean; why: string; retryAfterMs?: number };
@@ -19,10 +25,10 @@ export class WebhookEndpoint {
   #config: WebhookEndpointConfig;
   #settings: DeliverySettings;
   readonly #hooks: EndpointHooks;
-  readonly #waiting: Notification[] = [];
+  readonly #waiting: QueuedNotification[] = [];
   readonly #stop = new AbortController();
   #running = false;
-  #inFlight = false;
+  #inFlight: QueuedNotification | undefined;
 
   constructor(config: WebhookEndpointConfig, settings: DeliverySettings, hooks: EndpointHooks) {
     this.#config = config;
@@ -41,9 +47,9 @@ export class WebhookEndpoint {
     this.#trim();
   }
 
-  enqueue(n: Notification): void {
+  enqueue(q: QueuedNotification): void {
     if (this.#stop.signal.aborted) return;
-    this.#waiting.push(n);
+    this.#waiting.push(q);
     this.#trim();
     if (!this.#running) void this.#run();
   }
@@ -53,9 +59,9 @@ export class WebhookEndpoint {
     return this.#waiting.length + (this.#inFlight ? 1 : 0);
   }
 
-  /** Stops sending (an attempt under way is aborted); returns how many were left undelivered. */
-  stop(): number {
-    const left = this.pending;
+  /** Stops sending (an attempt under way is aborted); returns what was left undelivered, oldest first. */
+  stop(): QueuedNotification[] {
+    const left = this.#inFlight === undefined ? [...this.#waiting] : [this.#inFlight, ...this.#waiting];
     this.#stop.abort();
     this.#waiting.length = 0;
     return left;
@@ -68,25 +74,26 @@ export class WebhookEndpoint {
   async #run(): Promise<void> {
     this.#running = true;
     try {
-      for (let n = this.#waiting.shift(); n !== undefined && !this.#stop.signal.aborted; n = this.#waiting.shift()) {
-        this.#inFlight = true;
-        await this.#deliver(n);
-        this.#inFlight = false;
+      for (let q = this.#waiting.shift(); q !== undefined && !this.#stop.signal.aborted; q = this.#waiting.shift()) {
+        this.#inFlight = q;
+        await this.#deliver(q);
+        this.#inFlight = undefined;
       }
     } finally {
-      this.#inFlight = false;
+      this.#inFlight = undefined;
       this.#running = false;
     }
   }
 
-  async #deliver(n: Notification): Promise<void> {
+  async #deliver(q: QueuedNotification): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.#attempt(n);
+      const outcome = await this.#attempt(q.notification);
+      // stopped mid-attempt: still owed, so the next start sends it again
       if (this.#stop.signal.aborted) return;
-      if (outcome.ok) return this.#hooks.delivered(this.#config, n, attempt);
-      if (!outcome.retry || attempt >= this.#settings.maxAttempts) return this.#hooks.failed(this.#config, n, attempt, outcome.why);
+      if (outcome.ok) return this.#hooks.delivered(this.#config, q, attempt);
+      if (!outcome.retry || attempt >= this.#settings.maxAttempts) return this.#hooks.failed(this.#config, q, attempt, outcome.why);
       const delayMs = this.#delay(attempt, outcome.retryAfterMs);
-      this.#hooks.retried(this.#config, n, outcome.why, delayMs);
+      this.#hooks.retried(this.#config, q, outcome.why, delayMs);
       await sleep(delayMs, this.#stop.signal);
     }
   }

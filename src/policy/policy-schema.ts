@@ -6,6 +6,7 @@
 // patch a file or a mutation lays over a base tier (tierPatchSchema), where everything is optional
 // and a threshold set to null is removed.
 
+import { MIN_SECRET_LENGTH } from '../api/secrets.js';
 import { degradationSectionSchema } from '../degradation/degradation-schema.js';
 import { notificationsSectionSchema } from '../notify/webhook-config.js';
 import { z } from 'zod';
@@ -143,9 +144,6 @@ export const runKeySchema = z
  * A secret in the policy file: a literal (discouraged outside tests), or where to read it from,
  * so the file itself can be committed: `{ env: NAME }` or `{ file: /run/secrets/name }`.
  */
-/** Shortest secret accepted, from the file, the environment or a secret file alike. */
-export const MIN_SECRET_LENGTH = 16;
-
 export const secretSchema = z.union([
   z.string().min(MIN_SECRET_LENGTH, `a token must be at least ${MIN_SECRET_LENGTH} characters`).max(4096),
   z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name') }),
